@@ -1,0 +1,15 @@
+"""phantom-parallel: phantom parallelism (PP) vs tensor parallelism (TP) for FFN training.
+
+Subpackages and modules, one job each:
+
+- :mod:`phantom_parallel.comm`: the one place every collective goes through (counted, timed).
+- :mod:`phantom_parallel.mappings`: autograd Functions, one per communication pattern.
+- :mod:`phantom_parallel.layers`: column/row tensor-parallel linears and the phantom linear.
+- :mod:`phantom_parallel.models`: the plain FFN, parallel styles as data, ``build_model``.
+- :mod:`phantom_parallel.costs`: closed-form FLOPs / bytes / memory and the alpha-beta model.
+- :mod:`phantom_parallel.data`: seeded teacher-student data in memory-mappable shards.
+- :mod:`phantom_parallel.train`: the ``phantom-train`` CLI.
+- :mod:`phantom_parallel.energy`: power sampling and energy extraction (``phantom-energy``).
+"""
+
+__version__ = "0.1.0"
