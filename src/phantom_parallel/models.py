@@ -1,0 +1,355 @@
+"""The plain FFN, parallel styles as data, and one ``build_model`` for every strategy.
+
+The model code (:class:`FFN`) does not know how it is split. A *plan* maps each linear's name
+(``input``, ``hidden.0`` .. ``hidden.{L-1}``, ``output``) to a style (:class:`Replicate`,
+:class:`Colwise`, :class:`Rowwise`, :class:`Phantom`); :func:`parallelize` swaps each
+``nn.Linear`` of a meta-device FFN for the materialised parallel layer, initialised from a seed.
+
+Initialisation (fan-in aware, the rule of ``nn.Linear``): every weight and bias of an output
+neuron is drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) where fan_in is the number of inputs
+that neuron sees. Dense layers: fan_in = in_features, drawn from a generator seeded by
+(seed, layer name) for the *whole* layer, then sliced, so serial, TP (any p) and DTensor start
+from the same weights. Phantom layers: W_rr, D_r and b_r have fan_in = m + (p-1)k, C_r has
+fan_in = m; drawn per (seed, layer name, p, rank). With p = 1 a phantom layer is dense and uses
+the dense rule, so PP with p = 1 equals serial for the same seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from phantom_parallel.comm import Comm
+from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
+
+STRATEGIES = ("serial", "tp", "pp", "dtensor")
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+@dataclass(frozen=True)
+class FFNConfig:
+    """Shape of the FFN: d_in -> n (input) -> L hidden n -> n layers -> d_out (output)."""
+
+    d_in: int
+    width: int
+    layers: int
+    d_out: int
+    activation: str = "gelu"
+
+    def __post_init__(self) -> None:
+        for key in ("d_in", "width", "d_out"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)} must be >= 1")
+        if self.layers < 0:
+            raise ValueError(f"layers={self.layers} must be >= 0")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r}: choose one of {sorted(ACTIVATIONS)}")
+
+
+class FFN(nn.Module):
+    """Plain FFN; forward maps x (B x d_in) to y (B x d_out)."""
+
+    def __init__(self, cfg: FFNConfig, *, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        f = {"device": device, "dtype": dtype}
+        self.cfg = cfg
+        self.input = nn.Linear(cfg.d_in, cfg.width, **f)
+        self.hidden = nn.ModuleList(nn.Linear(cfg.width, cfg.width, **f) for _ in range(cfg.layers))
+        self.output = nn.Linear(cfg.width, cfg.d_out, **f)
+        self.act = ACTIVATIONS[cfg.activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.input(x))
+        for layer in self.hidden:
+            h = self.act(layer(h))
+        return self.output(h)
+
+
+# ----------------------------------------------------------------------------- styles (data)
+@dataclass(frozen=True)
+class Replicate:
+    """Every rank holds the whole layer (serial)."""
+
+
+@dataclass(frozen=True)
+class Colwise:
+    """Shard output rows: replicated input, sharded output."""
+
+
+@dataclass(frozen=True)
+class Rowwise:
+    """Shard input columns: sharded (or, if not ``input_is_parallel``, replicated) input,
+    replicated output after one all-reduce."""
+
+    input_is_parallel: bool = True
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """Phantom layer with ``ghosts`` ghost neurons per rank (sharded input and output)."""
+
+    ghosts: int
+
+
+Style = Replicate | Colwise | Rowwise | Phantom
+Plan = dict[str, Style]
+
+
+def layer_names(cfg: FFNConfig) -> list[str]:
+    return ["input", *(f"hidden.{i}" for i in range(cfg.layers)), "output"]
+
+
+def tensor_parallel_plan(cfg: FFNConfig) -> Plan:
+    """Megatron-style plan: input column-parallel, hidden layers alternate row (odd j) and
+    column (even j), output row-parallel (cutting a replicated input to its slice when L is
+    odd)."""
+    plan: Plan = {"input": Colwise()}
+    for i in range(cfg.layers):
+        plan[f"hidden.{i}"] = Rowwise() if i % 2 == 0 else Colwise()
+    plan["output"] = Rowwise(input_is_parallel=cfg.layers % 2 == 0)
+    return plan
+
+
+def phantom_plan(cfg: FFNConfig, ghosts: int) -> Plan:
+    """PP plan: activations stay sharded; every hidden layer is a phantom layer."""
+    plan: Plan = {"input": Colwise()}
+    plan.update({f"hidden.{i}": Phantom(ghosts) for i in range(cfg.layers)})
+    plan["output"] = Rowwise()
+    return plan
+
+
+def serial_plan(cfg: FFNConfig) -> Plan:
+    return dict.fromkeys(layer_names(cfg), Replicate())
+
+
+# ----------------------------------------------------------------------------- initialisation
+def _generator(*key: object) -> torch.Generator:
+    digest = hashlib.sha256(repr(key).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    gen_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    return (torch.rand(shape, generator=gen, dtype=gen_dtype) * 2 - 1).mul_(bound).to(dtype)
+
+
+def dense_init(seed: int, name: str, out_features: int, in_features: int,
+               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The full (out x in) weight and (out) bias of dense layer ``name``, on CPU."""
+    gen = _generator("dense", seed, name)
+    bound = 1.0 / math.sqrt(in_features)
+    w = _uniform((out_features, in_features), bound, gen, dtype)
+    b = _uniform((out_features,), bound, gen, dtype)
+    return w, b
+
+
+def phantom_init(seed: int, name: str, width: int, ghosts: int, p: int, rank: int,
+                 dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Rank ``rank``'s parameters of phantom layer ``name`` (see the module docstring)."""
+    if p == 1:
+        w, b = dense_init(seed, name, width, width, dtype)
+        return {"weight": w, "bias": b}
+    m = width // p
+    gen = _generator("phantom", seed, name, p, rank)
+    bound = 1.0 / math.sqrt(m + (p - 1) * ghosts)
+    return {
+        "weight": _uniform((m, m), bound, gen, dtype),
+        "decompress": _uniform((m, (p - 1) * ghosts), bound, gen, dtype),
+        "bias": _uniform((m,), bound, gen, dtype),
+        "compress": _uniform((ghosts, m), 1.0 / math.sqrt(m), gen, dtype),
+    }
+
+
+# ----------------------------------------------------------------------------- materialise
+def _materialize(name: str, linear: nn.Linear, style: Style, comm: Comm | None, seed: int,
+                 device: torch.device, dtype: torch.dtype) -> nn.Module:
+    out_f, in_f = linear.out_features, linear.in_features
+    f = {"device": device, "dtype": dtype}
+    if isinstance(style, Phantom):
+        assert comm is not None and out_f == in_f
+        layer: nn.Module = PhantomLinear(out_f, style.ghosts, comm, **f)
+        tensors = phantom_init(seed, name, out_f, style.ghosts, comm.world_size, comm.rank, dtype)
+    else:
+        w, b = dense_init(seed, name, out_f, in_f, dtype)
+        if isinstance(style, Replicate):
+            layer = nn.Linear(in_f, out_f, **f)
+            tensors = {"weight": w, "bias": b}
+        elif isinstance(style, Colwise):
+            assert comm is not None
+            layer = ColumnParallelLinear(in_f, out_f, comm, **f)
+            tensors = {"weight": w.chunk(comm.world_size, 0)[comm.rank],
+                       "bias": b.chunk(comm.world_size, 0)[comm.rank]}
+        else:
+            assert comm is not None
+            layer = RowParallelLinear(in_f, out_f, comm, input_is_parallel=style.input_is_parallel, **f)
+            tensors = {"weight": w.chunk(comm.world_size, 1)[comm.rank], "bias": b}
+    with torch.no_grad():
+        for key, value in tensors.items():
+            getattr(layer, key).copy_(value)
+    return layer
+
+
+def parallelize(model: FFN, plan: Plan, comm: Comm | None, *, seed: int,
+                device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> FFN:
+    """Replace each linear of ``model`` (typically on the meta device) by its styled,
+    initialised layer. Returns ``model``."""
+    device = torch.device(device)
+    for name in layer_names(model.cfg):
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        linear = parent.get_submodule(child)
+        layer = _materialize(name, linear, plan[name], comm, seed, device, dtype)
+        parent.register_module(child, layer)
+    return model
+
+
+def _check(strategy: str, cfg: FFNConfig, world_size: int, ghosts: int | None) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if strategy == "serial" and world_size != 1:
+        raise ValueError(f"strategy 'serial' runs on 1 process, got world size p={world_size}")
+    if cfg.width % world_size:
+        raise ValueError(f"width n={cfg.width} is not divisible by the number of ranks p={world_size}")
+    if strategy == "pp":
+        m = cfg.width // world_size
+        if ghosts is None or not 1 <= ghosts <= m:
+            raise ValueError(f"ghosts k={ghosts} must satisfy 1 <= k <= m = n/p = {m} for strategy 'pp'")
+
+
+def build_model(strategy: str, cfg: FFNConfig, comm: Comm | None = None, *, ghosts: int | None = None,
+                seed: int = 0, device: torch.device | str = "cpu",
+                dtype: torch.dtype = torch.float32) -> nn.Module:
+    """One way to build the model of any strategy on this rank.
+
+    Args:
+        strategy: "serial" (one process, dense), "tp" (our Megatron-style operators), "pp"
+            (phantom layers with ``ghosts`` per rank), "dtensor" (dense FFN parallelised by
+            ``torch.distributed.tensor.parallel.parallelize_module``).
+        cfg: the FFN shape. comm: the group (``None`` only for "serial").
+    """
+    world_size = 1 if comm is None else comm.world_size
+    _check(strategy, cfg, world_size, ghosts)
+    with torch.device("meta"):
+        model = FFN(cfg)
+    if strategy in ("serial", "dtensor"):
+        model = parallelize(model, serial_plan(cfg), comm, seed=seed, device=device, dtype=dtype)
+        return _dtensor_parallelize(model, comm) if strategy == "dtensor" else model
+    if comm is None:
+        raise ValueError(f"strategy {strategy!r} needs a process group (comm)")
+    plan = tensor_parallel_plan(cfg) if strategy == "tp" else phantom_plan(cfg, ghosts or 0)
+    return parallelize(model, plan, comm, seed=seed, device=device, dtype=dtype)
+
+
+def _dtensor_parallelize(model: FFN, comm: Comm | None) -> FFN:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate as DReplicate
+    from torch.distributed.tensor.parallel import (
+        ColwiseParallel,
+        RowwiseParallel,
+        parallelize_module,
+    )
+
+    if comm is None:
+        raise ValueError("strategy 'dtensor' needs a process group (comm)")
+    device_type = next(model.parameters()).device.type
+    mesh = init_device_mesh(device_type, (comm.world_size,))
+    dplan: dict[str, object] = {}
+    for name, style in tensor_parallel_plan(model.cfg).items():
+        if isinstance(style, Colwise):
+            dplan[name] = ColwiseParallel()
+        elif style.input_is_parallel:  # type: ignore[union-attr]
+            dplan[name] = RowwiseParallel()
+        else:
+            dplan[name] = RowwiseParallel(input_layouts=DReplicate())
+    return parallelize_module(model, mesh, dplan)  # type: ignore[arg-type,return-value]
+
+
+# ----------------------------------------------------------------------------- references
+class PhantomReference(nn.Module):
+    """Single-process reference of a p-rank PP model: the same parameters (all ranks' blocks),
+    the same maths, no communication. forward: x (B x d_in) -> y (B x d_out)."""
+
+    def __init__(self, cfg: FFNConfig, p: int, ghosts: int, *, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        self.cfg, self.p, self.ghosts = cfg, p, ghosts
+        with torch.device("meta"):
+            dense = FFN(cfg)
+        dense = parallelize(dense, serial_plan(cfg), None, seed=0, dtype=dtype)
+        self.input, self.output, self.act = dense.input, dense.output, dense.act
+        m = cfg.width // p
+        self.blocks = nn.ModuleList()
+        for _ in range(cfg.layers):
+            ranks = nn.ModuleList()
+            for _ in range(p):
+                mod = nn.Module()
+                mod.weight = nn.Parameter(torch.zeros(m, m, dtype=dtype))
+                mod.bias = nn.Parameter(torch.zeros(m, dtype=dtype))
+                if p > 1:
+                    mod.compress = nn.Parameter(torch.zeros(ghosts, m, dtype=dtype))
+                    mod.decompress = nn.Parameter(torch.zeros(m, (p - 1) * ghosts, dtype=dtype))
+                ranks.append(mod)
+            self.blocks.append(ranks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.input(x))
+        p = self.p
+        for ranks in self.blocks:
+            hs = h.chunk(p, dim=-1)
+            if p == 1:
+                h = self.act(hs[0] @ ranks[0].weight.t() + ranks[0].bias)
+                continue
+            g = [hs[r] @ ranks[r].compress.t() for r in range(p)]
+            z = []
+            for r in range(p):
+                others = torch.cat([g[s] for s in range(p) if s != r], dim=-1)
+                z.append(hs[r] @ ranks[r].weight.t() + others @ ranks[r].decompress.t() + ranks[r].bias)
+            h = self.act(torch.cat(z, dim=-1))
+        return self.output(h)
+
+
+def _all_gather_cat(t: torch.Tensor, dim: int, comm: Comm) -> torch.Tensor:
+    parts = [torch.empty_like(t) for _ in range(comm.world_size)]
+    dist.all_gather(parts, t.contiguous(), group=comm.group)  # not training traffic: uncounted
+    return torch.cat(parts, dim=dim)
+
+
+def gather_reference(model: nn.Module, strategy: str, comm: Comm | None, *, ghosts: int | None = None,
+                     dtype: torch.dtype = torch.float64) -> nn.Module:
+    """Gather a (possibly sharded) model's weights into its single-process reference, on every
+    rank: a dense :class:`FFN` for serial/tp/dtensor, a :class:`PhantomReference` for pp."""
+    cfg: FFNConfig = model.cfg  # type: ignore[assignment]
+    if strategy == "pp":
+        assert comm is not None and ghosts is not None
+        ref: nn.Module = PhantomReference(cfg, comm.world_size, ghosts, dtype=dtype)
+    else:
+        with torch.device("meta"):
+            ref = FFN(cfg)
+        ref = parallelize(ref, serial_plan(cfg), None, seed=0, dtype=dtype)
+    with torch.no_grad():
+        for name in layer_names(cfg):
+            src = model.get_submodule(name)
+            if isinstance(src, PhantomLinear):
+                i = int(name.split(".")[1])
+                for key, t in src.named_parameters(recurse=False):
+                    parts = [torch.empty_like(t) for _ in range(comm.world_size)]  # type: ignore[union-attr]
+                    dist.all_gather(parts, t.detach().contiguous(), group=comm.group)  # type: ignore[union-attr]
+                    for r, part in enumerate(parts):
+                        getattr(ref.blocks[i][r], key).copy_(part)  # type: ignore[index]
+                continue
+            dst = ref.get_submodule(name)
+            w, b = src.weight.detach(), src.bias.detach()
+            if isinstance(src, ColumnParallelLinear):
+                w, b = _all_gather_cat(w, 0, comm), _all_gather_cat(b, 0, comm)  # type: ignore[arg-type]
+            elif isinstance(src, RowParallelLinear):
+                w = _all_gather_cat(w, 1, comm)  # type: ignore[arg-type]
+            elif hasattr(w, "full_tensor"):  # DTensor
+                w, b = w.full_tensor(), b.full_tensor()
+            dst.weight.copy_(w)
+            dst.bias.copy_(b)
+    return ref
