@@ -1,0 +1,69 @@
+"""Helpers shared by the parsers: reading a log, splitting it into stamped polls, noise."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..records import ParseResult
+from ..timestamps import parse_stamp_line
+
+#: Tool messages that are reported as ``error`` issues, not as garbage.
+ERROR_LINE = re.compile(
+    r"^(ERROR|WARNING|Error|Warning)\b|^Traceback \(most recent call last\)|^\s+File \"|"
+    r"^\s{4}\S|^[A-Za-z_.]*(Error|Exception)\b.*:|^\s*\^+\s*$"
+)
+
+
+@dataclass
+class Poll:
+    """Lines of one poll: ``t_ns`` from its stamp line (``None`` before the first stamp)."""
+
+    t_ns: int | None
+    line: int  # 1-based line number of the stamp (0 if none)
+    lines: list[tuple[int, str]] = field(default_factory=list)
+
+
+def read_lines(path: str | Path, result: ParseResult) -> list[tuple[int, str]]:
+    """Read a log as (1-based line number, text) pairs without line ends (LF or CRLF).
+
+    Bytes that are not UTF-8 are replaced. A last line without a line end is a truncated
+    write: it is reported as a ``truncated`` issue and dropped.
+    """
+    data = Path(path).read_bytes().decode("utf-8", errors="replace")
+    raw = data.split("\n")
+    out = [(i + 1, s.rstrip("\r")) for i, s in enumerate(raw)]
+    last = out.pop()  # text after the final "\n" ("" for a complete file)
+    if last[1].strip():
+        result.issue(last[0], "truncated", last[1])
+    return out
+
+
+def split_polls(lines: list[tuple[int, str]]) -> list[Poll]:
+    """Split lines at poll-stamp lines (sampler ``#@ t_ns=``, ``date +%s.%N``, ISO 8601)."""
+    polls = [Poll(None, 0)]
+    for no, text in lines:
+        try:
+            t = parse_stamp_line(text)
+        except ValueError:
+            t = None
+        if t is not None:
+            polls.append(Poll(t, no))
+        else:
+            polls[-1].lines.append((no, text))
+    if not polls[0].lines:
+        polls.pop(0)
+    return polls
+
+
+def is_error(text: str) -> bool:
+    """True for tool error/warning messages and Python traceback lines."""
+    return bool(ERROR_LINE.match(text))
+
+
+def note_other(result: ParseResult, no: int, text: str) -> None:
+    """Record a line that is not data: blank lines are ignored, errors and garbage reported."""
+    if not text.strip():
+        return
+    result.issue(no, "error" if is_error(text) else "garbage", text)
