@@ -8,7 +8,7 @@ tensor handed to the collective by this rank:
 - all-gather: this rank's local chunk;
 - reduce-scatter: the whole input (p chunks).
 
-The trainer reads and resets the ledger once per optimizer step, so a run reports compute time
+With one rank every collective is the identity and nothing is recorded. The trainer reads and resets the ledger once per optimizer step, so a run reports compute time
 versus communication time and bytes per step; :mod:`phantom_parallel.costs` predicts the same
 numbers in closed form.
 """
@@ -90,11 +90,15 @@ class Comm:
 
     def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
         """Sum ``t`` (any shape) over ranks, in place; returns ``t``."""
+        if self.world_size == 1:
+            return t
         self._timed("all_reduce", _nbytes(t), t, lambda: dist.all_reduce(t, group=self.group))
         return t
 
     def all_gather(self, t: torch.Tensor) -> torch.Tensor:
         """Gather the local ``B x k`` chunks of all ranks into ``p x B x k`` (rank-major)."""
+        if self.world_size == 1:
+            return t.unsqueeze(0)
         t = t.contiguous()
         out = t.new_empty((self.world_size, *t.shape))
         self._timed(
@@ -107,6 +111,8 @@ class Comm:
 
     def reduce_scatter(self, t: torch.Tensor) -> torch.Tensor:
         """Sum ``p x B x k`` over ranks and keep this rank's ``B x k`` slice."""
+        if self.world_size == 1:
+            return t[0]
         t = t.contiguous()
         out = t.new_empty(t.shape[1:])
         self._timed(

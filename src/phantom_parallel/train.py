@@ -1,0 +1,377 @@
+"""``phantom-train``: one FFN training run (serial, tp, pp or dtensor) into one run folder.
+
+Launch with ``torchrun --standalone --nproc-per-node P -m phantom_parallel.train ...`` locally
+or ``srun -n P python -m phantom_parallel.train ...`` under SLURM (ranks and the rendezvous
+address are read from either environment). Rerunning the same command resumes from the run
+folder's last checkpoint and ends with exactly the weights and losses of an uninterrupted run;
+a finished run (``summary.json`` present) is not redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from phantom_parallel import __version__
+from phantom_parallel.checkpoint import Checkpointer, Position
+from phantom_parallel.comm import Comm
+from phantom_parallel.data import ShardedDataset, iterate_batches
+from phantom_parallel.distributed import (
+    LaunchEnv,
+    init_distributed,
+    read_launch_env,
+    resolve_backend,
+)
+from phantom_parallel.models import ACTIVATIONS, STRATEGIES, FFNConfig, build_model
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+POWER_SOURCES = ("auto", "none", "rocm-smi", "amd-smi", "nvml", "nvidia-smi", "rapl")
+# Settings that must not change when a run resumes (names as in the CLI).
+RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer", "lr", "seed",
+               "dtype", "activation", "data", "momentum")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="phantom-train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (phantom-data generate)")
+    p.add_argument("--run-dir", type=Path, required=True, help="run folder (created; resumed if present)")
+    p.add_argument("--strategy", choices=STRATEGIES, required=True)
+    p.add_argument("--width", type=int, required=True, help="hidden width n (divisible by ranks p)")
+    p.add_argument("--layers", type=int, default=2, help="number L of hidden n x n layers")
+    p.add_argument("--ghosts", type=int, default=None, help="ghost neurons k per rank (pp; 1 <= k <= n/p)")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (ROCm GPUs are cuda in torch)")
+    p.add_argument("--backend", default="auto", help="auto, gloo or nccl (RCCL on ROCm)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per rank")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also checkpoint every N steps (0: only at the end of each epoch)")
+    p.add_argument("--power-source", choices=POWER_SOURCES, default="auto")
+    p.add_argument("--power-interval-ms", type=float, default=100.0)
+    p.add_argument("--timeout-s", type=float, default=300.0,
+                   help="collective timeout: a rank waiting longer on a dead peer fails")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on rank 0")
+    return p.parse_args(argv)
+
+
+def validate(args: argparse.Namespace, world_size: int) -> None:
+    """Reject bad input before any work starts, naming the flag and value."""
+    def bad(msg: str) -> None:
+        raise SystemExit(f"phantom-train: error: {msg}")
+
+    for key in ("width", "batch_size", "epochs"):
+        if getattr(args, key) < 1:
+            bad(f"--{key.replace('_', '-')}={getattr(args, key)} must be >= 1")
+    if args.layers < 0:
+        bad(f"--layers={args.layers} must be >= 0")
+    if args.max_steps is not None and args.max_steps < 1:
+        bad(f"--max-steps={args.max_steps} must be >= 1")
+    if args.width % world_size:
+        bad(f"--width={args.width} is not divisible by the number of ranks p={world_size}")
+    if args.strategy == "serial" and world_size != 1:
+        bad(f"--strategy=serial runs on one process, but world size is {world_size}")
+    if args.strategy == "pp":
+        m = args.width // world_size
+        if args.ghosts is None:
+            bad("--strategy=pp needs --ghosts k")
+        if not 1 <= args.ghosts <= m:
+            bad(f"--ghosts={args.ghosts} must satisfy 1 <= k <= m = n/p = {args.width}/{world_size} = {m}")
+    if not args.device.startswith(("cpu", "cuda")):
+        bad(f"--device={args.device!r}: use cpu or cuda (ROCm GPUs are cuda in torch)")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        bad("--device=cuda but torch sees no GPU")
+    try:
+        resolve_backend(args.backend, args.device)
+    except ValueError as err:
+        bad(f"--backend: {err}")
+    if not (args.data / "manifest.json").exists():
+        bad(f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)")
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except OSError:
+        return None
+
+
+def _gather_hosts(comm: Comm | None) -> list[str]:
+    host = socket.gethostname()
+    if comm is None:
+        return [host]
+    hosts: list[Any] = [None] * comm.world_size
+    dist.all_gather_object(hosts, host)
+    return hosts
+
+
+def _peak_memory_bytes(device: torch.device, comm: Comm | None) -> int:
+    """Peak memory of the busiest rank: accelerator bytes allocated, or host max RSS on CPU."""
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    t = torch.tensor([peak], dtype=torch.float64)
+    if comm is not None:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(out.float(), y.float())
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: ShardedDataset, batch_size: int, device: torch.device,
+             dtype: torch.dtype) -> float:
+    """Mean squared error over the whole split (float64 accumulation)."""
+    total, rows = 0.0, 0
+    for start in range(0, data.rows, batch_size):
+        idx = range(start, min(start + batch_size, data.rows))
+        x, y = data.get_batch(list(idx))
+        out = model(x.to(device, dtype))
+        total += F.mse_loss(out.double(), y.to(device).double(), reduction="sum").item()
+        rows += len(idx) * y.shape[1]
+    return total / rows
+
+
+def _make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    return torch.optim.Adam(model.parameters(), lr=args.lr)
+
+
+def _start_power(args: argparse.Namespace, env: LaunchEnv, run_dir: Path):
+    if env.local_rank != 0 or args.power_source == "none":
+        return None
+    from phantom_parallel.energy.sampler import start_sampler
+
+    return start_sampler(source=args.power_source, out_dir=run_dir / "power",
+                         interval_s=args.power_interval_ms / 1000.0)
+
+
+def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
+    rank, world = env.rank, env.world_size
+    device = torch.device(args.device if args.device != "cuda" else f"cuda:{torch.cuda.current_device()}")
+    dtype = DTYPES[args.dtype]
+    run_dir: Path = args.run_dir
+    if (run_dir / "summary.json").exists():
+        if rank == 0:
+            print(f"phantom-train: {run_dir} is complete (summary.json exists); nothing to do")
+        return 0
+    train_data = ShardedDataset(args.data, "train")
+    val_data = ShardedDataset(args.data, "val")
+    cfg = FFNConfig(train_data.d_in, args.width, args.layers, train_data.d_out, args.activation)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    resume_cfg = {k: config[k] for k in RESUME_KEYS}
+    ckpt = Checkpointer(run_dir, rank, world, resume_cfg)
+    pos = ckpt.check_compatible()  # raises before anything is written
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    if comm is not None:
+        dist.barrier()
+
+    from phantom_parallel.runlog import RunLog
+
+    log = RunLog(run_dir, active=rank == 0)
+    log.open(pos.step if pos else None, pos.epoch if pos else None)
+    sampler = _start_power(args, env, run_dir)
+    hosts = _gather_hosts(comm)
+    started = time.time()
+    try:
+        log.event("run_start" if pos is None else "resume", step=pos.step if pos else 0)
+        manifest_path = run_dir / "manifest.json"
+        if pos is None or not manifest_path.exists():
+            manifest: dict[str, Any] = {"config": config, "resumes": []}
+        else:
+            import json
+
+            manifest = json.loads(manifest_path.read_text())
+            manifest["resumes"].append({"step": pos.step, "time": time.time()})
+        manifest.update({
+            "model": cfg.__dict__, "world_size": world, "hosts": sorted(set(hosts)),
+            "ranks_per_host": {h: hosts.count(h) for h in sorted(set(hosts))},
+            "launcher": env.launcher, "git_revision": git_revision(), "phantom_parallel": __version__,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "backend": dist.get_backend() if comm else None,
+                         "cuda": torch.version.cuda, "hip": getattr(torch.version, "hip", None)},
+            "data_manifest": str(args.data / "manifest.json"), "started_at": started,
+            "power_source": getattr(sampler, "source", "none"),
+        })
+        log.write_json("manifest.json", manifest)
+
+        model = build_model(args.strategy, cfg, comm, ghosts=args.ghosts, seed=args.seed,
+                            device=device, dtype=dtype)
+        optimizer = _make_optimizer(args, model)
+        if pos is not None:
+            ckpt.load(pos, model, optimizer)
+        pos = pos or Position(0, 0, 0)
+        steps_per_epoch = train_data.rows // args.batch_size
+        if steps_per_epoch < 1:
+            raise SystemExit(f"phantom-train: error: --batch-size={args.batch_size} exceeds the "
+                             f"{train_data.rows} training rows")
+        total_steps = steps_per_epoch * args.epochs
+        if args.max_steps is not None:
+            total_steps = min(total_steps, args.max_steps)
+        n_params = sum(p.numel() for p in model.parameters())
+        progress = None
+        if rank == 0 and not args.no_progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=total_steps, initial=pos.step, unit="step", desc=args.strategy,
+                            file=sys.stderr)
+        step, epoch = pos.step, pos.epoch
+        step_in_epoch = pos.step_in_epoch
+        last_loss = math.nan
+        log.event("measure_start", epoch=epoch, step=step)
+        while step < total_steps and epoch < args.epochs:
+            log.event("epoch_start", epoch=epoch, step=step)
+            epoch_losses = _logged_losses(run_dir, epoch) if rank == 0 and step_in_epoch else []
+            for x, y in iterate_batches(train_data, args.batch_size, epoch, args.seed,
+                                        start_step=step_in_epoch):
+                if step >= total_steps:
+                    break
+                if comm is not None:
+                    comm.ledger.reset()
+                x, y = x.to(device, dtype), y.to(device)
+                _sync(device)
+                t0 = time.perf_counter()
+                out = model(x)
+                loss = _loss(out, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                last_loss = loss.item()  # synchronises
+                _sync(device)
+                dt = time.perf_counter() - t0
+                step += 1
+                step_in_epoch += 1
+                epoch_losses.append(last_loss)
+                led = comm.ledger if comm is not None and args.strategy != "dtensor" else None
+                log.metric({
+                    "step": step, "epoch": epoch, "loss": repr(last_loss), "step_time_s": dt,
+                    "compute_time_s": dt - led.seconds if led else (dt if comm is None else ""),
+                    "comm_time_s": led.seconds if led else (0.0 if comm is None else ""),
+                    "comm_calls": led.total_calls if led else (0 if comm is None else ""),
+                    "comm_bytes": led.total_bytes if led else (0 if comm is None else ""),
+                    "samples_per_s": args.batch_size / dt, "t_ns": time.time_ns(),
+                })
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{last_loss:.4g}")
+                if args.checkpoint_every and step % args.checkpoint_every == 0 \
+                        and step_in_epoch < steps_per_epoch and step < total_steps:
+                    ckpt.save(Position(step, epoch, step_in_epoch), model, optimizer)
+            epoch_done = step_in_epoch >= steps_per_epoch
+            if epoch_done:
+                val = evaluate(model, val_data, max(args.batch_size, 1024), device, dtype)
+                log.epoch({"epoch": epoch, "step": step,
+                           "train_loss": repr(sum(epoch_losses) / max(len(epoch_losses), 1)),
+                           "val_loss": repr(val), "t_ns": time.time_ns()})
+                log.event("epoch_end", epoch=epoch, step=step)
+                epoch, step_in_epoch = epoch + 1, 0
+            ckpt.save(Position(step, epoch, step_in_epoch), model, optimizer)
+            if not epoch_done:
+                break  # --max-steps reached mid-epoch
+        log.event("measure_end", epoch=epoch, step=step)
+        if progress is not None:
+            progress.close()
+        val_loss = evaluate(model, val_data, max(args.batch_size, 1024), device, dtype)
+        peak = _peak_memory_bytes(device, comm)
+        total_params = n_params
+        if comm is not None and args.strategy in ("tp", "pp"):
+            t = torch.tensor([n_params], dtype=torch.float64)
+            dist.all_reduce(t)
+            # the output-layer bias is replicated on every rank: count it once
+            total_params = int(t.item()) - (world - 1) * cfg.d_out
+        elif args.strategy == "dtensor":
+            total_params = sum(p.full_tensor().numel() if hasattr(p, "full_tensor") else p.numel()
+                               for p in model.parameters())
+        summary = _summarise(run_dir, rank, {
+            "final_train_loss": last_loss, "final_val_loss": val_loss, "steps": step,
+            "epochs_completed": epoch, "peak_memory_bytes": peak, "params_total": total_params,
+            "params_per_rank": n_params, "world_size": world, "strategy": args.strategy,
+            "batch_size": args.batch_size, "samples": step * args.batch_size,
+            "wall_time_s": time.time() - started,
+        })
+        log.event("run_end", epoch=epoch, step=step)
+        log.write_json("summary.json", summary)
+        if rank == 0:
+            print(f"phantom-train: {args.strategy} p={world} n={args.width} steps={step} "
+                  f"final loss {last_loss:.6g} val loss {val_loss:.6g} -> {run_dir}")
+    finally:
+        log.close()
+        if sampler is not None:
+            sampler.stop()
+    return 0
+
+
+def _logged_losses(run_dir: Path, epoch: int) -> list[float]:
+    """Losses already logged for ``epoch`` (a resumed epoch's mean covers all its steps)."""
+    import pandas as pd
+
+    m = pd.read_csv(run_dir / "metrics.csv", dtype={"loss": str})
+    return [float(v) for v in m.loc[m["epoch"] == epoch, "loss"]]
+
+
+def _summarise(run_dir: Path, rank: int, summary: dict[str, Any]) -> dict[str, Any]:
+    """Add means over the (complete) metrics.csv to the summary (rank 0 only)."""
+    if rank != 0:
+        return summary
+    import pandas as pd
+
+    m = pd.read_csv(run_dir / "metrics.csv", dtype={"loss": str})
+    if len(m):
+        summary["final_train_loss"] = float(m["loss"].iloc[-1])
+    for col in ("step_time_s", "compute_time_s", "comm_time_s", "comm_bytes", "comm_calls",
+                "samples_per_s"):
+        vals = pd.to_numeric(m[col], errors="coerce")
+        summary[f"mean_{col}"] = None if vals.isna().all() else float(vals.mean())
+    summary["comm_bytes_per_step"] = summary.pop("mean_comm_bytes")
+    summary["comm_calls_per_step"] = summary.pop("mean_comm_calls")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = read_launch_env()
+    validate(args, env.world_size)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    comm = init_distributed(env, args.backend, args.device, args.timeout_s)
+    try:
+        return run(args, env, comm)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
