@@ -1,0 +1,79 @@
+"""Property tests: garbage never crashes a parser; injected garbage is reported by line."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from phantom_parallel.energy.formats import FORMATS, parse
+
+from .conftest import FIXTURES
+
+FIXTURE_OF = {
+    "rocm-smi-text": "rocm6_text.log",
+    "rocm-smi-csv": "rocm61_csv.log",
+    "rocm-smi-json": "rocm_mi300_json.log",
+    "amd-smi-json": "amdsmi60.json.log",
+    "amd-smi-csv": "amdsmi62_watch.csv.log",
+    "nvidia-smi-csv": "nvsmi.csv.log",
+    "nvml-csv": "node1.nvml.log",
+    "rapl-csv": "node1.rapl.log",
+}
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+junk_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=200)
+
+
+def _write(data: bytes | str) -> Path:
+    f = tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False)
+    f.write(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
+    f.close()
+    return Path(f.name)
+
+
+@SETTINGS
+@given(fmt=st.sampled_from(FORMATS), data=st.binary(max_size=2000))
+def test_arbitrary_bytes_never_crash(fmt: str, data: bytes) -> None:
+    path = _write(data)
+    try:
+        result = parse(path, fmt)
+        n = data.count(b"\n") + 1
+        assert all(1 <= i.line <= n for i in result.issues)
+    finally:
+        path.unlink()
+
+
+@SETTINGS
+@given(
+    fmt=st.sampled_from(FORMATS),
+    inserts=st.lists(st.tuples(st.integers(0, 10**6), junk_text), min_size=1, max_size=5),
+)
+def test_injected_garbage_lines_are_reported(fmt: str, inserts: list[tuple[int, str]]) -> None:
+    lines = (FIXTURES / FIXTURE_OF[fmt]).read_text().split("\n")
+    complete = lines[:-1]
+    # garbage: a line starting with "~" cannot be data in any format; insert at line ends
+    # (in the JSON watch format only between documents, where a tool message could appear)
+    slots = [
+        i for i, s in enumerate(complete) if fmt != "amd-smi-json" or s.startswith(("[", "]", "1"))
+    ]
+    positions = []
+    for pos, text in inserts:
+        at = slots[pos % len(slots)]
+        garbage = "~" + "".join(
+            ch for ch in text if ch not in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+        )
+        complete.insert(at, garbage)
+        positions.append(garbage)
+    body = "\n".join(complete) + "\n" + lines[-1]
+    path = _write(body)
+    try:
+        result = parse(path, fmt)
+    finally:
+        path.unlink()
+    reported = {i.line for i in result.issues if i.kind in ("garbage", "error")}
+    garbage_lines = {n + 1 for n, s in enumerate(complete) if s.startswith("~")}
+    assert garbage_lines <= reported
+    clean = parse(FIXTURES / FIXTURE_OF[fmt], fmt)
+    assert len(result.samples) == len(clean.samples)
