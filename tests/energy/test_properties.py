@@ -27,9 +27,8 @@ junk_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=200)
 
 
 def _write(data: bytes | str) -> Path:
-    f = tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False)
-    f.write(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
-    f.close()
+    with tempfile.NamedTemporaryFile("wb", suffix=".log", delete=False) as f:
+        f.write(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     return Path(f.name)
 
 
@@ -56,7 +55,7 @@ def test_injected_garbage_lines_are_reported(fmt: str, inserts: list[tuple[int, 
     # garbage: a line starting with "~" cannot be data in any format; insert at line ends
     # (in the JSON watch format only between documents, where a tool message could appear)
     slots = [
-        i for i, s in enumerate(complete) if fmt != "amd-smi-json" or s.startswith(("[", "]", "1"))
+        i for i, s in enumerate(complete) if fmt != "amd-smi-json" or s.startswith(("[", "1"))
     ]
     positions = []
     for pos, text in inserts:
