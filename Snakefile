@@ -1,0 +1,54 @@
+"""phantom-parallel: the reproducible study of phantom vs tensor parallelism (arXiv 2508.00960).
+
+    snakemake --profile local                      # the `local` scale on this machine
+    snakemake --profile local --config scale=smoke # the CI smoke scale (a few minutes)
+    snakemake --profile frontier                   # the `paper` scale on Frontier (SLURM)
+    snakemake --report report.html                 # HTML report with every figure
+
+data -> one training job per (strategy, p, n, k, seed) -> energy per run -> one tidy table
+(study.parquet + data dictionary) -> one papermill notebook per figure group -> figures/.
+See docs/workflow.md and docs/experiments.md.
+"""
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/energy.smk"
+include: "workflow/rules/costs.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/notebooks.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+    runs,
+    energy,
+    costs,
+    aggregate,
+    plan,
+    fig_cost_model,
+    fig_predicted_vs_measured,
+    fig_strong_scaling,
+    fig_energy,
+    fig_same_loss,
+    fig_projection,
+    tables,
+
+
+rule all:
+    """Every figure, table and executed notebook of the selected scale."""
+    input:
+        [out for group in FIGURE_GROUPS for out in group_outputs(group)],
+        f"{RES}/data_dictionary.md",
+
+
+rule runs:
+    """Only the training runs and their energy (no analysis)."""
+    input:
+        all_summaries(),
+        all_energies(),

@@ -1,0 +1,310 @@
+"""Configuration checks and the run table shared by all rules.
+
+Everything the rules need is derived here from the validated config: the selected scale,
+the output folders, and RUNS, the table of training runs (one per strategy, p, n, k, seed).
+Rules never duplicate the trainer's or the energy subsystem's logic; they only build
+command lines for phantom-data, phantom-train, phantom-energy and phantom-costs.
+"""
+
+import math
+import os
+import shlex
+
+from snakemake.utils import validate
+
+validate(config, schema="../../config/schema.yaml")
+
+
+class ConfigError(Exception):
+    """A config value that the schema cannot check; the message names the key."""
+
+
+def _fail(key, message):
+    raise ConfigError(f"config key '{key}': {message}")
+
+
+if config["scale"] not in config["scales"]:
+    _fail(
+        "scale",
+        f"unknown scale {config['scale']!r}; defined in 'scales': "
+        f"{', '.join(sorted(config['scales']))}",
+    )
+
+SCALE = config["scale"]
+SC = config["scales"][SCALE]
+EXE = config["execution"]
+TRAINING = SC["training"]
+RES = f"{config['paths']['results']}/{SCALE}"
+FIG = f"{config['paths']['figures']}/{SCALE}"
+DATA = f"{RES}/data"
+
+
+def run_id(strategy, p, n, k, seed):
+    """Folder name of one training run; k is 0 for strategies without ghosts."""
+    return f"{strategy}-p{p}-n{n}-k{k}-s{seed}"
+
+
+def _add_run(runs, key, strategy, p, n, k, experiment):
+    """Add one configuration (all seeds) to the run table, checking it first."""
+    if strategy == "serial" and p != 1:
+        _fail(key, f"strategy serial needs 1 rank, got {p}")
+    if strategy != "serial" and p < 2:
+        _fail(key, f"strategy {strategy} needs at least 2 ranks, got {p}")
+    if strategy == "pp" and not k:
+        _fail(key, "strategy pp needs ghosts (k >= 1)")
+    if n % p:
+        _fail(key, f"width {n} is not divisible by {p} ranks")
+    k = k if strategy == "pp" else 0
+    for seed in TRAINING["seeds"]:
+        rid = run_id(strategy, p, n, k, seed)
+        spec = runs.setdefault(
+            rid,
+            dict(
+                run=rid,
+                strategy=strategy,
+                p=p,
+                n=n,
+                k=k,
+                seed=seed,
+                experiments=[],
+            ),
+        )
+        if experiment not in spec["experiments"]:
+            spec["experiments"].append(experiment)
+
+
+def build_runs(sc, scale):
+    """The training runs of one scale: scaling grid, serial baselines, same-loss pairs."""
+    runs = {}
+    grid = sc["scaling"]
+    base = f"scales.{scale}.scaling"
+    for n in grid["widths"]:
+        if grid.get("serial_baseline", True):
+            _add_run(runs, f"{base}.serial_baseline", "serial", 1, n, 0, "scaling")
+        for strategy in grid["strategies"]:
+            for p in grid["ranks"]:
+                ghosts = grid["ghosts"] if strategy == "pp" else [0]
+                for k in ghosts:
+                    _add_run(runs, base, strategy, p, n, k, "scaling")
+    for i, r in enumerate(sc["same_loss"]["runs"]):
+        _add_run(
+            runs,
+            f"scales.{scale}.same_loss.runs[{i}]",
+            r["strategy"],
+            r["ranks"],
+            r["width"],
+            r.get("ghosts", 0),
+            "same_loss",
+        )
+    return runs
+
+
+RUNS = build_runs(SC, SCALE)
+
+
+def run_dir(rid):
+    return f"{RES}/runs/{rid}"
+
+
+def _ranks(wildcards):
+    return RUNS[wildcards.run]["p"]
+
+
+# ---------------------------------------------------------------- launching ranks
+
+
+def train_threads(wildcards):
+    """Cores a training job takes on this machine: p ranks x cpus_per_rank."""
+    return _ranks(wildcards) * EXE["cpus_per_rank"]
+
+
+def train_tasks(wildcards):
+    """SLURM --ntasks (srun launcher, p > 1 only; one-rank jobs are not MPI jobs)."""
+    p = _ranks(wildcards)
+    return p if EXE["launcher"] == "srun" and p > 1 else None
+
+
+def train_mpi(wildcards):
+    """The `mpi` resource: its presence tells the SLURM plugin that the rule calls srun."""
+    return "srun" if train_tasks(wildcards) else None
+
+
+def train_nodes(wildcards):
+    """SLURM --nodes: ceil(p / ranks_per_node) (8 GCDs per Frontier node)."""
+    if EXE["launcher"] != "srun":
+        return None
+    return math.ceil(_ranks(wildcards) / EXE["ranks_per_node"])
+
+
+def train_gpus(wildcards):
+    """SLURM --gpus: one GCD (or GPU) per rank when gpus_per_rank > 0."""
+    if EXE["launcher"] != "srun" or not EXE["gpus_per_rank"]:
+        return None
+    return _ranks(wildcards) * EXE["gpus_per_rank"]
+
+
+def train_tasks_per_gpu(wildcards):
+    return 1 if train_gpus(wildcards) else None
+
+
+def train_cpus_per_task(wildcards):
+    return EXE["cpus_per_rank"] if EXE["launcher"] == "srun" else None
+
+
+def launch_prefix(run):
+    """The command that starts the p ranks of one run (without the trainer's arguments)."""
+    p = run["p"]
+    env = {"OMP_NUM_THREADS": EXE["cpus_per_rank"], **EXE.get("env", {})}
+    exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
+    trainer = "python -m phantom_parallel.train"
+    if p == 1:
+        # One rank: no launcher. Under SLURM the plugin already wraps the job in srun -n1.
+        return f"env {exports} {trainer}"
+    if EXE["launcher"] == "torchrun":
+        return (
+            f"env {exports} torchrun --standalone --nnodes 1 --nproc-per-node {p}"
+            f" -m phantom_parallel.train"
+        )
+    nodes = math.ceil(p / EXE["ranks_per_node"])
+    srun = f"srun --nodes {nodes} --ntasks {p} --cpus-per-task {EXE['cpus_per_rank']}"
+    if EXE["gpus_per_rank"]:
+        srun += f" --gpus-per-task {EXE['gpus_per_rank']}"
+    if EXE.get("srun_extra"):
+        srun = f"{srun} {EXE['srun_extra']}"
+    return f"env {exports} {srun} {trainer}"
+
+
+def train_args(run):
+    """phantom-train arguments of one run; the same command resumes from its checkpoints."""
+    t = TRAINING
+    args = [
+        f"--data {DATA}",
+        f"--run-dir {run_dir(run['run'])}",
+        f"--strategy {run['strategy']}",
+        f"--width {run['n']}",
+        f"--layers {t['layers']}",
+        f"--activation {t.get('activation', 'gelu')}",
+        f"--batch-size {t['batch_size']}",
+        f"--epochs {t['epochs']}",
+        f"--optimizer {t['optimizer']}",
+        f"--lr {t['lr']}",
+        f"--seed {run['seed']}",
+        f"--dtype {t['dtype']}",
+        f"--device {EXE['device']}",
+        f"--backend {EXE['backend']}",
+        f"--checkpoint-every {t['checkpoint_every']}",
+        f"--power-source {EXE['power_source']}",
+        f"--power-interval-ms {EXE['power_interval_ms']}",
+    ]
+    if run["strategy"] == "pp":
+        args.append(f"--ghosts {run['k']}")
+    if EXE["device"] == "cpu":
+        args.append(f"--threads {EXE['cpus_per_rank']}")
+    if t.get("max_steps"):
+        args.append(f"--max-steps {t['max_steps']}")
+    if not EXE.get("progress", False):
+        args.append("--no-progress")
+    return " ".join(args)
+
+
+def train_command(wildcards):
+    run = RUNS[wildcards.run]
+    return f"{launch_prefix(run)} {train_args(run)}"
+
+
+def energy_args(wildcards):
+    e = config["energy"]
+    args = []
+    if e.get("idle_watts") is not None:
+        args.append(f"--idle-watts {e['idle_watts']}")
+    if e.get("busy_watts") is not None:
+        args.append(f"--busy-watts {e['busy_watts']}")
+    return " ".join(args)
+
+
+# ---------------------------------------------------------------- targets
+
+
+def all_summaries():
+    return [f"{run_dir(r)}/summary.json" for r in sorted(RUNS)]
+
+
+def all_energies():
+    return [f"{run_dir(r)}/energy.json" for r in sorted(RUNS)]
+
+
+FIGURE_GROUPS = {
+    # figure-group rule -> (notebook, figures, tables); one notebook per group
+    "fig_cost_model": ("01_cost_model", ["fig1_cost_model"], []),
+    "fig_predicted_vs_measured": (
+        "02_predicted_vs_measured",
+        ["fig2_predicted_vs_measured"],
+        [],
+    ),
+    "fig_strong_scaling": ("03_strong_scaling", ["fig3_strong_scaling"], []),
+    "fig_energy": ("04_energy", ["fig4_energy"], ["energy_reduction"]),
+    "fig_same_loss": ("05_same_loss", ["fig5_same_loss"], ["loss_target"]),
+    "fig_projection": ("06_projection", ["fig6_projection"], ["calibration"]),
+    "tables": (
+        "07_tables",
+        [],
+        ["table1_configurations", "table2_summary"],
+    ),
+}
+
+
+def group_outputs(group):
+    """All files that one figure group's notebook writes (for rule all and the tests)."""
+    nb, figs, tables = FIGURE_GROUPS[group]
+    out = [f"{RES}/notebooks/{nb}.ipynb", f"{RES}/notebooks/{nb}.html"]
+    out += [f"{FIG}/{f}.{ext}" for f in figs for ext in ("pdf", "png")]
+    out += [f"{FIG}/{t}.{ext}" for t in tables for ext in ("csv", "tex")]
+    return out
+
+
+def notebook_cmd(group):
+    """papermill + nbconvert for one figure group (parameters: table, out_dir, scale)."""
+    nb = FIGURE_GROUPS[group][0]
+    return (
+        f"papermill --no-progress-bar --cwd . notebooks/{nb}.ipynb {RES}/notebooks/{nb}.ipynb"
+        f" -p table {RES}/study.parquet -p out_dir {FIG} -p scale {SCALE}"
+        f" && jupyter nbconvert --log-level WARN --to html"
+        f" --output-dir {RES}/notebooks {RES}/notebooks/{nb}.ipynb"
+    )
+
+
+# ---------------------------------------------------------------- cost model
+
+
+def costs_common():
+    """phantom-costs arguments shared by both grids: model shape, batch, dtype, optimizer."""
+    t, d = TRAINING, SC["data"]
+    return (
+        f"--layers {t['layers']} --batch {t['batch_size']} --d-in {d['d_in']}"
+        f" --d-out {d['d_out']} --dtype {t['dtype']} --optimizer {t['optimizer']}"
+        f" --activation {t.get('activation', 'gelu')} --format csv"
+    )
+
+
+def _join(values):
+    return " ".join(str(v) for v in sorted(set(values)))
+
+
+def costs_grid_args():
+    """Experiment 1 grid: serial, TP and PP over cost_model.{widths, ranks, ghosts}."""
+    g = SC["cost_model"]
+    return (
+        f"--strategy serial tp pp --width {_join(g['widths'])} --p {_join(g['ranks'])}"
+        f" --ghosts {_join(g['ghosts'])} {costs_common()}"
+    )
+
+
+def costs_runs_args():
+    """Every trained configuration (a superset grid; points that do not exist are skipped)."""
+    runs = RUNS.values()
+    ghosts = [r["k"] for r in runs if r["k"]] or [1]
+    return (
+        f"--strategy {_join(r['strategy'] for r in runs)}"
+        f" --width {_join(r['n'] for r in runs)} --p {_join(r['p'] for r in runs)}"
+        f" --ghosts {_join(ghosts)} {costs_common()}"
+    )
