@@ -54,9 +54,7 @@ def test_injected_garbage_lines_are_reported(fmt: str, inserts: list[tuple[int, 
     complete = lines[:-1]
     # garbage: a line starting with "~" cannot be data in any format; insert at line ends
     # (in the JSON watch format only between documents, where a tool message could appear)
-    slots = [
-        i for i, s in enumerate(complete) if fmt != "amd-smi-json" or s.startswith(("[", "1"))
-    ]
+    slots = [i for i, s in enumerate(complete) if fmt != "amd-smi-json" or s.startswith(("[", "1"))]
     positions = []
     for pos, text in inserts:
         at = slots[pos % len(slots)]

@@ -214,8 +214,11 @@ def open_source(name: str, **options: Any) -> Source:
     if name in COMMANDS:
         src: Source = CommandSource(name)
         text = src.poll()
-        if " rc=0" not in text.splitlines()[0]:
-            raise SourceError(f"{src.describe()} failed: {text.splitlines()[1:3]}")
+        stamp, *body = text.splitlines()
+        # rocm-smi 5.x exits 2 when one read fails but still prints the others
+        data = [b for b in body if b.strip() and not b.startswith(("ERROR", "WARNING"))]
+        if " rc=0" not in stamp and not data:
+            raise SourceError(f"{src.describe()} failed: {body[:2]}")
         return src
     if name == "nvml":
         return NvmlSource(options.get("nvml"))
