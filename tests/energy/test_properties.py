@@ -55,14 +55,13 @@ def test_injected_garbage_lines_are_reported(fmt: str, inserts: list[tuple[int, 
     # garbage: a line starting with "~" cannot be data in any format; insert at line ends
     # (in the JSON watch format only between documents, where a tool message could appear)
     slots = [i for i, s in enumerate(complete) if fmt != "amd-smi-json" or s.startswith(("[", "1"))]
-    positions = []
-    for pos, text in inserts:
+    # insert from the last position backwards so the slot indices stay valid
+    for pos, text in sorted(inserts, key=lambda x: -slots[x[0] % len(slots)]):
         at = slots[pos % len(slots)]
         garbage = "~" + "".join(
             ch for ch in text if ch not in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
         )
         complete.insert(at, garbage)
-        positions.append(garbage)
     body = "\n".join(complete) + "\n" + lines[-1]
     path = _write(body)
     try:
