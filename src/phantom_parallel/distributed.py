@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -67,6 +69,21 @@ def read_launch_env(environ: Mapping[str, str] = os.environ) -> LaunchEnv:
     return LaunchEnv(0, 1, 0, "single")
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (the torchrun agent) dies, so that a
+    killed launcher never leaves ranks running on (and writing into the run folder)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getppid()
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def resolve_backend(backend: str, device: str) -> str:
     if backend == "auto":
         return "nccl" if device.startswith("cuda") else "gloo"
@@ -84,6 +101,8 @@ def init_distributed(env: LaunchEnv, backend: str, device: str,
     """
     if device.startswith("cuda"):
         torch.cuda.set_device(env.local_rank % max(torch.cuda.device_count(), 1))
+    if env.launcher == "torchrun":
+        die_with_parent()
     if env.world_size == 1:
         return None
     if env.master_addr:

@@ -1,0 +1,186 @@
+"""The trainer CLI end to end: determinism, kill-and-resume, bad input, dead ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from phantom_parallel.data import DataConfig, generate
+from phantom_parallel.distributed import first_slurm_host, read_launch_env
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data") / "ds"
+    generate(DataConfig(d_in=8, d_out=2, teacher_width=32, teacher_layers=2, n_train=2048,
+                        n_val=256, shard_rows=512, noise=0.05, seed=0), out)
+    return out
+
+
+def train_cmd(data: Path, run_dir: Path, *extra: str, p: int = 2, strategy: str = "pp") -> list[str]:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc-per-node={p}"] if p > 1 else [sys.executable]
+    args = ["-m", "phantom_parallel.train", "--data", str(data), "--run-dir", str(run_dir),
+            "--strategy", strategy, "--width", "32", "--layers", "2", "--batch-size", "16",
+            "--power-source", "none", "--no-progress", "--threads", "1"]
+    if strategy == "pp":
+        args += ["--ghosts", "2"]
+    return [*launcher, *args, *extra]
+
+
+def run(cmd: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout, check=False)
+
+
+def losses(run_dir: Path) -> list[str]:
+    return pd.read_csv(run_dir / "metrics.csv", dtype={"loss": str})["loss"].tolist()
+
+
+def final_weights(run_dir: Path) -> list[dict[str, torch.Tensor]]:
+    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+    shards = sorted((run_dir / "checkpoints" / f"step-{latest['step']:08d}").glob("rank-*.pt"))
+    return [torch.load(s, weights_only=False)["model"] for s in shards]
+
+
+def test_same_seed_same_command_gives_identical_losses(data_dir: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        res = run(train_cmd(data_dir, d, "--max-steps", "40"))
+        assert res.returncode == 0, res.stderr
+    assert len(losses(a)) == 40
+    assert losses(a) == losses(b)
+    for wa, wb in zip(final_weights(a), final_weights(b), strict=True):
+        for key in wa:
+            assert torch.equal(wa[key], wb[key]), key
+    summary = json.loads((a / "summary.json").read_text())
+    assert summary["steps"] == 40 and summary["world_size"] == 2
+    events = [json.loads(line)["event"] for line in (a / "events.jsonl").read_text().splitlines()]
+    assert events[0] == "run_start" and events[-1] == "run_end"
+    assert events.index("measure_start") < events.index("measure_end")
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(data_dir: Path, tmp_path: Path) -> None:
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    extra = ("--epochs", "3", "--checkpoint-every", "7")  # 3 x 128 steps
+    res = run(train_cmd(data_dir, full, *extra))
+    assert res.returncode == 0, res.stderr
+
+    proc = subprocess.Popen(train_cmd(data_dir, killed, *extra), env=ENV, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = killed / "checkpoints" / "latest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if latest.exists() and json.loads(latest.read_text())["step"] >= 150:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(latest.read_text())["step"]
+    assert 150 <= killed_at < 384, "the run must be killed mid-way"
+    assert not (killed / "summary.json").exists()
+
+    res = run(train_cmd(data_dir, killed, *extra))
+    assert res.returncode == 0, res.stderr
+    assert losses(killed) == losses(full)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(killed / "epochs.csv", dtype=str).drop(columns="t_ns"),
+        pd.read_csv(full / "epochs.csv", dtype=str).drop(columns="t_ns"))
+    for wa, wb in zip(final_weights(killed), final_weights(full), strict=True):
+        for key in wa:
+            assert torch.equal(wa[key], wb[key]), key
+    events = (killed / "events.jsonl").read_text()
+    assert '"resume"' in events
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["resumes"][0]["step"] == json.loads(latest.read_text())["step"] or manifest["resumes"]
+
+
+def test_serial_and_tp_follow_the_same_loss_curve(data_dir: Path, tmp_path: Path) -> None:
+    """TP computes the dense model: its losses equal serial's up to float32 reduction order."""
+    res_s = run(train_cmd(data_dir, tmp_path / "s", "--max-steps", "20", p=1, strategy="serial"))
+    res_t = run(train_cmd(data_dir, tmp_path / "t", "--max-steps", "20", strategy="tp"))
+    assert res_s.returncode == 0 and res_t.returncode == 0, res_s.stderr + res_t.stderr
+    s = [float(v) for v in losses(tmp_path / "s")]
+    t = [float(v) for v in losses(tmp_path / "t")]
+    assert t == pytest.approx(s, rel=1e-4)
+
+
+@pytest.mark.parametrize(("args", "p", "message"), [
+    (("--width", "33"), 2, "--width=33 is not divisible by the number of ranks p=2"),
+    (("--ghosts", "17"), 2, "--ghosts=17 must satisfy 1 <= k <= m"),
+    (("--strategy", "magic"), 1, "invalid choice: 'magic'"),
+])
+def test_bad_input_is_rejected_naming_the_value(data_dir: Path, tmp_path: Path, args, p, message) -> None:
+    run_dir = tmp_path / "run"
+    res = run(train_cmd(data_dir, run_dir, *args, p=p))
+    assert res.returncode != 0
+    assert message in res.stderr
+    assert not run_dir.exists(), "nothing may be written before the input is checked"
+
+
+def test_missing_data_shard_is_named(data_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data_dir, broken)
+    (broken / "train-x-00002.npy").unlink()
+    res = run(train_cmd(broken, tmp_path / "run", p=1, strategy="serial"))
+    assert res.returncode != 0
+    assert "train-x-00002.npy" in res.stderr
+
+
+def test_resume_with_another_world_size_fails_and_keeps_the_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run(train_cmd(data_dir, run_dir, "--max-steps", "5", strategy="tp")).returncode == 0
+    (run_dir / "summary.json").unlink()  # pretend it was interrupted
+    before = sorted(p.name for p in (run_dir / "checkpoints").rglob("*"))
+    res = run(train_cmd(data_dir, run_dir, "--max-steps", "5", p=4, strategy="tp"))
+    assert res.returncode != 0
+    assert "world size 2, this launch has world size 4" in res.stderr
+    assert sorted(p.name for p in (run_dir / "checkpoints").rglob("*")) == before
+    assert len(losses(run_dir)) == 5
+
+
+def test_a_dead_rank_ends_the_job_nonzero_without_hanging(data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(train_cmd(data_dir, run_dir, "--epochs", "1000", "--timeout-s", "30"),
+                            env=ENV, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (run_dir / "metrics.csv").exists():
+            time.sleep(0.1)
+        time.sleep(1.0)
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True,
+                                 check=False).stdout.split()
+        assert len(workers) == 2, workers
+        os.kill(int(workers[1]), signal.SIGKILL)
+        t0 = time.time()
+        rc = proc.wait(timeout=90)
+        assert rc != 0
+        assert time.time() - t0 < 90
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_srun_environment_is_read() -> None:
+    env = read_launch_env({"SLURM_PROCID": "3", "SLURM_NTASKS": "16", "SLURM_LOCALID": "3",
+                           "SLURM_JOB_NODELIST": "frontier[00012-00013]", "SLURM_JOB_ID": "123456"})
+    assert (env.rank, env.world_size, env.local_rank, env.launcher) == (3, 16, 3, "srun")
+    assert env.master_addr == "frontier00012"
+    assert env.master_port == 20000 + 123456 % 20000
+    assert first_slurm_host("node7") == "node7"
+    torchrun = read_launch_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1",
+                                "MASTER_ADDR": "h", "MASTER_PORT": "29500"})
+    assert torchrun.launcher == "torchrun" and torchrun.master_port == 29500
