@@ -13,9 +13,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
 STRATEGY_ORDER = ["serial", "tp", "dtensor", "pp"]
 STRATEGY_LABEL = {"serial": "serial", "tp": "TP", "dtensor": "DTensor TP", "pp": "PP"}

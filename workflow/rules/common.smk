@@ -266,10 +266,10 @@ def notebook_cmd(group):
     """papermill + nbconvert for one figure group (parameters: table, out_dir, scale)."""
     nb = FIGURE_GROUPS[group][0]
     return (
-        f"papermill --no-progress-bar --cwd . notebooks/{nb}.ipynb {RES}/notebooks/{nb}.ipynb"
+        f"(papermill --no-progress-bar --cwd . notebooks/{nb}.ipynb {RES}/notebooks/{nb}.ipynb"
         f" -p table {RES}/study.parquet -p out_dir {FIG} -p scale {SCALE}"
         f" && jupyter nbconvert --log-level WARN --to html"
-        f" --output-dir {RES}/notebooks {RES}/notebooks/{nb}.ipynb"
+        f" --output-dir {RES}/notebooks {RES}/notebooks/{nb}.ipynb)"
     )
 
 

@@ -16,7 +16,6 @@ Run by Snakemake (rule ``aggregate``) or by hand::
     python workflow/scripts/aggregate.py --results results/smoke --scale smoke
 """
 
-from __future__ import annotations
 
 import argparse
 import json
@@ -248,7 +247,7 @@ def aggregate(
     pred = predictions(costs_csv)
     dt = pred[pred["strategy"] == "tp"].assign(strategy="dtensor")
     pred = pd.concat([pred, dt]).drop_duplicates(["strategy", "p", "n", "k"])
-    study = study.merge(pred, on=["strategy", "p", "n", "k"], how="left", validate="one_to_one")
+    study = study.merge(pred, on=["strategy", "p", "n", "k"], how="left", validate="many_to_one")
     study = add_targets(study, curves, target)
     out_study.parent.mkdir(parents=True, exist_ok=True)
     typed(study, dictionary["study"], "study").to_parquet(out_study, index=False)
@@ -304,12 +303,14 @@ def _experiments(sc: dict[str, Any], strategy: str, p: int, n: int) -> list[str]
 
 
 def _from_snakemake(smk: Any) -> None:
-    import contextlib
-    import sys
+    import traceback
 
-    with open(smk.log[0], "w") as log, contextlib.redirect_stderr(log):
-        sys.stderr = log
-        _aggregate_smk(smk)
+    with open(smk.log[0], "w") as log:
+        try:
+            _aggregate_smk(smk)
+        except BaseException:
+            traceback.print_exc(file=log)
+            raise
 
 
 def _aggregate_smk(smk: Any) -> None:

@@ -5,7 +5,6 @@ allocation the study asks the scheduler for; docs/frontier.md quotes it from thi
 (`snakemake --profile frontier plan`), never from memory.
 """
 
-from __future__ import annotations
 
 import csv
 import math
