@@ -1,0 +1,85 @@
+"""``phantom-bench`` smoke test: the CLI runs on p=2 gloo with tiny sizes and reports every field.
+
+No timing targets are asserted: on a shared 2-core machine step times are noise; the targets
+are the benchmark's printed PASS/MISS lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phantom_parallel.bench import (
+    BENCH_STRATEGIES,
+    median_iqr,
+    median_se,
+    rate_through_origin,
+    ratio,
+)
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def test_statistics_helpers() -> None:
+    assert median_iqr([3.0, 1.0, 2.0, 4.0, 5.0]) == (3.0, 2.0, 4.0)
+    assert median_iqr([7.0]) == (7.0, 7.0, 7.0)
+    assert math.isnan(median_se([1.0]))
+    assert median_se([1.0, 1.0, 1.0]) == 0.0
+    r, se = ratio([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    assert (r, se) == (2.0, 0.0)
+    assert rate_through_origin([(1.0, 10.0), (2.0, 20.0)]) == pytest.approx(10.0)
+
+
+def test_cli_runs_on_two_gloo_ranks_and_reports_every_field(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "phantom_parallel.bench", "--width", "32", "--layers", "3", "--ghosts", "2",
+           "--batch", "8", "--steps", "4", "--warmup", "1", "--rounds", "2",
+           "--micro-time", "0.002", "--micro-trials", "2", "--profile-steps", "1",
+           "--json", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = res.stdout
+    for needle in ("phantom-bench  p=2 gloo cpu float32", "loadavg", "matmul rate",
+                   "elementwise rate", "alpha", "PP/TP", "TP/DTensor", "meas/pred",
+                   "PP measured/predicted", "torch.profiler"):
+        assert needle in text, needle
+    for s in BENCH_STRATEGIES:
+        assert any(line.split()[:1] == [s] for line in text.splitlines()), s
+    assert text.count("PASS") + text.count("MISS") >= 2
+    assert text.count("phantom-bench  p=2") == 1  # only rank 0 prints
+
+    d = json.loads(out.read_text())
+    assert d["config"]["world_size"] == 2 and d["config"]["ghosts"] == 2
+    assert d["env"]["threads_per_rank"] == 1 and len(d["env"]["loadavg_before"]) == 3
+    assert d["env"]["torch"] and d["env"]["host"] and d["env"]["backend"] == "gloo"
+    k = d["calibration"]["constants"]
+    assert k["alpha_s"] >= 0 and k["flop_rate"] > 0 and k["elementwise_rate"] > 0
+    assert d["calibration"]["matmul"] and d["calibration"]["collectives"]
+    for s in BENCH_STRATEGIES:
+        st = d["strategies"][s]
+        assert len(st["samples"]["step_s"]) == 4
+        assert st["step"]["median_s"] > 0 and st["step"]["iqr_s"] >= 0
+        assert st["matmul_flops"] > 0 and st["achieved_flop_rate"] > 0
+        assert (st["comm"] is None) == (s == "dtensor")
+    for s in ("pp", "tp"):
+        pred = d["strategies"][s]["prediction"]
+        assert pred["total_s"] > 0 and pred["measured_over_predicted"] > 0
+        assert d["strategies"][s]["comm"]["median_s"] > 0
+    assert set(d["ratios"]) == {"pp_over_tp", "pp_over_tp_se", "tp_over_dtensor",
+                                "tp_over_dtensor_se"}
+    for check in d["checks"].values():
+        assert check["verdict"] in ("PASS", "MISS")
+    assert d["profile_pp"]
+
+
+def test_cli_rejects_a_single_process() -> None:
+    res = subprocess.run([sys.executable, "-m", "phantom_parallel.bench", "--width", "32"],
+                         capture_output=True, text=True, env=ENV, timeout=60, check=False)
+    assert res.returncode != 0 and "p >= 2" in res.stderr
