@@ -34,12 +34,14 @@ from phantom_parallel.data import (
     steps_per_epoch,
 )
 
+ACTS = {"tanh": nn.Tanh, "gelu": nn.GELU, "relu": nn.ReLU}
 
-def student(d_in: int, width: int, layers: int, d_out: int) -> nn.Sequential:
-    """Dense FFN ``d_in -> width (layers hidden width x width) -> d_out`` with tanh."""
-    mods: list[nn.Module] = [nn.Linear(d_in, width), nn.Tanh()]
+
+def student(d_in: int, width: int, layers: int, d_out: int, act: str = "tanh") -> nn.Sequential:
+    """Dense FFN ``d_in -> width (layers hidden width x width) -> d_out``."""
+    mods: list[nn.Module] = [nn.Linear(d_in, width), ACTS[act]()]
     for _ in range(layers):
-        mods += [nn.Linear(width, width), nn.Tanh()]
+        mods += [nn.Linear(width, width), ACTS[act]()]
     mods.append(nn.Linear(width, d_out))
     return nn.Sequential(*mods)
 
@@ -53,10 +55,11 @@ def train_one(
     batch: int,
     lr: float,
     seed: int,
+    act: str = "tanh",
 ) -> float:
     """Train one student; return its final validation MSE."""
     torch.manual_seed(seed)
-    model = student(train.d_in, width, layers, train.d_out)
+    model = student(train.d_in, width, layers, train.d_out, act)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     total = epochs * steps_per_epoch(train.rows, batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-seed", type=int, default=0)
     ap.add_argument("--widths", type=int, nargs="+", default=[256, 128])
     ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--student-activation", choices=sorted(ACTS), default="tanh")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -133,7 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     for width in args.widths:
         for seed in args.seeds:
             t1 = time.perf_counter()
-            loss = train_one(train, val, width, args.layers, args.epochs, args.batch, args.lr, seed)
+            loss = train_one(
+                train,
+                val,
+                width,
+                args.layers,
+                args.epochs,
+                args.batch,
+                args.lr,
+                seed,
+                args.student_activation,
+            )
             results.setdefault(width, []).append(loss)
             print(
                 f"width {width:5d} seed {seed}: val MSE {loss:.5f} "
@@ -141,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     print(
-        f"\nstudents: {args.layers} hidden layers, tanh, Adam lr {args.lr} (cosine), "
+        f"\nstudents: {args.layers} hidden layers, {args.student_activation}, Adam lr {args.lr} (cosine), "
         f"batch {args.batch}, {args.epochs} epochs, seeds {args.seeds}"
     )
     print("width  mean_val_mse  std      min      max")
