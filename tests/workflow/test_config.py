@@ -1,0 +1,135 @@
+"""Config validation, profile resolution and job geometry (dry runs only; fast)."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .helpers import REPO, copy_workflow, snakemake
+
+
+@pytest.fixture(scope="module")
+def wf(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+def _overlay(wf: Path, name: str, data: dict) -> str:
+    path = wf / name
+    path.write_text(yaml.safe_dump(data))
+    return name
+
+
+def _fails_before_any_job(wf: Path, args: list[str], *needles: str) -> str:
+    res = snakemake(["--profile", "local", "--cores", "1", *args], wf, timeout=120)
+    assert res.returncode != 0, res.stdout
+    for needle in needles:
+        assert needle in res.stdout, f"{needle!r} not in:\n{res.stdout}"
+    assert not (wf / "results").exists(), "a job started although the config is invalid"
+    return res.stdout
+
+
+def test_unknown_top_level_key_is_named(wf):
+    _fails_before_any_job(wf, ["--config", "scael=smoke"], "scael")
+
+
+def test_unknown_nested_key_is_named(wf):
+    name = _overlay(wf, "bad-nested.yaml", {"scales": {"smoke": {"training": {"optimiser": "adam"}}}})
+    _fails_before_any_job(wf, ["--configfile", name, "--config", "scale=smoke"], "optimiser")
+
+
+def test_bad_value_names_key_and_value(wf):
+    name = _overlay(wf, "bad-value.yaml", {"execution": {"launcher": "mpirun"}})
+    out = _fails_before_any_job(wf, ["--configfile", name], "mpirun")
+    assert "launcher" in out
+
+
+def test_unknown_scale_is_named(wf):
+    _fails_before_any_job(wf, ["--config", "scale=huge"], "config key 'scale'", "huge")
+
+
+def test_semantic_check_names_key(wf):
+    name = _overlay(wf, "bad-ranks.yaml", {"scales": {"smoke": {"scaling": {"ranks": [3]}}}})
+    _fails_before_any_job(
+        wf, ["--configfile", name, "--config", "scale=smoke"],
+        "config key 'scales.smoke.scaling'", "not divisible",
+    )
+
+
+def _expected_runs(scale: dict) -> set[str]:
+    """The run grid of one scale, written independently of workflow/rules/common.smk."""
+    seeds = scale["training"]["seeds"]
+    g = scale["scaling"]
+    runs = set()
+    for n in g["widths"]:
+        for s in seeds:
+            if g.get("serial_baseline", True):
+                runs.add(f"serial-p1-n{n}-k0-s{s}")
+            for strat in g["strategies"]:
+                for p in g["ranks"]:
+                    for k in g["ghosts"] if strat == "pp" else [0]:
+                        runs.add(f"{strat}-p{p}-n{n}-k{k}-s{s}")
+    for r in scale["same_loss"]["runs"]:
+        k = r.get("ghosts", 0) if r["strategy"] == "pp" else 0
+        for s in seeds:
+            runs.add(f"{r['strategy']}-p{r['ranks']}-n{r['width']}-k{k}-s{s}")
+    return runs
+
+
+def _job_counts(out: str) -> dict[str, int]:
+    table = out.split("Job stats:")[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.mark.parametrize("profile,scale", [("local", "local"), ("frontier", "paper")])
+def test_profile_by_bare_name_builds_full_dag(wf, profile, scale):
+    """`snakemake --profile local|frontier` works from the root and builds the whole study."""
+    res = snakemake(["--profile", profile, "--dry-run"], wf, timeout=300)
+    assert res.returncode == 0, res.stdout
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    expected = _expected_runs(config["scales"][scale])
+    counts = _job_counts(res.stdout)
+    assert counts["train"] == len(expected)
+    assert counts["energy"] == len(expected)
+    for rule in ("data", "costs", "aggregate", "fig_cost_model", "fig_energy", "fig_projection", "tables"):
+        assert counts[rule] == 1, rule
+    for run in expected:
+        assert f"results/{scale}/runs/{run}/summary.json" in res.stdout
+
+
+def test_frontier_job_geometry(wf):
+    """256 ranks: 32 nodes, one task and one GCD per rank, 7 cores each, srun with binding."""
+    target = "results/paper/runs/pp-p256-n16384-k64-s0/summary.json"
+    res = snakemake(["--profile", "frontier", "--dry-run", "--printshellcmds", target], wf)
+    assert res.returncode == 0, res.stdout
+    job = res.stdout.split("rule train:")[1]
+    for res_ in ("tasks=256", "mpi=srun", "nodes=32", "gpu=256", "tasks_per_gpu=1", "cpus_per_task=7"):
+        assert res_ in job, res_
+    assert "srun --nodes 32 --ntasks 256 --cpus-per-task 7 --gpus-per-task 1 --gpu-bind=closest" in job
+    assert "NCCL_SOCKET_IFNAME=hsn0" in job
+    assert "--device cuda --backend nccl" in job and "--power-source auto" in job
+
+
+def test_local_profile_launches_torchrun_with_one_thread_per_rank(wf):
+    target = "results/local/runs/tp-p4-n512-k0-s0/summary.json"
+    res = snakemake(["--profile", "local", "--cores", "4", "--dry-run", "--printshellcmds", target], wf)
+    assert res.returncode == 0, res.stdout
+    job = res.stdout.split("rule train:")[1]
+    assert "threads: 4" in job
+    assert "torchrun --standalone --nnodes 1 --nproc-per-node 4 -m phantom_parallel.train" in job
+    assert "OMP_NUM_THREADS=1" in job and "--threads 1" in job
+    assert "mpi=" not in job and "tasks=" not in job
+
+
+def test_pip_requirements_match_pyproject():
+    """envs/requirements.txt pins exactly the versions pyproject.toml pins."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = list(project["dependencies"])
+    for extra in ("test", "workflow"):
+        pins += project["optional-dependencies"][extra]
+    pinned = dict(p.lower().split("==") for p in pins)
+    lines = (REPO / "envs" / "requirements.txt").read_text().splitlines()
+    reqs = dict(line.lower().split("==") for line in lines if line and not line.startswith("#"))
+    for name, version in reqs.items():
+        assert pinned.get(name) == version, f"{name}=={version} vs pyproject {pinned.get(name)}"

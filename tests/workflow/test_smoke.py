@@ -1,0 +1,137 @@
+"""The `smoke` scale end to end with the local profile (what CI runs): every figure and table,
+clean executed notebooks, figure data traceable to the run folders, the HTML report."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from .helpers import REPO, snakemake
+
+pytestmark = pytest.mark.slow
+
+SMOKE = ["--profile", "local", "--config", "scale=smoke"]
+
+
+@pytest.fixture(scope="module")
+def smoke() -> Path:
+    """Run (or bring up to date) the smoke scale in the repository, as `.ci/run` does."""
+    res = snakemake(SMOKE, REPO, timeout=1500)
+    assert res.returncode == 0, res.stdout[-6000:]
+    return REPO / "results" / "smoke"
+
+
+@pytest.fixture(scope="module")
+def summary(smoke) -> list[dict[str, str]]:
+    """Snakemake's own list of every output of the smoke DAG and its state."""
+    res = snakemake([*SMOKE, "--summary"], REPO, timeout=300)
+    assert res.returncode == 0, res.stdout
+    lines = [line for line in res.stdout.splitlines() if "\t" in line]
+    return list(csv.DictReader(lines, delimiter="\t"))
+
+
+def test_every_output_exists_and_is_up_to_date(summary):
+    assert summary, "empty --summary"
+    for row in summary:
+        assert Path(REPO / row["output_file"]).exists(), row["output_file"]
+        assert row["status"] == "ok", row
+
+
+def test_every_figure_and_table_file(smoke, summary):
+    figs = [r["output_file"] for r in summary if r["output_file"].startswith("figures/smoke/")]
+    names = {Path(f).name for f in figs}
+    for i, stem in enumerate(
+        ["cost_model", "predicted_vs_measured", "strong_scaling", "energy", "same_loss", "projection"],
+        start=1,
+    ):
+        assert f"fig{i}_{stem}.pdf" in names and f"fig{i}_{stem}.png" in names
+    for table in ["table1_configurations", "table2_summary", "energy_reduction", "loss_target", "calibration"]:
+        assert f"{table}.csv" in names and f"{table}.tex" in names
+    for f in figs:
+        path = REPO / f
+        assert path.stat().st_size > 500, f
+        if f.endswith(".png"):
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if f.endswith(".pdf"):
+            assert path.read_bytes()[:5] == b"%PDF-"
+
+
+def test_executed_notebooks_have_no_errors(smoke):
+    books = sorted((smoke / "notebooks").glob("*.ipynb"))
+    assert len(books) == len(list((REPO / "notebooks").glob("*.ipynb")))
+    for book in books:
+        nb = nbformat.read(book, as_version=4)
+        assert not nb.metadata["papermill"].get("exception"), book
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                assert out["output_type"] != "error", (book, cell.source[:200])
+                if out["output_type"] == "stream" and out["name"] == "stderr":
+                    assert "Traceback" not in out["text"], (book, out["text"])
+        tags = [c.metadata.get("tags", []) for c in nb.cells]
+        assert ["parameters"] in tags and ["injected-parameters"] in tags
+        assert (book.with_suffix(".html")).exists()
+
+
+def _run_folders(smoke: Path) -> dict[str, Path]:
+    return {p.parent.name: p.parent for p in (smoke / "runs").glob("*/summary.json")}
+
+
+def test_study_table_comes_from_the_run_folders(smoke):
+    study = pd.read_parquet(smoke / "study.parquet")
+    folders = _run_folders(smoke)
+    assert set(study["run"]) == set(folders)
+    for row in study.itertuples():
+        summary = json.loads((folders[row.run] / "summary.json").read_text())
+        energy = json.loads((folders[row.run] / "energy.json").read_text())
+        assert row.final_val_loss == summary["final_val_loss"]
+        assert row.steps == summary["steps"]
+        assert row.energy_j == energy["total_j"]
+        assert row.energy_method == energy["method"]
+    dictionary = (smoke / "data_dictionary.md").read_text()
+    for col in study.columns:
+        assert f"| `{col}` |" in dictionary, col
+
+
+def test_figure_tables_match_the_runs(smoke):
+    """Table 2 (per-configuration means) recomputed from the raw energy.json / summary.json."""
+    folders = _run_folders(smoke)
+    raw = {}
+    for run, folder in folders.items():
+        strategy, p, n, k, _ = run.split("-")
+        key = (strategy, int(p[1:]), int(n[1:]), int(k[1:]))
+        energy = json.loads((folder / "energy.json").read_text())["total_j"]
+        loss = json.loads((folder / "summary.json").read_text())["final_val_loss"]
+        raw.setdefault(key, []).append((energy, loss))
+    t2 = pd.read_csv(REPO / "figures" / "smoke" / "table2_summary.csv")
+    assert len(t2) == len(raw)
+    for row in t2.itertuples():
+        vals = raw[(row.strategy, row.p, row.n, row.k)]
+        assert row.seeds == len(vals)
+        assert math.isclose(row.energy_j, sum(e for e, _ in vals) / len(vals), rel_tol=1e-9)
+        assert math.isclose(row.final_val_loss, sum(v for _, v in vals) / len(vals), rel_tol=1e-9)
+    # the executed notebook of experiment 2 lists the runs it plotted
+    nb = (smoke / "notebooks" / "02_predicted_vs_measured.ipynb").read_text()
+    for run in folders:
+        if not run.startswith(("serial", "dtensor")):
+            assert run in nb, run
+
+
+def test_figures_state_scale_hardware_and_energy_method(smoke):
+    for book in sorted((smoke / "notebooks").glob("*.ipynb")):
+        text = book.read_text()
+        assert "figlib.title(" in text or "save_table" in text, book
+    t = (REPO / "figures" / "smoke" / "energy_reduction.csv").read_text()
+    assert "modelled" in t or "measured" in t
+
+
+def test_html_report(smoke, tmp_path):
+    report = tmp_path / "report.html"
+    res = snakemake([*SMOKE, "--report", str(report)], REPO, timeout=600)
+    assert res.returncode == 0, res.stdout[-4000:]
+    html = report.read_text(errors="replace")
+    for stem in ["fig1_cost_model", "fig4_energy", "fig6_projection", "table2_summary"]:
+        assert stem in html, stem
