@@ -591,7 +591,7 @@ def _nnls_small(a: list[list[float]], b: list[float]) -> list[float]:
                     continue
                 x[list(cols)] = sol
             res = float(np.sum((A @ x - y) ** 2))
-            if best is None or res < best[0] - 1e-300:
+            if best is None or res < best[0]:
                 best = (res, x)
     assert best is not None
     return [float(v) for v in best[1]]
