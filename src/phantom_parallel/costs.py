@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 STRATEGIES: tuple[str, ...] = ("serial", "tp", "pp", "dtensor")
 """Strategy names accepted by :func:`predict` (``dtensor`` is costed exactly like ``tp``)."""
 
@@ -574,29 +576,6 @@ def predict_time(cost: CostBreakdown, constants: AlphaBeta) -> TimeBreakdown:
     return TimeBreakdown(comm, compute, elem, comm + compute + elem)
 
 
-def _nnls_small(a: list[list[float]], b: list[float]) -> list[float]:
-    """Non-negative least squares for a handful of columns by enumerating active sets."""
-    import numpy as np
-
-    A = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    ncol = A.shape[1]
-    best: tuple[float, np.ndarray] | None = None
-    for r in range(ncol + 1):
-        for cols in itertools.combinations(range(ncol), r):
-            x = np.zeros(ncol)
-            if cols:
-                sol, *_ = np.linalg.lstsq(A[:, cols], y, rcond=None)
-                if np.any(sol < 0):
-                    continue
-                x[list(cols)] = sol
-            res = float(np.sum((A @ x - y) ** 2))
-            if best is None or res < best[0]:
-                best = (res, x)
-    assert best is not None
-    return [float(v) for v in best[1]]
-
-
 def calibrate(
     comm_rows: Iterable[Sequence[float]],
     compute_rows: Iterable[Sequence[float]],
@@ -624,7 +603,13 @@ def calibrate(
         if len(r) != 2:
             raise ValueError(f"compute row must be (compute_time_s, matmul_flops), got {r!r}")
     if comm:
-        alpha, inv_beta = _nnls_small([[r[1], r[2]] for r in comm], [r[0] for r in comm])
+        from scipy.optimize import nnls
+
+        solution, _ = nnls(
+            np.asarray([[r[1], r[2]] for r in comm], dtype=np.float64),
+            np.asarray([r[0] for r in comm], dtype=np.float64),
+        )
+        alpha, inv_beta = (float(v) for v in solution)
     else:
         alpha, inv_beta = 0.0, 0.0
     num = sum(t * f for t, f in comp)
