@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from phantom_parallel.runlog import write_json_atomic
+from phantom_parallel.atomic import write_json_atomic
 
 
 class ResumeMismatchError(ValueError):

@@ -46,6 +46,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from phantom_parallel.atomic import write_json_atomic
+
 FORMAT = "phantom-data/1"
 """Value of ``manifest["format"]``."""
 
@@ -290,19 +292,6 @@ class _HashingWriter:
         return self.fh.write(b)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_npy_atomic(path: Path, arr: np.ndarray) -> str:
     """Write ``arr`` as ``.npy`` (format 1.0) via a temporary file + rename; return its sha256."""
     path = Path(path)
@@ -318,19 +307,6 @@ def write_npy_atomic(path: Path, arr: np.ndarray) -> str:
         if tmp.exists():
             tmp.unlink()
     return w.sha.hexdigest()
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON via a temporary file + rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:

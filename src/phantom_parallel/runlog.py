@@ -16,18 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from phantom_parallel.atomic import write_json_atomic
+
 METRIC_FIELDS = (
     "step", "epoch", "loss", "step_time_s", "compute_time_s", "comm_time_s", "comm_calls",
     "comm_bytes", "samples_per_s", "t_ns",
 )
 EPOCH_FIELDS = ("epoch", "step", "train_loss", "val_loss", "t_ns")
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and rename (never a half-written file)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def _truncate_csv(path: Path, keep: Any) -> None:

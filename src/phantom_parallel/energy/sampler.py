@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from phantom_parallel.atomic import write_json_atomic
+
 from .sources import SOURCES, SourceError, open_source, resolve
 
 #: Seconds :meth:`SamplerHandle.stop` waits for a clean exit before SIGKILL.
@@ -36,12 +38,6 @@ STOP_TIMEOUT_S = 15.0
 def host_name() -> str:
     """Short host name used in log file names (``frontier01234``)."""
     return socket.gethostname().split(".")[0] or "localhost"
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 class SamplerHandle:
@@ -92,7 +88,7 @@ class SamplerHandle:
             meta = json.loads(self.meta_path.read_text())
             meta["stop_ns"] = time.time_ns()
             meta["exit_code"] = proc.returncode
-            _write_json(self.meta_path, meta)
+            write_json_atomic(self.meta_path, meta)
         except (OSError, ValueError):
             pass
 
@@ -144,7 +140,7 @@ def start_sampler(
     }
     if resolved == "none":
         meta.update(log=None, log_format=None, command=None, pid=None)
-        _write_json(meta_path, meta)
+        write_json_atomic(meta_path, meta)
         return SamplerHandle("none", out, None, meta_path, None, skipped)
     src = open_source(resolved, **options)
     log_path = out / f"{host}.{resolved}.log"
@@ -167,7 +163,7 @@ def start_sampler(
         argv += ["--powercap-root", powercap_root]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
     meta["pid"] = proc.pid
-    _write_json(meta_path, meta)
+    write_json_atomic(meta_path, meta)
     handle = SamplerHandle(resolved, out, log_path, meta_path, proc, skipped)
     atexit.register(handle.stop)
     return handle
