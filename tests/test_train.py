@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.data import DataConfig, generate
 from phantom_parallel.distributed import first_slurm_host, read_launch_env
 
@@ -65,6 +66,8 @@ def test_same_seed_same_command_gives_identical_losses(data_dir: Path, tmp_path:
             assert torch.equal(wa[key], wb[key]), key
     summary = json.loads((a / "summary.json").read_text())
     assert summary["steps"] == 40 and summary["world_size"] == 2
+    shape = FFNShape(d_in=8, width=32, layers=2, d_out=2, batch=16, p=2, ghosts=2)
+    assert summary["matmul_flops_per_step"] == predict("pp", shape).matmul_flops
     events = [json.loads(line)["event"] for line in (a / "events.jsonl").read_text().splitlines()]
     assert events[0] == "run_start" and events[-1] == "run_end"
     assert events.index("measure_start") < events.index("measure_end")

@@ -161,6 +161,21 @@ def evaluate(model: torch.nn.Module, data: ShardedDataset, batch_size: int, devi
     return total / rows
 
 
+def count_matmul_flops(model: torch.nn.Module, data: ShardedDataset, batch_size: int,
+                       device: torch.device, dtype: torch.dtype) -> int:
+    """Matmul FLOPs of one forward + backward on this rank (``FlopCounterMode``), measured on
+    the first rows of the data before training; the gradients are discarded, so training is
+    unaffected."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, y = data.get_batch(list(range(batch_size)))
+    with FlopCounterMode(display=False) as counter:
+        _loss(model(x.to(device, dtype)), y.to(device)).backward()
+    for param in model.parameters():
+        param.grad = None
+    return int(counter.get_total_flops())
+
+
 def _make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
     if args.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
@@ -240,6 +255,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         if args.max_steps is not None:
             total_steps = min(total_steps, args.max_steps)
         n_params = sum(p.numel() for p in model.parameters())
+        matmul_flops = count_matmul_flops(model, train_data, args.batch_size, device, dtype)
         progress = None
         if rank == 0 and not args.no_progress:
             from tqdm import tqdm
@@ -316,7 +332,8 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         summary = _summarise(run_dir, rank, {
             "final_train_loss": last_loss, "final_val_loss": val_loss, "steps": step,
             "epochs_completed": epoch, "peak_memory_bytes": peak, "params_total": total_params,
-            "params_per_rank": n_params, "world_size": world, "strategy": args.strategy,
+            "params_per_rank": n_params, "world_size": world,
+            "matmul_flops_per_step": matmul_flops, "strategy": args.strategy,
             "batch_size": args.batch_size, "samples": step * args.batch_size,
             "wall_time_s": time.time() - started,
         })
