@@ -36,6 +36,8 @@ def _skip_reason() -> str | None:
 def cluster():
     reason = _skip_reason()
     if reason:
+        if os.environ.get("PHANTOM_REQUIRE_SLURM") == "1":
+            pytest.fail(f"PHANTOM_REQUIRE_SLURM=1 but the SLURM test cannot run: {reason}")
         pytest.skip(reason)
     up = subprocess.run(["bash", str(HERE / "up.sh")], capture_output=True, text=True, timeout=600)
     assert up.returncode == 0, up.stdout + up.stderr
