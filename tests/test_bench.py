@@ -71,12 +71,13 @@ def test_cli_runs_on_two_gloo_ranks_and_reports_every_field(tmp_path: Path) -> N
     for s in ("pp", "tp"):
         pred = d["strategies"][s]["prediction"]
         assert pred["total_s"] > 0 and pred["measured_over_predicted"] > 0
+        assert d["strategies"][s]["extended_prediction"]["adam_s"] > 0
         assert d["strategies"][s]["comm"]["median_s"] > 0
     assert set(d["ratios"]) == {"pp_over_tp", "pp_over_tp_se", "tp_over_dtensor",
                                 "tp_over_dtensor_se"}
     for check in d["checks"].values():
         assert check["verdict"] in ("PASS", "MISS")
-    assert d["profile_pp"]
+    assert d["profiles"]["pp"] and d["profiles"]["tp"]
 
 
 def test_cli_rejects_a_single_process() -> None:
