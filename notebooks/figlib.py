@@ -79,11 +79,9 @@ def energy_kind(study: pd.DataFrame) -> str:
 
 def provenance(study: pd.DataFrame, scale: str, energy: bool = True) -> str:
     """One line: scale, hardware and (if the figure shows energy) how energy was obtained."""
-    devices = sorted(set(study["device"]))
-    backends = sorted(b for b in set(study["backend"].dropna()) if b)
-    hosts = int(study["hosts"].max())
-    hw = f"{'/'.join(d.upper() for d in devices)} ranks ({', '.join(backends) or 'no backend'})"
-    hw += f", up to {int(study['p'].max())} ranks on {hosts} host(s)"
+    kinds = sorted({h.replace(" (", ", ").rstrip(")") for h in study["hardware"].dropna()})
+    hw = "; ".join(kinds) or "unknown"
+    hw += f"; up to {int(study['p'].max())} ranks on {int(study['hosts'].max())} host(s)"
     line = f"scale: {scale} | hardware: {hw}"
     if energy:
         line += f" | energy: {energy_kind(study)}"

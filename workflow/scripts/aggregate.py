@@ -56,22 +56,23 @@ def epoch_times(events: list[dict[str, Any]]) -> dict[int, float]:
 
 
 def hardware(manifest: dict[str, Any]) -> tuple[str, str, str, int]:
-    """(description, device, backend, hosts) of one run from its manifest.json."""
+    """(device kind + backend, device, backend, hosts) of one run from its manifest.json.
+
+    Uses the device or CPU model when the manifest records one (``device_name`` /
+    ``cpu_name``), else the device type and the ROCm/CUDA version of torch.
+    """
     cfg = manifest.get("config", {})
     device = str(cfg.get("device", "cpu"))
     versions = manifest.get("versions", {}) or {}
     backend = versions.get("backend") or ""
     hosts = len(manifest.get("hosts", []) or [None])
-    world = manifest.get("world_size", 1)
-    kind = device.upper()
     if device.startswith("cuda"):
         kind = f"ROCm {versions['hip']} GPU" if versions.get("hip") else "CUDA GPU"
         if manifest.get("device_name"):
             kind = str(manifest["device_name"])
-    elif manifest.get("cpu_name"):
-        kind = f"CPU {manifest['cpu_name']}"
-    desc = f"{world} rank(s) on {hosts} host(s), {kind}" + (f", {backend}" if backend else "")
-    return desc, device, backend, hosts
+    else:
+        kind = f"CPU {manifest['cpu_name']}" if manifest.get("cpu_name") else "CPU"
+    return kind + (f" ({backend})" if backend else ""), device, backend, hosts
 
 
 def predictions(costs_csv: Path) -> pd.DataFrame:
