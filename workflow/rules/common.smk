@@ -9,6 +9,7 @@ command lines for phantom-data, phantom-train, phantom-energy and phantom-costs.
 import math
 import os
 import shlex
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -30,9 +31,27 @@ if config["scale"] not in config["scales"]:
         f"{', '.join(sorted(config['scales']))}",
     )
 
+
+def resolve_device(device, launcher):
+    """`auto`: cuda if this machine exposes GPUs (NVIDIA or AMD device files), else cpu.
+
+    Only for the torchrun launcher (the machine running Snakemake runs the ranks); with srun
+    the device must be explicit, since the login node is not the compute node.
+    """
+    if device != "auto":
+        return device
+    if launcher == "srun":
+        _fail("execution.device", "set cpu or cuda explicitly with the srun launcher")
+    # GPU device nodes of the NVIDIA and the AMD (ROCm kernel fusion driver) drivers
+    dev = Path(os.sep, "dev")
+    has_gpu = (dev / "nvidia0").exists() or (dev / "kfd").exists()
+    return "cuda" if has_gpu else "cpu"
+
+
 SCALE = config["scale"]
 SC = config["scales"][SCALE]
-EXE = config["execution"]
+EXE = dict(config["execution"])
+EXE["device"] = resolve_device(EXE["device"], EXE["launcher"])
 TRAINING = SC["training"]
 RES = f"{config['paths']['results']}/{SCALE}"
 FIG = f"{config['paths']['figures']}/{SCALE}"
@@ -149,6 +168,13 @@ def train_tasks_per_gpu(wildcards):
 
 def train_cpus_per_task(wildcards):
     return EXE["cpus_per_rank"] if EXE["launcher"] == "srun" else None
+
+
+def train_local_gpus(wildcards):
+    """Local runs on GPUs: `gpus` = p, bounded by `snakemake --resources gpus=N`."""
+    if EXE["launcher"] != "torchrun" or EXE["device"] != "cuda":
+        return None
+    return _ranks(wildcards)
 
 
 def launch_prefix(run):

@@ -26,6 +26,7 @@ rule train:
         gpu=train_gpus,
         tasks_per_gpu=train_tasks_per_gpu,
         cpus_per_task=train_cpus_per_task,
+        gpus=train_local_gpus,
         runtime=TRAINING.get("runtime_min", 60),
     params:
         cmd=train_command,
