@@ -79,9 +79,10 @@ def energy_kind(study: pd.DataFrame) -> str:
 
 def provenance(study: pd.DataFrame, scale: str, energy: bool = True) -> str:
     """One line: scale, hardware and (if the figure shows energy) how energy was obtained."""
-    kinds = sorted({h.replace(" (", ", ").rstrip(")") for h in study["hardware"].dropna()})
-    hw = "; ".join(kinds) or "unknown"
-    hw += f"; up to {int(study['p'].max())} ranks on {int(study['hosts'].max())} host(s)"
+    kinds = sorted({h.split(" (")[0] for h in study["hardware"].dropna()}) or ["unknown"]
+    backends = sorted(b for b in set(study["backend"].dropna()) if b)
+    hw = "/".join(kinds) + (f" ({', '.join(backends)})" if backends else "")
+    hw += f", up to {int(study['p'].max())} ranks on {int(study['hosts'].max())} host(s)"
     line = f"scale: {scale} | hardware: {hw}"
     if energy:
         line += f" | energy: {energy_kind(study)}"
