@@ -41,13 +41,14 @@ def test_cli_runs_on_two_gloo_ranks_and_reports_every_field(tmp_path: Path) -> N
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            "-m", "phantom_parallel.bench", "--width", "32", "--layers", "3", "--ghosts", "2",
            "--batch", "8", "--steps", "4", "--warmup", "1", "--rounds", "2",
-           "--micro-time", "0.002", "--micro-trials", "2", "--profile-steps", "1",
+           "--micro-time", "0.002", "--micro-trials", "2", "--in-step-calls", "3",
+           "--profile-steps", "1",
            "--json", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     text = res.stdout
     for needle in ("phantom-bench  p=2 gloo cpu float32", "loadavg", "matmul rate",
-                   "elementwise rate", "alpha", "PP/TP", "TP/DTensor", "meas/pred",
+                   "elementwise rate", "alpha", "alpha in step", "Adam step", "extended", "PP/TP", "TP/DTensor", "meas/pred",
                    "PP measured/predicted", "torch.profiler"):
         assert needle in text, needle
     for s in BENCH_STRATEGIES:
@@ -68,10 +69,24 @@ def test_cli_runs_on_two_gloo_ranks_and_reports_every_field(tmp_path: Path) -> N
         assert st["step"]["median_s"] > 0 and st["step"]["iqr_s"] >= 0
         assert st["matmul_flops"] > 0 and st["achieved_flop_rate"] > 0
         assert (st["comm"] is None) == (s == "dtensor")
+    cal = d["calibration"]
+    kb = cal["constants_basic"]
+    assert kb["alpha_s"] >= 0 and kb["flop_rate"] > 0 and kb["elementwise_rate"] > 0
+    for op in ("all_reduce", "all_gather", "reduce_scatter"):
+        assert k[f"alpha_{op}_s"] >= 0
+        assert any(r["op"] == op and r["seconds"] > 0 for r in cal["in_step_collectives"])
+    assert k["matmul_call_s"] >= 0 and k["optimizer_s_per_element"] >= 0
+    assert k["optimizer_s_per_tensor"] >= 0
+    assert {r["set"] for r in cal["optimizer"]} >= {"pp", "tp", "dtensor"}
+    assert d["strategies"]["pp"]["param_tensors_per_rank"] == 2 + 4 * 3 + 2
+    assert d["strategies"]["tp"]["param_tensors_per_rank"] == 2 * 5
     for s in ("pp", "tp"):
-        pred = d["strategies"][s]["prediction"]
-        assert pred["total_s"] > 0 and pred["measured_over_predicted"] > 0
-        assert d["strategies"][s]["extended_prediction"]["adam_s"] > 0
+        for key in ("prediction", "prediction_basic"):
+            pred = d["strategies"][s][key]
+            assert pred["total_s"] > 0 and pred["measured_over_predicted"] > 0
+        assert d["strategies"][s]["prediction"]["optimizer_s"] > 0
+        assert d["strategies"][s]["prediction_basic"]["optimizer_s"] == 0
+        assert d["strategies"][s]["prediction"]["adam_microbenchmark_s"] > 0
         assert d["strategies"][s]["comm"]["median_s"] > 0
     assert set(d["ratios"]) == {"pp_over_tp", "pp_over_tp_se", "tp_over_dtensor",
                                 "tp_over_dtensor_se"}

@@ -506,3 +506,92 @@ def test_cli_constants_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out.splitlines()
     row = dict(zip(out[0].split(","), out[1].split(","), strict=True))
     assert float(row["comm_s"]) == 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# extended time model: per-op latency, per-GEMM overhead, optimizer step
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [1, 2, 4])
+def test_param_tensor_and_gemm_counts(p: int) -> None:
+    L = 3
+    s = FFNShape(6, 16, L, 3, 7, p, 2 if p > 1 else 0)
+    tp, pp = predict("tp", s), predict("pp", s)
+    assert tp.param_tensors_per_rank == 2 * (L + 2)
+    assert pp.param_tensors_per_rank == 2 + (4 if p > 1 else 2) * L + 2
+    # input: 1 fwd + 1 bwd (no dgrad); others 1 fwd + 2 bwd; PP hidden: 2 + (p-1) fwd, x2 bwd
+    assert tp.matmul_calls == 2 + 3 * (L + 1)
+    hidden = 3 * (2 + (p - 1)) if p > 1 else 3
+    assert pp.matmul_calls == 2 + L * hidden + 3
+    assert pp.row()["param_tensors_per_rank"] == pp.param_tensors_per_rank
+
+
+def test_param_tensor_count_matches_the_model() -> None:
+    from phantom_parallel.models import FFNConfig, build_model
+
+    cfg = FFNConfig(d_in=6, width=16, layers=3, d_out=3)
+    serial = build_model("serial", cfg, None, seed=0)
+    assert len(list(serial.parameters())) == predict("serial", FFNShape(6, 16, 3, 3, 7)).param_tensors_per_rank
+
+
+def test_extended_constants_default_to_the_basic_model() -> None:
+    c = predict("pp", FFNShape(64, 1024, 4, 8, 64, 8, 32))
+    basic = AlphaBeta(1e-5, 1e10, 1e12, elementwise_rate=1e9)
+    same = AlphaBeta(1e-5, 1e10, 1e12, elementwise_rate=1e9, alpha_all_gather_s=None)
+    assert predict_time(c, basic) == predict_time(c, same)
+    assert predict_time(c, basic).optimizer_s == 0
+
+
+def test_predict_time_extended() -> None:
+    s = FFNShape(64, 512, 4, 8, 64, 2, 16)
+    c = predict("pp", s)
+    k = AlphaBeta(alpha_s=1.0, beta_bytes_per_s=1e9, flop_rate=1e11, elementwise_rate=1e9,
+                  alpha_all_reduce_s=3e-4, alpha_all_gather_s=2e-4, alpha_reduce_scatter_s=5e-4,
+                  matmul_call_s=1e-5, optimizer_s_per_element=1e-9, optimizer_s_per_tensor=2e-5)
+    t = predict_time(c, k)
+    comm = 1 * 3e-4 + 4 * 2e-4 + 4 * 5e-4 + c.wire_bytes / 1e9
+    assert c.comm_calls == {"all_reduce": 1, "all_gather": 4, "reduce_scatter": 4}
+    assert t.comm_s == pytest.approx(comm)
+    assert t.matmul_overhead_s == pytest.approx(c.matmul_calls * 1e-5)
+    assert t.compute_s == pytest.approx(c.matmul_flops / 1e11 + c.matmul_calls * 1e-5)
+    assert t.optimizer_s == pytest.approx(c.params_per_rank * 1e-9 + c.param_tensors_per_rank * 2e-5)
+    assert t.total_s == pytest.approx(t.comm_s + t.compute_s + t.elementwise_s + t.optimizer_s)
+    assert k.alpha("all_gather") == 2e-4 and AlphaBeta(1.0, 1e9, 1e11).alpha("all_gather") == 1.0
+    assert AlphaBeta.from_dict(json.loads(json.dumps(k.to_dict()))) == k
+    with pytest.raises(ValueError, match="alpha_all_gather_s"):
+        AlphaBeta(1.0, 1e9, 1e11, alpha_all_gather_s=-1.0)
+    with pytest.raises(ValueError, match="unknown collective"):
+        k.alpha("broadcast")
+
+
+def test_calibrate_collectives_recovers_per_op_latency() -> None:
+    alpha = {"all_reduce": 3e-4, "all_gather": 2e-4, "reduce_scatter": 6e-4}
+    beta = 1e9
+    rows = [(op, a + w / beta, w) for op, a in alpha.items() for w in (0.0, 4e3, 1e6, 8e6)]
+    fit = costs.calibrate_collectives(rows)
+    for op, a in alpha.items():
+        assert fit[f"alpha_{op}_s"] == pytest.approx(a, rel=1e-6)
+    assert fit["beta_bytes_per_s"] == pytest.approx(beta, rel=1e-6)
+    only = costs.calibrate_collectives([("all_gather", 1e-4, 0.0), ("all_gather", 1e-4, 1e3)])
+    assert set(only) == {"alpha_all_gather_s", "beta_bytes_per_s"}
+    assert math.isinf(only["beta_bytes_per_s"])
+    with pytest.raises(ValueError, match="unknown collective"):
+        costs.calibrate_collectives([("bcast", 1.0, 1.0)])
+
+
+def test_calibrate_matmul_and_optimizer() -> None:
+    rate, call = 1e11, 2e-5
+    rows = [(f / rate + call, f) for f in (1e5, 1e7, 1e9)]
+    got_rate, got_call = costs.calibrate_matmul(rows)
+    assert got_rate == pytest.approx(rate, rel=1e-6) and got_call == pytest.approx(call, rel=1e-6)
+    with pytest.raises(ValueError):
+        costs.calibrate_matmul([(1.0, 0.0)])
+    # overhead only (time independent of FLOPs): rate through the origin, no overhead
+    assert costs.calibrate_matmul([(1.0, 1.0), (1.0, 2.0)]) == (pytest.approx(5 / 3), 0.0)
+    e_s, t_s = 2e-9, 3e-5
+    opt_rows = [(e * e_s + n * t_s, e, n) for e, n in ((1e3, 2), (1e6, 2), (1e4, 16), (4e6, 16))]
+    got_e, got_t = costs.calibrate_optimizer(opt_rows)
+    assert got_e == pytest.approx(e_s, rel=1e-6) and got_t == pytest.approx(t_s, rel=1e-6)
+    with pytest.raises(ValueError, match="> 0"):
+        costs.calibrate_optimizer([(0.0, 1.0, 1.0)])

@@ -33,6 +33,7 @@ relative ones in quadrature. Times are seconds, rates FLOP/s or bytes/s, sizes b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -236,6 +237,92 @@ def bench_adam(model: torch.nn.Module, lr: float, device: torch.device, min_time
     return time_call(opt.step, device, min_time_s, trials)
 
 
+def bench_optimizer(shape_sets: Sequence[Sequence[tuple[int, ...]]], lr: float,
+                    device: torch.device, dtype: torch.dtype, min_time_s: float,
+                    trials: int) -> list[dict[str, Any]]:
+    """Seconds of one ``torch.optim.Adam`` step per set of parameter shapes, each over fresh,
+    throwaway tensors with random gradients (never the timed models or optimizers).
+
+    Returns:
+        One row per set: tensors, elements, seconds.
+    """
+    rows = []
+    for shapes in shape_sets:
+        params = []
+        for shp in shapes:
+            t = torch.zeros(shp, device=device, dtype=dtype).requires_grad_()
+            t.grad = torch.randn_like(t)
+            params.append(t)
+        opt = torch.optim.Adam(params, lr=lr)
+        seconds = time_call(opt.step, device, min_time_s, trials)
+        rows.append({"tensors": len(params), "elements": sum(t.numel() for t in params),
+                     "seconds": seconds})
+    return rows
+
+
+def local_param_shapes(model: torch.nn.Module) -> list[tuple[int, ...]]:
+    """Shapes of ``model``'s parameters on this rank (DTensor parameters: their local shards)."""
+    out = []
+    for prm in model.parameters():
+        local = prm.to_local() if hasattr(prm, "to_local") else prm
+        out.append(tuple(local.shape))
+    return out
+
+
+def bench_collectives_in_step(comm: Comm, sizes: dict[str, list[int]],
+                              burst: Callable[[], object], dtype: torch.dtype,
+                              device: torch.device, calls: int,
+                              trials: int) -> list[dict[str, Any]]:
+    """Seconds per call of each collective as a training step calls it: right after a short
+    compute burst on every rank (``burst``), so the time includes waiting for the slower peer
+    and being woken up, not just the back-to-back latency.
+
+    All ranks call this together; (op, size) points round-robin, ``trials`` blocks of ``calls``
+    calls each (barrier before a block). Per point: the mean over all calls (the expected value,
+    so that a step's sum of calls is predicted by the sum of means) of the ledger time, averaged
+    over ranks.
+
+    Returns:
+        One row per (op, size): op, numel, payload_bytes, wire_bytes (ring), seconds,
+        seconds_median.
+    """
+    p = comm.world_size
+    elem = torch.tensor([], dtype=dtype).element_size()
+    points = []
+    for op, numels in sizes.items():
+        for numel in numels:
+            shape = (p, numel // p) if op == "reduce_scatter" else (numel,)
+            points.append((op, numel, getattr(comm, op),
+                           torch.zeros(shape, device=device, dtype=dtype)))
+    samples: list[list[float]] = [[] for _ in points]
+    for _ in range(trials):
+        for i, (_, _, fn, buf) in enumerate(points):
+            dist.barrier()
+            for _ in range(calls):
+                burst()
+                _sync(device)
+                before = comm.ledger.seconds
+                fn(buf)
+                samples[i].append(comm.ledger.seconds - before)
+    comm.ledger.reset()
+    stats = torch.tensor([[statistics.fmean(x), statistics.median(x)] for x in samples],
+                         dtype=torch.float64)
+    dist.all_reduce(stats)  # uncounted: not the benchmark's traffic
+    stats /= p
+    rows = []
+    for (op, numel, _, _), (mean, med) in zip(points, stats.tolist(), strict=True):
+        payload = numel * elem
+        rows.append({"op": op, "numel": numel, "payload_bytes": payload,
+                     "wire_bytes": costs.ring_wire_bytes(op, payload, p),
+                     "seconds": mean, "seconds_median": med})
+    return rows
+
+
+IN_STEP_BURST_GEMMS = 3
+"""GEMMs ``(B x m) @ (m x m)`` before each in-step collective: about one hidden layer's
+forward compute per rank between two collectives."""
+
+
 def collective_sizes(batch: int, width: int, p: int, ghosts: int, d_out: int) -> dict[str, list[int]]:
     """Payload element counts per collective: the ones of a PP/TP step plus a geometric grid."""
     m = width // p
@@ -244,6 +331,16 @@ def collective_sizes(batch: int, width: int, p: int, ghosts: int, d_out: int) ->
         "all_reduce": sorted({*grid, batch * width, batch * d_out}),
         "all_gather": sorted({*grid, batch * ghosts, batch * m}),
         "reduce_scatter": sorted({*(g * p for g in grid), batch * p * ghosts}),
+    }
+
+
+def step_collective_sizes(batch: int, width: int, p: int, ghosts: int,
+                          d_out: int) -> dict[str, list[int]]:
+    """Payload element counts of the collectives a PP or TP step calls."""
+    return {
+        "all_reduce": sorted({batch * width, batch * d_out}),
+        "all_gather": sorted({batch * ghosts, batch * (width // p)}),
+        "reduce_scatter": [batch * p * ghosts],
     }
 
 
@@ -436,6 +533,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--micro-time", type=float, default=0.05,
                     help="seconds per microbenchmark trial")
     ap.add_argument("--micro-trials", type=int, default=5, help="trials per microbenchmark")
+    ap.add_argument("--in-step-calls", type=int, default=20,
+                    help="calls per trial of each in-step collective microbenchmark")
     ap.add_argument("--profile-steps", type=int, default=0,
                     help="afterwards, profile this many PP and TP steps on rank 0 (torch.profiler)")
     ap.add_argument("--json", type=Path, default=None, help="write every number to this file")
@@ -449,7 +548,8 @@ def _validate(args: argparse.Namespace, world: int) -> None:
 
     if world < 2:
         bad("needs p >= 2 ranks: torchrun --standalone --nproc-per-node 2 -m phantom_parallel.bench")
-    for key in ("width", "batch", "steps", "rounds", "d_in", "d_out", "micro_trials"):
+    for key in ("width", "batch", "steps", "rounds", "d_in", "d_out", "micro_trials",
+                "in_step_calls"):
         if getattr(args, key) < 1:
             bad(f"--{key.replace('_', '-')}={getattr(args, key)} must be >= 1")
     if args.layers < 0 or args.warmup < 0 or args.profile_steps < 0:
@@ -504,17 +604,46 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
     concurrent = bench_matmul(args.batch, shapes, dtype, device, mt, trials)
     concurrent_rate = rate_through_origin([(r["seconds"], r["flops"]) for r in concurrent])
     concurrent_rates = _gather(concurrent_rate, p)
-    coll_rows = bench_collectives(
-        comm, collective_sizes(args.batch, args.width, p, args.ghosts, args.d_out),
-        dtype, device, mt, trials)
+    concurrent_all = _gather(concurrent, p)
+    # the elementwise kernels on all ranks at once, too
+    elem_conc = bench_elementwise(args.batch, sorted({args.width // p, args.width}),
+                                  args.activation, dtype, device, mt, trials)
+    elem_conc_all = _gather(elem_conc, p)
+    coll_sizes = collective_sizes(args.batch, args.width, p, args.ghosts, args.d_out)
+    coll_rows = bench_collectives(comm, coll_sizes, dtype, device, mt, trials)
+    # collectives as a step calls them: each right after a short compute burst on all ranks
+    m = args.width // p
+    gen = torch.Generator().manual_seed(args.seed + 7)
+    h_b = torch.randn(args.batch, m, generator=gen).to(device, dtype)
+    w_b = torch.randn(m, m, generator=gen).to(device, dtype)
+
+    def burst() -> None:
+        for _ in range(IN_STEP_BURST_GEMMS):
+            torch.mm(h_b, w_b)
+
+    in_step_sizes = {op: sorted({*v, *(x for x in coll_sizes[op] if x in (4096, 262144))})
+                     for op, v in step_collective_sizes(args.batch, args.width, p, args.ghosts,
+                                                        args.d_out).items()}
+    in_step_rows = bench_collectives_in_step(comm, in_step_sizes, burst, dtype, device,
+                                             args.in_step_calls, trials)
 
     # 2. interleaved training steps ----------------------------------------------------------
     cfg = FFNConfig(args.d_in, args.width, args.layers, args.d_out, args.activation)
     runners = {s: StrategyRunner(s, cfg, comm, ghosts=args.ghosts, batch=args.batch,
                                  seed=args.seed, lr=args.lr, device=device, dtype=dtype)
                for s in BENCH_STRATEGIES}
-    dist.barrier()  # diagnostics: an Adam step over each strategy's local parameter shapes
-    adam_s = {s: bench_adam(r.model, args.lr, device, mt, trials) for s, r in runners.items()}
+    dist.barrier()  # an Adam step over each strategy's local parameter shapes (throwaway
+    # tensors, all ranks at once) plus synthetic sets -> seconds per element and per tensor
+    shape_sets = {s: local_param_shapes(r.model) for s, r in runners.items()}
+    synthetic = [[(size,)] * count for count in (2, 16) for size in (1024, 262144)]
+    opt_rows = bench_optimizer([*shape_sets.values(), *synthetic], args.lr, device, dtype,
+                               mt, trials)
+    for row, label in zip(opt_rows, [*shape_sets, *(f"{len(x)}x{x[0][0]}" for x in synthetic)],
+                          strict=True):
+        row["set"] = label
+    opt_rows_all = _gather(opt_rows, p)
+    adam_s = {s: statistics.fmean(rows[i]["seconds"] for rows in opt_rows_all)
+              for i, s in enumerate(shape_sets)}
     run_interleaved(runners, args.steps, args.warmup, args.rounds)
     profiles: dict[str, str | None] = {}
     if args.profile_steps:
@@ -535,6 +664,35 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
     )
     fit_err = [(constants.alpha_s + r["wire_bytes"] / constants.beta_bytes_per_s) / r["seconds"] - 1
                for r in coll_rows]
+    # extended model: per-op alphas and beta from the in-step collectives; matmul rate and
+    # per-GEMM overhead from the GEMMs on all ranks at once (mean over ranks per GEMM);
+    # elementwise rate likewise; Adam seconds per element and per tensor (mean over ranks)
+    gemm_rows = [(statistics.fmean(rows[i]["seconds"] for rows in concurrent_all),
+                  concurrent[i]["flops"]) for i in range(len(concurrent))]
+    flop_rate_ext, call_s = costs.calibrate_matmul(gemm_rows)
+    elem_rate_ext = rate_through_origin(
+        [(statistics.fmean(rows[i]["seconds"] for rows in elem_conc_all), elem_conc[i]["flops"])
+         for i in range(len(elem_conc))])
+    coll_fit = costs.calibrate_collectives(
+        [(r["op"], r["seconds"], r["wire_bytes"]) for r in in_step_rows])
+    opt_fit_rows = [(statistics.fmean(rows[i]["seconds"] for rows in opt_rows_all),
+                     opt_rows[i]["elements"], opt_rows[i]["tensors"])
+                    for i in range(len(opt_rows))]
+    s_elem, s_tensor = costs.calibrate_optimizer(opt_fit_rows)
+    alphas = [v for key, v in coll_fit.items() if key.startswith("alpha_")]
+    extended = costs.AlphaBeta(
+        alpha_s=statistics.median(alphas), elementwise_rate=elem_rate_ext,
+        flop_rate=flop_rate_ext, matmul_call_s=call_s,
+        optimizer_s_per_element=s_elem, optimizer_s_per_tensor=s_tensor, **coll_fit)
+    # sensitivity (reported, not the check): the same fit on the per-call medians
+    extended_median = dataclasses.replace(extended, **costs.calibrate_collectives(
+        [(r["op"], r["seconds_median"], r["wire_bytes"]) for r in in_step_rows]))
+    in_step_err = [(extended.alpha(r["op"]) + r["wire_bytes"] / extended.beta_bytes_per_s)
+                   / r["seconds"] - 1 for r in in_step_rows]
+    gemm_err = [(f / flop_rate_ext + call_s) / t - 1 for t, f in gemm_rows]
+    opt_err = [(e * s_elem + n * s_tensor) / t - 1 for t, e, n in opt_fit_rows]
+    for row, (t, _, _) in zip(opt_rows, opt_fit_rows, strict=True):
+        row["seconds"] = t  # mean over ranks
     shape_kw = {"d_in": args.d_in, "width": args.width, "layers": args.layers,
                 "d_out": args.d_out, "batch": args.batch, "p": p, "elem_bytes": elem}
     strategies: dict[str, Any] = {}
@@ -569,23 +727,25 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
             "samples": {"step_s": step, "comm_s": comm_s if has_comm else None,
                         "per_rank": ranks},
         }
+        strategies[s]["param_tensors_per_rank"] = cost.param_tensors_per_rank
+        strategies[s]["matmul_calls"] = cost.matmul_calls
         if s in ("pp", "tp"):
-            t = costs.predict_time(cost, constants)
             med_step = strategies[s]["step"]["median_s"]
             se = strategies[s]["step"]["se_s"]
-            strategies[s]["prediction"] = {
-                "comm_s": t.comm_s, "compute_s": t.compute_s, "elementwise_s": t.elementwise_s,
-                "total_s": t.total_s, "measured_over_predicted": med_step / t.total_s,
-                "measured_over_predicted_se": se / t.total_s,
-            }
-            # diagnostic only (not the target check): add what the cost model leaves out,
-            # each from a microbenchmark: GEMMs at the rate measured with all ranks running
-            # at once, and the Adam step (seconds) over this strategy's parameter shapes
-            ext = t.comm_s + t.elementwise_s + cost.matmul_flops / concurrent_rates[0] + adam_s[s]
-            strategies[s]["extended_prediction"] = {
-                "total_s": ext, "matmul_concurrent_s": cost.matmul_flops / concurrent_rates[0],
-                "adam_s": adam_s[s], "measured_over_predicted": med_step / ext,
-            }
+            for key, k_s in (("prediction", extended), ("prediction_basic", constants)):
+                t = costs.predict_time(cost, k_s)
+                strategies[s][key] = {
+                    "comm_s": t.comm_s, "compute_s": t.compute_s,
+                    "matmul_overhead_s": t.matmul_overhead_s,
+                    "elementwise_s": t.elementwise_s, "optimizer_s": t.optimizer_s,
+                    "total_s": t.total_s, "measured_over_predicted": med_step / t.total_s,
+                    "measured_over_predicted_se": se / t.total_s,
+                }
+            strategies[s]["prediction"]["adam_microbenchmark_s"] = adam_s[s]
+            t_med = costs.predict_time(cost, extended_median)
+            strategies[s]["prediction_in_step_median"] = {
+                "comm_s": t_med.comm_s, "total_s": t_med.total_s,
+                "measured_over_predicted": med_step / t_med.total_s}
 
     pp_tp = ratio(step_samples["pp"], step_samples["tp"])
     tp_dt = ratio(step_samples["tp"], step_samples["dtensor"])
@@ -603,10 +763,26 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         },
         "calibration": {
-            "constants": constants.to_dict(),
-            "method": "NNLS of collective time vs (calls, ring wire bytes), rows weighted by "
-                      "1/time; matmul rate least squares through the origin over per-rank GEMMs "
-                      "on rank 0 alone; elementwise rate likewise (nominal FLOPs)",
+            "constants": extended.to_dict(),
+            "method": "extended model (used by the PP check): per-op alpha + shared beta by "
+                      "NNLS (rows weighted by 1/time) of collectives timed right after a compute "
+                      "burst on all ranks (mean per call); matmul rate + per-GEMM overhead by "
+                      "NNLS over the per-rank GEMMs on all ranks at once; elementwise rate on "
+                      "all ranks at once; Adam s/element + s/tensor by NNLS over throwaway "
+                      "parameter sets (the strategies' shapes + synthetic)",
+            "constants_basic": constants.to_dict(),
+            "constants_in_step_median": extended_median.to_dict(),
+            "method_basic": "NNLS of back-to-back collective time vs (calls, ring wire bytes), "
+                            "rows weighted by 1/time; matmul rate least squares through the "
+                            "origin over per-rank GEMMs on rank 0 alone; elementwise rate "
+                            "likewise (nominal FLOPs)",
+            "in_step_collectives": in_step_rows,
+            "in_step_burst_gemms": IN_STEP_BURST_GEMMS,
+            "in_step_fit_rel_err_median": statistics.median(abs(e) for e in in_step_err),
+            "in_step_fit_rel_err_max": max(abs(e) for e in in_step_err),
+            "matmul_fit_rel_err_max": max(abs(e) for e in gemm_err),
+            "optimizer": opt_rows, "optimizer_fit_rel_err_max": max(abs(e) for e in opt_err),
+            "elementwise_concurrent": elem_conc_all,
             "collective_fit_rel_err_median": statistics.median(abs(e) for e in fit_err),
             "collective_fit_rel_err_max": max(abs(e) for e in fit_err),
             "matmul": matmul_rows, "elementwise": elem_rows, "collectives": coll_rows,
@@ -637,8 +813,9 @@ def _checks(strategies: dict[str, Any], tp_dt: tuple[float, float]) -> dict[str,
             f"measured {pp['step']['median_s'] * 1e3:.3f} ms vs predicted "
             f"{pred['total_s'] * 1e3:.3f} ms: comm {meas_comm * 1e3:.3f} vs "
             f"{pred['comm_s'] * 1e3:.3f} ms; compute {meas_compute * 1e3:.3f} vs "
-            f"{(pred['compute_s'] + pred['elementwise_s']) * 1e3:.3f} ms (matmul + elementwise), "
-            f"of which the optimizer step {opt * 1e3:.3f} ms is not in the model"
+            f"{(pred['compute_s'] + pred['elementwise_s'] + pred['optimizer_s']) * 1e3:.3f} ms "
+            f"(matmul + elementwise + optimizer), of which the optimizer step "
+            f"{opt * 1e3:.3f} vs {pred['optimizer_s'] * 1e3:.3f} ms"
         )
     ratio_tp, se_tp = tp_dt
     if ratio_tp <= 1.0:
@@ -670,7 +847,7 @@ def _ms(x: float | None) -> str:
 def format_report(res: dict[str, Any]) -> str:
     """Human-readable tables of a result dict of :func:`run`."""
     c, e, cal = res["config"], res["env"], res["calibration"]
-    k = cal["constants"]
+    k, kb = cal["constants"], cal["constants_basic"]
     lines = []
     load = e["loadavg_before"]
     shared = max(load[0], e["loadavg_after"][0]) > 1.0
@@ -687,15 +864,30 @@ def format_report(res: dict[str, Any]) -> str:
         f"({' -> '.join(BENCH_STRATEGIES)}), {c['warmup']} warm-up steps each",
         "",
         "calibration (microbenchmarks of this run, not the step times):",
-        f"  matmul rate      {k['flop_rate'] / 1e9:9.2f} GFLOP/s  (per-rank GEMMs, rank 0 alone; "
+        " basic (the original 4-constant model, for comparison):",
+        f"  matmul rate      {kb['flop_rate'] / 1e9:9.2f} GFLOP/s  (per-rank GEMMs, rank 0 alone; "
         "the same GEMMs on all ranks at once: "
         + ", ".join(f"{r / 1e9:.2f}" for r in cal["flop_rate_concurrent_per_rank"])
         + " GFLOP/s per rank)",
-        f"  elementwise rate {k['elementwise_rate'] / 1e9:9.2f} GFLOP/s  (nominal FLOPs)",
-        f"  alpha            {k['alpha_s'] * 1e6:9.1f} us per collective;  beta "
-        + ("inf" if k["beta_bytes_per_s"] == "inf" else f"{k['beta_bytes_per_s'] / 1e9:.3f} GB/s")
+        f"  elementwise rate {kb['elementwise_rate'] / 1e9:9.2f} GFLOP/s  (nominal FLOPs)",
+        f"  alpha            {kb['alpha_s'] * 1e6:9.1f} us per collective, back-to-back;  beta "
+        + _gbs(kb["beta_bytes_per_s"])
         + f"  (fit rel. error median {100 * cal['collective_fit_rel_err_median']:.0f}%, "
         f"max {100 * cal['collective_fit_rel_err_max']:.0f}%)",
+        " extended (used by the PP check):",
+        f"  alpha in step    all_reduce {k['alpha_all_reduce_s'] * 1e6:.1f}, all_gather "
+        f"{k['alpha_all_gather_s'] * 1e6:.1f}, reduce_scatter {k['alpha_reduce_scatter_s'] * 1e6:.1f}"
+        f" us per call;  beta {_gbs(k['beta_bytes_per_s'])}  (each call after "
+        f"{cal['in_step_burst_gemms']} GEMMs on all ranks; mean per call; fit rel. error median "
+        f"{100 * cal['in_step_fit_rel_err_median']:.0f}%, max "
+        f"{100 * cal['in_step_fit_rel_err_max']:.0f}%)",
+        f"  matmul           {k['flop_rate'] / 1e9:9.2f} GFLOP/s + {k['matmul_call_s'] * 1e6:.1f} us "
+        f"per GEMM (all ranks at once; fit rel. error max "
+        f"{100 * cal['matmul_fit_rel_err_max']:.0f}%)",
+        f"  elementwise rate {k['elementwise_rate'] / 1e9:9.2f} GFLOP/s  (all ranks at once)",
+        f"  Adam step        {k['optimizer_s_per_element'] * 1e9:.3f} ns per element + "
+        f"{k['optimizer_s_per_tensor'] * 1e6:.1f} us per tensor (fit rel. error max "
+        f"{100 * cal['optimizer_fit_rel_err_max']:.0f}%)",
         "",
         "measured per step (ms; step = max over ranks, median [IQR]; comm from the ledger):",
         f"  {'strategy':9} {'step':>9} {'IQR':>8} {'comm':>8} {'compute':>8} {'fwd':>8} "
@@ -713,27 +905,31 @@ def format_report(res: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "cost model (costs.predict_time, alpha-beta, no overlap; ms):",
-        f"  {'strategy':9} {'comm':>8} {'matmul':>8} {'elemw':>8} {'total':>8} "
-        f"{'measured':>9} {'meas/pred':>10}",
+        "cost model (costs.predict_time, no overlap; ms; matmul includes per-GEMM overhead):",
+        f"  {'strategy':9} {'model':9} {'comm':>8} {'matmul':>8} {'elemw':>8} {'optim':>8} "
+        f"{'total':>8} {'measured':>9} {'meas/pred':>10}",
     ]
     for s in ("pp", "tp"):
         d = res["strategies"][s]
-        pr = d["prediction"]
-        lines.append(
-            f"  {s:9} {_ms(pr['comm_s']):>8} {_ms(pr['compute_s']):>8} "
-            f"{_ms(pr['elementwise_s']):>8} {_ms(pr['total_s']):>8} "
-            f"{_ms(d['step']['median_s']):>9} {pr['measured_over_predicted']:>6.3f} ± "
-            f"{pr['measured_over_predicted_se']:.3f}"
-        )
-    lines += [
-        "  diagnostic, not the target check: + GEMMs at the all-ranks-at-once rate + an Adam "
-        "step (microbenchmarks):",
-    ]
-    for s in ("pp", "tp"):
-        x = res["strategies"][s]["extended_prediction"]
-        lines.append(f"  {s:9} matmul {_ms(x['matmul_concurrent_s'])}  adam {_ms(x['adam_s'])}  "
-                     f"total {_ms(x['total_s'])}  meas/pred {x['measured_over_predicted']:.3f}")
+        for key, label in (("prediction_basic", "basic"), ("prediction", "extended")):
+            pr = d[key]
+            lines.append(
+                f"  {s:9} {label:9} {_ms(pr['comm_s']):>8} {_ms(pr['compute_s']):>8} "
+                f"{_ms(pr['elementwise_s']):>8} {_ms(pr['optimizer_s']):>8} "
+                f"{_ms(pr['total_s']):>8} {_ms(d['step']['median_s']):>9} "
+                f"{pr['measured_over_predicted']:>6.3f} ± {pr['measured_over_predicted_se']:.3f}"
+            )
+    lines.append(
+        "  sensitivity: in-step alphas from per-call medians instead of means: " + ", ".join(
+            f"{s} comm {_ms(res['strategies'][s]['prediction_in_step_median']['comm_s'])} total "
+            f"{_ms(res['strategies'][s]['prediction_in_step_median']['total_s'])} meas/pred "
+            f"{res['strategies'][s]['prediction_in_step_median']['measured_over_predicted']:.3f}"
+            for s in ("pp", "tp")))
+    lines.append(
+        "  param tensors per rank: " + ", ".join(
+            f"{s} {res['strategies'][s]['param_tensors_per_rank']}" for s in ("pp", "tp"))
+        + "; GEMMs per step: " + ", ".join(
+            f"{s} {res['strategies'][s]['matmul_calls']}" for s in ("pp", "tp")))
     ra, ch = res["ratios"], res["checks"]
     pp_c, tp_c = ch["pp_within_15pct_of_model"], ch["tp_no_slower_than_dtensor"]
     lines += [
@@ -743,7 +939,7 @@ def format_report(res: dict[str, Any]) -> str:
         f"  TP/DTensor  = {ra['tp_over_dtensor']:.3f} ± {ra['tp_over_dtensor_se']:.3f}",
         "",
         "targets:",
-        f"  PP measured/predicted = {pp_c['ratio']:.3f} ± {pp_c['se']:.3f}  "
+        f"  PP measured/predicted = {pp_c['ratio']:.3f} ± {pp_c['se']:.3f}  (extended model) "
         f"(target within 15%)  {pp_c['verdict']}"
         + (f"\n    reason: {pp_c['reason']}" if pp_c["reason"] else ""),
         f"  TP/DTensor            = {tp_c['ratio']:.3f} ± {tp_c['se']:.3f}  "
@@ -755,6 +951,10 @@ def format_report(res: dict[str, Any]) -> str:
             lines += ["", f"torch.profiler, {s.upper()} steps on rank 0 (sorted by self CPU time; "
                       "a collective's wait shows as self time of its autograd Function):", table]
     return "\n".join(lines) + "\n"
+
+
+def _gbs(v: float | str) -> str:
+    return "inf" if v == "inf" or (isinstance(v, float) and math.isinf(v)) else f"{v / 1e9:.3f} GB/s"
 
 
 def _jsonable(obj: Any) -> Any:

@@ -148,6 +148,9 @@ class LayerCost:
     saved_elems: int
     elementwise_fwd: int
     elementwise_bwd: int
+    matmuls_fwd: int = 0
+    matmuls_bwd: int = 0
+    param_tensors: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,12 @@ class CostBreakdown:
     memory_bytes: int
     calls: tuple[CommCall, ...] = field(repr=False)
     layers: tuple[LayerCost, ...] = field(repr=False)
+    param_tensors_per_rank: int = 0
+    """Parameter tensors on this rank (weights and biases; a PP hidden layer has 4: weight,
+    bias, compress, decompress; a dense/TP one 2). What a per-tensor optimizer loop iterates."""
+    matmul_calls: int = 0
+    """GEMM kernels per step on this rank (forward + backward; a linear with bias is one addmm
+    forward, dgrad + wgrad backward, no dgrad for the input layer)."""
 
     @property
     def n_comm_calls(self) -> int:
@@ -226,6 +235,8 @@ class CostBreakdown:
             activation_bytes=self.activation_bytes,
             state_bytes=self.state_bytes,
             memory_bytes=self.memory_bytes,
+            param_tensors_per_rank=self.param_tensors_per_rank,
+            matmul_calls=self.matmul_calls,
         )
         return out
 
@@ -293,6 +304,9 @@ def _linear(
         saved_elems=B * in_local,
         elementwise_fwd=bias_numel,
         elementwise_bwd=bias_numel,
+        matmuls_fwd=1,
+        matmuls_bwd=2 if input_needs_grad else 1,
+        param_tensors=2,
     )
 
 
@@ -362,6 +376,10 @@ def _layers_pp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
                     saved_elems=B * m + B * (p - 1) * k,
                     elementwise_fwd=B * m,
                     elementwise_bwd=B * m,
+                    # local addmm, compress, one decompress addmm per peer; 2 each backward
+                    matmuls_fwd=2 + (p - 1),
+                    matmuls_bwd=2 * (2 + (p - 1)),
+                    param_tensors=4,
                 )
             )
             calls.append(_call("all_gather", "fwd", name, B * k, shape))
@@ -492,6 +510,8 @@ def predict(
         memory_bytes=activation_bytes + state_bytes,
         calls=tuple(calls),
         layers=tuple(layers),
+        param_tensors_per_rank=sum(layer.param_tensors for layer in layers),
+        matmul_calls=sum(layer.matmuls_fwd + layer.matmuls_bwd for layer in layers),
     )
 
 
@@ -513,30 +533,62 @@ def pp_break_even_ghosts(width: int, p: int) -> float:
 class AlphaBeta:
     """Constants of the step-time model.
 
-    ``t_step = sum_calls (alpha_s + wire_bytes / beta_bytes_per_s) + matmul_flops / flop_rate
-    (+ elementwise_flops / elementwise_rate if set)``.
+    ``t_step = sum_calls (alpha_op + wire_bytes / beta_bytes_per_s)
+    + matmul_flops / flop_rate + matmul_calls * matmul_call_s
+    (+ elementwise_flops / elementwise_rate if set)
+    + param_elems * optimizer_s_per_element + param_tensors * optimizer_s_per_tensor``.
+
+    The fields after ``elementwise_rate`` extend the original four-constant model; each defaults
+    to ``None``, which leaves its term out (``alpha_<op>_s = None``: ``alpha_s`` for that op), so
+    a four-constant :class:`AlphaBeta` predicts exactly what it always did.
 
     Attributes:
         alpha_s: latency per collective call, seconds.
         beta_bytes_per_s: ring bandwidth per rank, bytes/s (``inf`` = free bandwidth).
         flop_rate: sustained matmul rate per rank, FLOP/s.
         elementwise_rate: elementwise FLOP/s, or ``None`` to leave that term out.
+        alpha_all_reduce_s, alpha_all_gather_s, alpha_reduce_scatter_s: latency per call of
+            that collective, seconds (e.g. gloo's reduce-scatter costs more than one all-gather;
+            calibrated in the pattern a step calls them: right after compute, peer wait included).
+        matmul_call_s: fixed seconds per GEMM kernel (call overhead; matters at small widths).
+        optimizer_s_per_element: optimizer step seconds per parameter element on this rank.
+        optimizer_s_per_tensor: optimizer step seconds per parameter tensor on this rank (the
+            per-tensor loop of e.g. ``torch.optim.Adam`` on CPU). Both belong to the optimizer
+            they were calibrated with (:func:`calibrate_optimizer`).
     """
 
     alpha_s: float
     beta_bytes_per_s: float
     flop_rate: float
     elementwise_rate: float | None = None
+    alpha_all_reduce_s: float | None = None
+    alpha_all_gather_s: float | None = None
+    alpha_reduce_scatter_s: float | None = None
+    matmul_call_s: float | None = None
+    optimizer_s_per_element: float | None = None
+    optimizer_s_per_tensor: float | None = None
 
     def __post_init__(self) -> None:
         if self.alpha_s < 0 or not math.isfinite(self.alpha_s):
             raise ValueError(f"alpha_s must be finite and >= 0, got {self.alpha_s!r}")
+        for name in ("alpha_all_reduce_s", "alpha_all_gather_s", "alpha_reduce_scatter_s",
+                     "matmul_call_s", "optimizer_s_per_element", "optimizer_s_per_tensor"):
+            v = getattr(self, name)
+            if v is not None and (v < 0 or not math.isfinite(v)):
+                raise ValueError(f"{name} must be finite and >= 0 or None, got {v!r}")
         if not self.beta_bytes_per_s > 0:
             raise ValueError(f"beta_bytes_per_s must be > 0, got {self.beta_bytes_per_s!r}")
         if not self.flop_rate > 0:
             raise ValueError(f"flop_rate must be > 0, got {self.flop_rate!r}")
         if self.elementwise_rate is not None and not self.elementwise_rate > 0:
             raise ValueError(f"elementwise_rate must be > 0 or None, got {self.elementwise_rate!r}")
+
+    def alpha(self, op: str) -> float:
+        """Latency per call of collective ``op`` (its own alpha if set, else ``alpha_s``)."""
+        if op not in COLLECTIVES:
+            raise ValueError(f"unknown collective {op!r}; expected one of {COLLECTIVES}")
+        v = getattr(self, f"alpha_{op}_s")
+        return self.alpha_s if v is None else v
 
     def to_dict(self) -> dict[str, float | None]:
         """JSON-serialisable dict (``inf`` bandwidth written as the string ``"inf"``)."""
@@ -562,18 +614,95 @@ class TimeBreakdown:
     compute_s: float
     elementwise_s: float
     total_s: float
+    optimizer_s: float = 0.0
+    """Optimizer step (0 unless the constants have optimizer terms); included in ``total_s``."""
+    matmul_overhead_s: float = 0.0
+    """Part of ``compute_s`` that is per-GEMM call overhead (``matmul_calls * matmul_call_s``)."""
 
 
 def predict_time(cost: CostBreakdown, constants: AlphaBeta) -> TimeBreakdown:
-    """Alpha-beta step time of one :class:`CostBreakdown` (no overlap of compute and comm)."""
-    comm = cost.n_comm_calls * constants.alpha_s + cost.wire_bytes / constants.beta_bytes_per_s
-    compute = cost.matmul_flops / constants.flop_rate
+    """Alpha-beta step time of one :class:`CostBreakdown` (no overlap of compute and comm).
+
+    With only the four original constants: ``calls * alpha + wire / beta + flops / rate
+    (+ elementwise)``. The optional constants of :class:`AlphaBeta` add per-op latencies, a
+    per-GEMM overhead and the optimizer step (see its docstring).
+    """
+    comm = sum(constants.alpha(op) * n for op, n in cost.comm_calls.items())
+    comm += cost.wire_bytes / constants.beta_bytes_per_s
+    overhead = cost.matmul_calls * (constants.matmul_call_s or 0.0)
+    compute = cost.matmul_flops / constants.flop_rate + overhead
     elem = (
         cost.elementwise_flops / constants.elementwise_rate
         if constants.elementwise_rate is not None
         else 0.0
     )
-    return TimeBreakdown(comm, compute, elem, comm + compute + elem)
+    opt = (cost.params_per_rank * (constants.optimizer_s_per_element or 0.0)
+           + cost.param_tensors_per_rank * (constants.optimizer_s_per_tensor or 0.0))
+    return TimeBreakdown(comm, compute, elem, comm + compute + elem + opt, opt, overhead)
+
+
+def _weighted_nnls(columns: Sequence[Sequence[float]], times: Sequence[float]) -> list[float]:
+    """Non-negative least squares of ``times ~ columns @ x`` with each row weighted by
+    ``1 / time`` (relative errors: small and large measurements count alike)."""
+    from scipy.optimize import nnls
+
+    a = np.asarray(columns, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    if a.ndim != 2 or len(t) != a.shape[0] or len(t) == 0:
+        raise ValueError("need at least one row, and one time per row")
+    if not np.all(t > 0):
+        raise ValueError("times must be > 0")
+    w = 1.0 / t
+    x, _ = nnls(a * w[:, None], t * w)
+    return [float(v) for v in x]
+
+
+def calibrate_collectives(rows: Iterable[Sequence[Any]]) -> dict[str, float]:
+    """Per-op latency and one shared bandwidth from ``(op, seconds, wire_bytes)`` rows.
+
+    Fits ``seconds = alpha_op + wire_bytes / beta`` (NNLS, rows weighted by 1/time) with one
+    ``alpha`` per collective present in the rows. Time the rows in the pattern a training step
+    calls them (each call right after compute on all ranks) so that ``alpha_op`` includes the
+    wait for the slower peer and the wake-up.
+
+    Returns:
+        ``{"alpha_<op>_s": ..., "beta_bytes_per_s": ...}`` (``inf`` bandwidth when the fitted
+        ``1/beta`` is 0), ready for ``dataclasses.replace(constants, **result)``.
+    """
+    data = [(str(r[0]), float(r[1]), float(r[2])) for r in rows]
+    for op, _, _ in data:
+        if op not in COLLECTIVES:
+            raise ValueError(f"unknown collective {op!r}; expected one of {COLLECTIVES}")
+    ops = [op for op in COLLECTIVES if any(r[0] == op for r in data)]
+    cols = [[1.0 if op == o else 0.0 for o in ops] + [wire] for op, _, wire in data]
+    x = _weighted_nnls(cols, [t for _, t, _ in data])
+    out = {f"alpha_{op}_s": v for op, v in zip(ops, x[:-1], strict=True)}
+    out["beta_bytes_per_s"] = math.inf if x[-1] <= 0 else 1.0 / x[-1]
+    return out
+
+
+def calibrate_matmul(rows: Iterable[Sequence[float]]) -> tuple[float, float]:
+    """``(flop_rate, matmul_call_s)`` from ``(seconds, flops)`` rows of single GEMMs:
+    ``seconds = flops / flop_rate + matmul_call_s`` (NNLS, rows weighted by 1/time).
+
+    When the GEMMs are too small for a FLOP-proportional term to show (the fit's ``1/rate`` is
+    0), falls back to the rate through the origin and no per-call overhead."""
+    data = [(float(t), float(f)) for t, f in rows]
+    if not any(f > 0 for _, f in data):
+        raise ValueError("need at least one GEMM row with flops > 0")
+    inv_rate, call = _weighted_nnls([[f, 1.0] for _, f in data], [t for t, _ in data])
+    if inv_rate <= 0:
+        return sum(f * f for _, f in data) / sum(t * f for t, f in data), 0.0
+    return 1.0 / inv_rate, call
+
+
+def calibrate_optimizer(rows: Iterable[Sequence[float]]) -> tuple[float, float]:
+    """``(optimizer_s_per_element, optimizer_s_per_tensor)`` from ``(seconds, param_elements,
+    param_tensors)`` rows, each the time of one optimizer step over a set of parameter tensors:
+    ``seconds = elements * s_elem + tensors * s_tensor`` (NNLS, rows weighted by 1/time)."""
+    data = [(float(t), float(e), float(n)) for t, e, n in rows]
+    s_elem, s_tensor = _weighted_nnls([[e, n] for _, e, n in data], [t for t, _, _ in data])
+    return s_elem, s_tensor
 
 
 def calibrate(

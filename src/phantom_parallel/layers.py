@@ -115,11 +115,18 @@ class PhantomLinear(nn.Module):
         z = F.linear(h, self.weight, self.bias)
         if self.compress is None:
             return z
-        r = self.comm.rank
+        r, k = self.comm.rank, self.ghosts
         ghosts = gather_ghosts(F.linear(h, self.compress), self.comm)  # p x B x k
-        others = torch.cat((ghosts[:r], ghosts[r + 1 :]))  # (p-1) x B x k
-        others = others.permute(1, 0, 2).reshape(h.shape[0], -1)  # B x (p-1)k
-        return z + others @ self.decompress.t()
+        # z += sum_{s != r} g_s D_rs^T, one addmm per peer on views: no cat/permute/reshape
+        # copies of the gathered ghosts (unbind's backward stacks the peers' gradients straight
+        # into the p x B x k layout the reduce-scatter takes). Same GEMMs as (B x (p-1)k) @
+        # ((p-1)k x m): the (p-1) blocks of the contraction, accumulated into z.
+        peers = [g for s, g in enumerate(ghosts.unbind(0)) if s != r]
+        if len(peers) == 1:
+            return torch.addmm(z, peers[0], self.decompress.t())
+        for j, g in enumerate(peers):
+            z = torch.addmm(z, g, self.decompress[:, j * k : (j + 1) * k].t())
+        return z
 
     def extra_repr(self) -> str:
         return f"width={self.width}, local={self.local_width}, ghosts={self.ghosts}, p={self.comm.world_size}"
