@@ -21,6 +21,7 @@ STRATEGY_ORDER = ["serial", "tp", "dtensor", "pp"]
 STRATEGY_LABEL = {"serial": "serial", "tp": "TP", "dtensor": "DTensor TP", "pp": "PP"}
 PALETTE = {"serial": "#7f7f7f", "tp": "#1f77b4", "dtensor": "#17becf", "pp": "#d62728"}
 LABEL_PALETTE = {STRATEGY_LABEL[k]: v for k, v in PALETTE.items()}
+LABEL_MARKERS = {"serial": "s", "TP": "X", "DTensor TP": "P", "PP": "o"}
 
 
 def root() -> Path:

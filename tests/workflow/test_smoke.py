@@ -91,6 +91,8 @@ def test_study_table_comes_from_the_run_folders(smoke):
         assert row.steps == summary["steps"]
         assert row.energy_j == energy["total_j"]
         assert row.energy_method == energy["method"]
+        flops = summary.get("matmul_flops_per_step")
+        assert (flops is None and math.isnan(row.matmul_flops_per_step)) or row.matmul_flops_per_step == flops
     dictionary = (smoke / "data_dictionary.md").read_text()
     for col in study.columns:
         assert f"| `{col}` |" in dictionary, col

@@ -131,6 +131,7 @@ def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, 
         "throughput_samples_per_s": (
             training["batch_size"] / step_time if step_time else math.nan
         ),
+        "matmul_flops_per_step": summary.get("matmul_flops_per_step"),
         "comm_bytes_per_step": summary.get("comm_bytes_per_step"),
         "comm_calls_per_step": summary.get("comm_calls_per_step"),
         "peak_memory_bytes": summary.get("peak_memory_bytes"),
