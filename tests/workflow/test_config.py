@@ -100,7 +100,7 @@ def test_profile_by_bare_name_builds_full_dag(wf, profile, scale):
 
 def test_frontier_job_geometry(wf):
     """256 ranks: 32 nodes, one task and one GCD per rank, 7 cores each, srun with binding."""
-    target = "results/paper/runs/pp-p256-n16384-k64-s0/summary.json"
+    target = "results/paper/runs/pp-p256-n16384-k32-s0/summary.json"
     res = snakemake(["--profile", "frontier", "--dry-run", "--printshellcmds", target], wf)
     assert res.returncode == 0, res.stdout
     job = res.stdout.split("rule train:")[1]
