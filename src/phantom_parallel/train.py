@@ -138,6 +138,17 @@ def _peak_memory_bytes(device: torch.device, comm: Comm | None) -> int:
     return int(t.item())
 
 
+def cpu_model() -> str | None:
+    """The CPU model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -238,6 +249,8 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
                          "cuda": torch.version.cuda, "hip": getattr(torch.version, "hip", None)},
             "data_manifest": str(args.data / "manifest.json"), "started_at": started,
             "power_source": getattr(sampler, "source", "none"),
+            "cpu_name": cpu_model(),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         })
         log.write_json("manifest.json", manifest)
 
@@ -255,7 +268,10 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         if args.max_steps is not None:
             total_steps = min(total_steps, args.max_steps)
         n_params = sum(p.numel() for p in model.parameters())
-        matmul_flops = count_matmul_flops(model, train_data, args.batch_size, device, dtype)
+        # FlopCounterMode sees DTensor ops at their global shapes, not this rank's share: no
+        # per-rank count for dtensor (its plan is TP's, whose count equals costs.predict).
+        matmul_flops = None if args.strategy == "dtensor" else count_matmul_flops(
+            model, train_data, args.batch_size, device, dtype)
         progress = None
         if rank == 0 and not args.no_progress:
             from tqdm import tqdm
