@@ -9,11 +9,17 @@ command lines for phantom-data, phantom-train, phantom-energy and phantom-costs.
 import math
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 validate(config, schema="../../config/schema.yaml")
+
+# The phantom-* tools installed beside this Snakemake (same venv) are found by the rules even
+# when that venv is not activated (`.venv/bin/snakemake --profile local`). Appended, so an
+# activated environment (or a rule's conda environment) still comes first.
+shell.prefix(f'set -euo pipefail; export PATH="$PATH:{Path(sys.executable).parent}"; ')
 
 
 class ConfigError(Exception):
