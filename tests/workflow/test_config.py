@@ -106,7 +106,7 @@ def test_frontier_job_geometry(wf):
     job = res.stdout.split("rule train:")[1]
     for res_ in ("tasks=256", "mpi=srun", "nodes=32", "gpu=256", "tasks_per_gpu=1", "cpus_per_task=7"):
         assert res_ in job, res_
-    assert "srun --nodes 32 --ntasks 256 --cpus-per-task 7 --gpus-per-task 1 --gpu-bind=closest" in job
+    assert "srun --kill-on-bad-exit=1 --nodes 32 --ntasks 256 --cpus-per-task 7 --gpus-per-task 1 --gpu-bind=closest" in job
     assert "NCCL_SOCKET_IFNAME=hsn0" in job
     assert "--device cuda --backend nccl" in job and "--power-source auto" in job
 

@@ -198,7 +198,12 @@ def launch_prefix(run):
             f" -m phantom_parallel.train"
         )
     nodes = math.ceil(p / EXE["ranks_per_node"])
-    srun = f"srun --nodes {nodes} --ntasks {p} --cpus-per-task {EXE['cpus_per_rank']}"
+    # --kill-on-bad-exit: a rank that dies ends the whole step at once (no wait for the
+    # collective timeout of the surviving ranks)
+    srun = (
+        f"srun --kill-on-bad-exit=1 --nodes {nodes} --ntasks {p}"
+        f" --cpus-per-task {EXE['cpus_per_rank']}"
+    )
     if EXE["gpus_per_rank"]:
         srun += f" --gpus-per-task {EXE['gpus_per_rank']}"
     if EXE.get("srun_extra"):
