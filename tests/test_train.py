@@ -68,6 +68,7 @@ def test_same_seed_same_command_gives_identical_losses(data_dir: Path, tmp_path:
     assert summary["steps"] == 40 and summary["world_size"] == 2
     shape = FFNShape(d_in=8, width=32, layers=2, d_out=2, batch=16, p=2, ghosts=2)
     assert summary["matmul_flops_per_step"] == predict("pp", shape).matmul_flops
+    assert summary["params_total"] == predict("pp", shape).params_total
     events = [json.loads(line)["event"] for line in (a / "events.jsonl").read_text().splitlines()]
     assert events[0] == "run_start" and events[-1] == "run_end"
     assert events.index("measure_start") < events.index("measure_end")
@@ -116,6 +117,10 @@ def test_serial_and_tp_follow_the_same_loss_curve(data_dir: Path, tmp_path: Path
     s = [float(v) for v in losses(tmp_path / "s")]
     t = [float(v) for v in losses(tmp_path / "t")]
     assert t == pytest.approx(s, rel=1e-4)
+    tp_summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    serial_summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert tp_summary["params_total"] == serial_summary["params_total"]
+    assert tp_summary["params_per_rank"] < serial_summary["params_total"]
 
 
 @pytest.mark.parametrize(("args", "p", "message"), [

@@ -34,6 +34,7 @@ from phantom_parallel.distributed import (
     read_launch_env,
     resolve_backend,
 )
+from phantom_parallel.layers import RowParallelLinear
 from phantom_parallel.models import ACTIVATIONS, STRATEGIES, FFNConfig, build_model
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -187,6 +188,30 @@ def count_matmul_flops(model: torch.nn.Module, data: ShardedDataset, batch_size:
     return int(counter.get_total_flops())
 
 
+def _local(param: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of a parameter (a DTensor's local tensor, else the tensor itself)."""
+    return param.to_local() if hasattr(param, "to_local") else param
+
+
+def count_distinct_params(model: torch.nn.Module, comm: Comm | None) -> int:
+    """Parameters of the whole model, each counted once: shards summed over ranks, tensors
+    replicated on every rank (row-parallel biases) counted once; a DTensor knows its global
+    size."""
+    if any(hasattr(p, "to_local") for p in model.parameters()):
+        return sum(p.numel() for p in model.parameters())  # DTensor: global numel
+    local = 0
+    for module in model.modules():
+        replicated = isinstance(module, RowParallelLinear)
+        for name, param in module.named_parameters(recurse=False):
+            if not (replicated and name == "bias") or comm is None or comm.rank == 0:
+                local += param.numel()
+    if comm is None:
+        return local
+    total = torch.tensor([local], dtype=torch.float64)
+    dist.all_reduce(total)
+    return int(total.item())
+
+
 def _make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
     if args.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
@@ -267,7 +292,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         total_steps = steps_per_epoch * args.epochs
         if args.max_steps is not None:
             total_steps = min(total_steps, args.max_steps)
-        n_params = sum(p.numel() for p in model.parameters())
+        n_params = sum(_local(p).numel() for p in model.parameters())
         # FlopCounterMode sees DTensor ops at their global shapes, not this rank's share: no
         # per-rank count for dtensor (its plan is TP's, whose count equals costs.predict).
         matmul_flops = None if args.strategy == "dtensor" else count_matmul_flops(
@@ -336,15 +361,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
             progress.close()
         val_loss = evaluate(model, val_data, max(args.batch_size, 1024), device, dtype)
         peak = _peak_memory_bytes(device, comm)
-        total_params = n_params
-        if comm is not None and args.strategy in ("tp", "pp"):
-            t = torch.tensor([n_params], dtype=torch.float64)
-            dist.all_reduce(t)
-            # the output-layer bias is replicated on every rank: count it once
-            total_params = int(t.item()) - (world - 1) * cfg.d_out
-        elif args.strategy == "dtensor":
-            total_params = sum(p.full_tensor().numel() if hasattr(p, "full_tensor") else p.numel()
-                               for p in model.parameters())
+        total_params = count_distinct_params(model, comm)
         summary = _summarise(run_dir, rank, {
             "final_train_loss": last_loss, "final_val_loss": val_loss, "steps": step,
             "epochs_completed": epoch, "peak_memory_bytes": peak, "params_total": total_params,
