@@ -16,10 +16,13 @@ from snakemake.utils import validate
 
 validate(config, schema="../../config/schema.yaml")
 
-# The phantom-* tools installed beside this Snakemake (same venv) are found by the rules even
-# when that venv is not activated (`.venv/bin/snakemake --profile local`). Appended, so an
-# activated environment (or a rule's conda environment) still comes first.
-shell.prefix(f'set -euo pipefail; export PATH="$PATH:{Path(sys.executable).parent}"; ')
+# The phantom-* tools and the python installed beside this Snakemake (same venv) come first in
+# the rules' PATH even when that venv is not activated (`.venv/bin/snakemake --profile local`);
+# not inside a conda environment (`--software-deployment-method conda`), which brings its own.
+shell.prefix(
+    "set -euo pipefail; "
+    f'printenv CONDA_PREFIX > /dev/null || export PATH="{Path(sys.executable).parent}:$PATH"; '
+)
 
 
 class ConfigError(Exception):
