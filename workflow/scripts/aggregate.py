@@ -91,6 +91,11 @@ def predictions(costs_csv: Path) -> pd.DataFrame:
     return c.drop_duplicates(["strategy", "p", "n", "k"])
 
 
+def run_keys(scale: str, spec: dict) -> dict:
+    """The columns that identify a run in every table: scale, run name, strategy, p, n, k, seed."""
+    return {"scale": scale, **{key: spec[key] for key in ("run", "strategy", "p", "n", "k", "seed")}}
+
+
 def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, Any]) -> dict:
     summary = read_json(folder / "summary.json")
     manifest = read_json(folder / "manifest.json")
@@ -101,13 +106,7 @@ def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, 
     method = energy.get("method", "")
     steps = summary.get("steps")
     return {
-        "scale": scale,
-        "run": spec["run"],
-        "strategy": spec["strategy"],
-        "p": spec["p"],
-        "n": spec["n"],
-        "k": spec["k"],
-        "seed": spec["seed"],
+        **run_keys(scale, spec),
         "layers": training["layers"],
         "batch_size": training["batch_size"],
         "epochs": training["epochs"],
@@ -161,13 +160,7 @@ def curve_rows(spec: dict[str, Any], folder: Path, scale: str) -> list[dict[str,
         e_cum += float(per_epoch_j.get(str(ep), math.nan))
         rows.append(
             {
-                "scale": scale,
-                "run": spec["run"],
-                "strategy": spec["strategy"],
-                "p": spec["p"],
-                "n": spec["n"],
-                "k": spec["k"],
-                "seed": spec["seed"],
+                **run_keys(scale, spec),
                 "epoch": ep,
                 "step": int(rec["step"]),
                 "train_loss": float(rec["train_loss"]),
