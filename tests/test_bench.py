@@ -92,6 +92,11 @@ def test_cli_runs_on_two_gloo_ranks_and_reports_every_field(tmp_path: Path) -> N
                                 "tp_over_dtensor_se"}
     for check in d["checks"].values():
         assert check["verdict"] in ("PASS", "MISS")
+    assert set(d["checks"]) == {"pp_within_15pct_of_model", "tp_no_slower_than_dtensor",
+                                "pp_within_15pct_of_tp_calibrated_model"}
+    cal_pred = d["strategies"]["pp"]["prediction_tp_calibrated"]
+    assert cal_pred["comm_scale"] > 0 and cal_pred["compute_scale"] > 0
+    assert cal_pred["total_s"] == pytest.approx(cal_pred["comm_s"] + cal_pred["compute_s"])
     assert d["profiles"]["pp"] and d["profiles"]["tp"]
 
 
