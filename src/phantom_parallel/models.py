@@ -313,10 +313,15 @@ class PhantomReference(nn.Module):
         return self.output(h)
 
 
-def _all_gather_cat(t: torch.Tensor, dim: int, comm: Comm) -> torch.Tensor:
+def _all_gather_parts(t: torch.Tensor, comm: Comm) -> list[torch.Tensor]:
+    """Every rank's ``t``, in rank order (not training traffic: not counted in the ledger)."""
     parts = [torch.empty_like(t) for _ in range(comm.world_size)]
-    dist.all_gather(parts, t.contiguous(), group=comm.group)  # not training traffic: uncounted
-    return torch.cat(parts, dim=dim)
+    dist.all_gather(parts, t.contiguous(), group=comm.group)
+    return parts
+
+
+def _all_gather_cat(t: torch.Tensor, dim: int, comm: Comm) -> torch.Tensor:
+    return torch.cat(_all_gather_parts(t, comm), dim=dim)
 
 
 def gather_reference(model: nn.Module, strategy: str, comm: Comm | None, *, ghosts: int | None = None,
@@ -337,9 +342,7 @@ def gather_reference(model: nn.Module, strategy: str, comm: Comm | None, *, ghos
             if isinstance(src, PhantomLinear):
                 i = int(name.split(".")[1])
                 for key, t in src.named_parameters(recurse=False):
-                    parts = [torch.empty_like(t) for _ in range(comm.world_size)]  # type: ignore[union-attr]
-                    dist.all_gather(parts, t.detach().contiguous(), group=comm.group)  # type: ignore[union-attr]
-                    for r, part in enumerate(parts):
+                    for r, part in enumerate(_all_gather_parts(t.detach(), comm)):  # type: ignore[arg-type]
                         getattr(ref.blocks[i][r], key).copy_(part)  # type: ignore[index]
                 continue
             dst = ref.get_submodule(name)

@@ -10,6 +10,7 @@ a finished run (``summary.json`` present) is not redone.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import resource
@@ -36,6 +37,7 @@ from phantom_parallel.distributed import (
 )
 from phantom_parallel.layers import RowParallelLinear
 from phantom_parallel.models import ACTIVATIONS, STRATEGIES, FFNConfig, build_model
+from phantom_parallel.runlog import RunLog
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 POWER_SOURCES = ("auto", "none", "rocm-smi", "amd-smi", "nvml", "nvidia-smi", "rapl")
@@ -248,8 +250,6 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
     if comm is not None:
         dist.barrier()
 
-    from phantom_parallel.runlog import RunLog
-
     log = RunLog(run_dir, active=rank == 0)
     log.open(pos.step if pos else None, pos.epoch if pos else None)
     sampler = _start_power(args, env, run_dir)
@@ -261,8 +261,6 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         if pos is None or not manifest_path.exists():
             manifest: dict[str, Any] = {"config": config, "resumes": []}
         else:
-            import json
-
             manifest = json.loads(manifest_path.read_text())
             manifest["resumes"].append({"step": pos.step, "time": time.time()})
         manifest.update({
