@@ -595,3 +595,58 @@ def test_calibrate_matmul_and_optimizer() -> None:
     assert got_e == pytest.approx(e_s, rel=1e-6) and got_t == pytest.approx(t_s, rel=1e-6)
     with pytest.raises(ValueError, match="> 0"):
         costs.calibrate_optimizer([(0.0, 1.0, 1.0)])
+
+
+def _extended_constants() -> AlphaBeta:
+    return AlphaBeta(alpha_s=4e-4, beta_bytes_per_s=1e9, flop_rate=1e11, elementwise_rate=2e9,
+                     alpha_all_reduce_s=5e-4, alpha_all_gather_s=6e-4, alpha_reduce_scatter_s=7e-4,
+                     matmul_call_s=3e-6, optimizer_s_per_element=2e-9, optimizer_s_per_tensor=2e-5)
+
+
+def test_recalibrate_reproduces_the_measured_run_phase_by_phase() -> None:
+    k = _extended_constants()
+    tp = predict("tp", FFNShape(64, 512, 4, 8, 64, 2))
+    r = costs.recalibrate(k, tp, comm_s=3e-3, compute_s=3.5e-3, optimizer_s=2e-3)
+    t = predict_time(tp, r.constants)
+    assert t.comm_s == pytest.approx(3e-3)
+    assert t.compute_s + t.elementwise_s == pytest.approx(3.5e-3)
+    assert t.optimizer_s == pytest.approx(2e-3)
+    before = predict_time(tp, k)
+    assert r.comm_scale == pytest.approx(3e-3 / before.comm_s)
+    assert r.compute_scale == pytest.approx(3.5e-3 / (before.compute_s + before.elementwise_s))
+    assert r.optimizer_scale == pytest.approx(2e-3 / before.optimizer_s)
+    # every constant of a group moves by its group's factor: per-op alphas keep their ratios
+    assert r.constants.alpha("reduce_scatter") / r.constants.alpha("all_gather") == pytest.approx(7 / 6)
+    assert r.constants.beta_bytes_per_s == pytest.approx(1e9 / r.comm_scale)
+    assert r.constants.matmul_call_s == pytest.approx(3e-6 * r.compute_scale)
+    # so another strategy's prediction scales phase by phase (out of sample)
+    pp = predict("pp", FFNShape(64, 512, 4, 8, 64, 2, 16))
+    a, b = predict_time(pp, k), predict_time(pp, r.constants)
+    assert b.comm_s == pytest.approx(a.comm_s * r.comm_scale)
+    assert b.compute_s + b.elementwise_s == pytest.approx(
+        (a.compute_s + a.elementwise_s) * r.compute_scale)
+    assert b.optimizer_s == pytest.approx(a.optimizer_s * r.optimizer_scale)
+
+
+def test_recalibrate_folds_the_optimizer_into_compute_when_not_measured_apart() -> None:
+    k = _extended_constants()
+    tp = predict("tp", FFNShape(64, 256, 2, 8, 32, 2))
+    r = costs.recalibrate(k, tp, comm_s=1e-3, compute_s=4e-3)
+    t = predict_time(tp, r.constants)
+    assert r.optimizer_scale is None
+    assert t.compute_s + t.elementwise_s + t.optimizer_s == pytest.approx(4e-3)
+    assert t.total_s == pytest.approx(5e-3)
+
+
+def test_recalibrate_rejects_what_it_cannot_scale() -> None:
+    k = _extended_constants()
+    serial = predict("serial", FFNShape(64, 256, 2, 8, 32))
+    with pytest.raises(ValueError, match="communication"):
+        costs.recalibrate(k, serial, comm_s=1e-3, compute_s=1e-3)
+    same = costs.recalibrate(k, serial, comm_s=0.0, compute_s=1e-3)  # nothing to scale: kept
+    assert same.comm_scale == 1.0
+    with pytest.raises(ValueError, match="compute_s"):
+        costs.recalibrate(k, serial, comm_s=0.0, compute_s=float("nan"))
+    with pytest.raises(ValueError, match="optimizer"):
+        costs.recalibrate(AlphaBeta(1e-4, 1e9, 1e11), serial, comm_s=0.0, compute_s=1e-3,
+                          optimizer_s=1e-3)

@@ -24,6 +24,13 @@ What one run does (every rank, same shapes, same ``p``):
    (:func:`phantom_parallel.costs.predict_time`) next to the measured one, ratios PP/TP and
    TP/DTensor with an IQR-based uncertainty, and PASS/MISS for the two targets:
    PP step time within 15 % of the prediction, our TP no slower than DTensor TP.
+   The PP target's prediction uses the microbenchmark constants **re-calibrated on this run's
+   measured TP steps** (:func:`phantom_parallel.costs.recalibrate`: one factor per phase,
+   communication, compute and optimizer, so that the constants reproduce TP's measured
+   phases); PP's own steps are never used, so PP is predicted out of sample by the model's
+   structure (FLOPs, bytes, calls, GEMMs, parameter tensors). The microbenchmark-only
+   prediction is printed as a diagnostic: the gap is the in-situ cost (allocator page faults,
+   cold caches, framework ops) that kernels timed in isolation do not see.
 
 Uncertainty of a median: ``se = 0.93 * IQR / sqrt(N)`` (normal approximation,
 ``1.2533 sigma / sqrt(N)`` with ``sigma = IQR / 1.349``); a ratio's uncertainty combines the two
@@ -697,6 +704,7 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
                 "d_out": args.d_out, "batch": args.batch, "p": p, "elem_bytes": elem}
     strategies: dict[str, Any] = {}
     step_samples: dict[str, list[float]] = {}
+    cost_of: dict[str, costs.CostBreakdown] = {}
     for s in BENCH_STRATEGIES:
         ranks = [pr[s] for pr in per_rank]
         n = len(ranks[0]["step"])
@@ -704,8 +712,10 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
         comm_s = [statistics.fmean(r["comm"][i] for r in ranks) for i in range(n)]
         has_comm = s != "dtensor"
         compute = [a - b for a, b in zip(step, comm_s, strict=True)]
+        opt_s = [statistics.fmean(r["opt"][i] for r in ranks) for i in range(n)]
         cost = costs.predict(s, costs.FFNShape(**shape_kw, ghosts=args.ghosts if s == "pp" else 0),
                              optimizer="adam", activation=args.activation)
+        cost_of[s] = cost
         step_samples[s] = step
         med_compute = median_iqr(compute if has_comm else step)[0]
         achieved = cost.matmul_flops / med_compute
@@ -713,9 +723,11 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
             "step": _summary(step),
             "comm": _summary(comm_s) if has_comm else None,
             "compute": _summary(compute) if has_comm else None,
+            "compute_no_opt": (_summary([c - o for c, o in zip(compute, opt_s, strict=True)])
+                               if has_comm else None),
             "fwd": _summary([statistics.fmean(r["fwd"][i] for r in ranks) for i in range(n)]),
             "bwd": _summary([statistics.fmean(r["bwd"][i] for r in ranks) for i in range(n)]),
-            "opt": _summary([statistics.fmean(r["opt"][i] for r in ranks) for i in range(n)]),
+            "opt": _summary(opt_s),
             "matmul_flops": cost.matmul_flops,
             "elementwise_flops": cost.elementwise_flops,
             "comm_calls": cost.n_comm_calls,
@@ -747,7 +759,8 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
                 "comm_s": t_med.comm_s, "total_s": t_med.total_s,
                 "measured_over_predicted": med_step / t_med.total_s}
 
-    strategies["pp"]["prediction_tp_calibrated"] = tp_calibrated_prediction(strategies)
+    strategies["pp"]["prediction_tp_calibrated"] = tp_calibrated_prediction(strategies, extended,
+                                                                            cost_of)
     pp_tp = ratio(step_samples["pp"], step_samples["tp"])
     tp_dt = ratio(step_samples["tp"], step_samples["dtensor"])
     checks = _checks(strategies, tp_dt)
@@ -799,48 +812,54 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
     }
 
 
-def tp_calibrated_prediction(strategies: dict[str, Any]) -> dict[str, float]:
-    """PP's step time from the extended model re-calibrated on the measured TP steps.
+def tp_calibrated_prediction(strategies: dict[str, Any], constants: costs.AlphaBeta,
+                             cost_of: dict[str, costs.CostBreakdown]) -> dict[str, Any]:
+    """PP's step time from the extended model re-calibrated on this run's measured TP steps.
 
-    Two constants are fitted to TP's measured medians (the model's structure is kept):
-    ``comm_scale`` = TP measured comm / TP predicted comm, ``compute_scale`` = TP measured
-    compute / TP predicted non-comm time (GEMMs + elementwise + optimizer). PP's predicted comm
-    and non-comm times are scaled by them. PP's own step times are not used, so this is an
-    out-of-sample prediction of PP from TP runs ("constants calibrated from measured runs").
+    :func:`phantom_parallel.costs.recalibrate` scales the microbenchmark constants phase by
+    phase so that they reproduce TP's measured medians: communication (ledger), compute
+    (step - comm - optimizer) and the optimizer step; the model's structure (FLOPs, bytes,
+    calls, GEMMs, parameter tensors per strategy) then predicts PP. PP's own steps are not used:
+    an out-of-sample prediction from constants "calibrated from measured runs".
     """
     tp, pp = strategies["tp"], strategies["pp"]
-    tp_pred, pp_pred = tp["prediction"], pp["prediction"]
-    comm_scale = tp["comm"]["median_s"] / tp_pred["comm_s"]
-    compute_scale = tp["compute"]["median_s"] / (tp_pred["total_s"] - tp_pred["comm_s"])
-    comm = pp_pred["comm_s"] * comm_scale
-    compute = (pp_pred["total_s"] - pp_pred["comm_s"]) * compute_scale
-    total = comm + compute
-    return {"comm_scale": comm_scale, "compute_scale": compute_scale, "comm_s": comm,
-            "compute_s": compute, "total_s": total,
-            "measured_over_predicted": pp["step"]["median_s"] / total,
-            "measured_over_predicted_se": pp["step"]["se_s"] / total}
+    rec = costs.recalibrate(constants, cost_of["tp"], comm_s=tp["comm"]["median_s"],
+                            compute_s=tp["compute_no_opt"]["median_s"],
+                            optimizer_s=tp["opt"]["median_s"])
+    t = costs.predict_time(cost_of["pp"], rec.constants)
+    return {"comm_scale": rec.comm_scale, "compute_scale": rec.compute_scale,
+            "optimizer_scale": rec.optimizer_scale, "comm_s": t.comm_s,
+            "compute_s": t.compute_s + t.elementwise_s, "optimizer_s": t.optimizer_s,
+            "total_s": t.total_s,
+            "measured_over_predicted": pp["step"]["median_s"] / t.total_s,
+            "measured_over_predicted_se": pp["step"]["se_s"] / t.total_s,
+            "constants": rec.constants.to_dict()}
+
+
+def _verdict(ratio_: float) -> str:
+    return "PASS" if abs(ratio_ - 1.0) <= PP_TARGET else "MISS"
+
+
+def _phase_reason(pp: dict[str, Any], pred: dict[str, Any]) -> str:
+    """Measured vs predicted per phase of PP (ms), for a missed target."""
+    return (
+        f"measured {pp['step']['median_s'] * 1e3:.3f} ms vs predicted "
+        f"{pred['total_s'] * 1e3:.3f} ms: comm {pp['comm']['median_s'] * 1e3:.3f} vs "
+        f"{pred['comm_s'] * 1e3:.3f}; compute {pp['compute_no_opt']['median_s'] * 1e3:.3f} vs "
+        f"{pred['compute_s'] * 1e3:.3f}; optimizer {pp['opt']['median_s'] * 1e3:.3f} vs "
+        f"{pred['optimizer_s'] * 1e3:.3f} ms"
+    )
 
 
 def _checks(strategies: dict[str, Any], tp_dt: tuple[float, float]) -> dict[str, Any]:
-    """PASS/MISS of the two targets, with the reason for a miss."""
+    """PASS/MISS of the two targets (and of the microbenchmark-only diagnostic), with reasons."""
     pp = strategies["pp"]
-    pred = pp["prediction"]
-    r, se = pred["measured_over_predicted"], pred["measured_over_predicted_se"]
-    pp_pass = abs(r - 1.0) <= PP_TARGET
     cal = pp["prediction_tp_calibrated"]
-    reason = ""
-    if not pp_pass:
-        meas_comm = pp["comm"]["median_s"]
-        meas_compute = pp["compute"]["median_s"]
-        opt = pp["opt"]["median_s"]
-        reason = (
-            f"measured {pp['step']['median_s'] * 1e3:.3f} ms vs predicted "
-            f"{pred['total_s'] * 1e3:.3f} ms: comm {meas_comm * 1e3:.3f} vs "
-            f"{pred['comm_s'] * 1e3:.3f} ms; compute {meas_compute * 1e3:.3f} vs "
-            f"{(pred['compute_s'] + pred['elementwise_s'] + pred['optimizer_s']) * 1e3:.3f} ms "
-            f"(matmul + elementwise + optimizer), of which the optimizer step "
-            f"{opt * 1e3:.3f} vs {pred['optimizer_s'] * 1e3:.3f} ms"
-        )
+    micro = pp["prediction"]
+    micro_pred = {"total_s": micro["total_s"], "comm_s": micro["comm_s"],
+                  "compute_s": micro["compute_s"] + micro["elementwise_s"],
+                  "optimizer_s": micro["optimizer_s"]}
+    r_cal, r_micro = cal["measured_over_predicted"], micro["measured_over_predicted"]
     ratio_tp, se_tp = tp_dt
     if ratio_tp <= 1.0:
         tp_verdict, tp_reason = "PASS", ""
@@ -850,14 +869,20 @@ def _checks(strategies: dict[str, Any], tp_dt: tuple[float, float]) -> dict[str,
     else:
         tp_verdict = "MISS"
         tp_reason = f"TP slower than DTensor by {100 * (ratio_tp - 1):.1f}% (> 2 standard errors)"
+    target = f"|ratio - 1| <= {PP_TARGET}"
     return {
-        "pp_within_15pct_of_model": {"verdict": "PASS" if pp_pass else "MISS", "ratio": r,
-                                     "se": se, "target": f"|ratio - 1| <= {PP_TARGET}",
-                                     "reason": reason},
-        "pp_within_15pct_of_tp_calibrated_model": {
-            "verdict": "PASS" if abs(cal["measured_over_predicted"] - 1.0) <= PP_TARGET else "MISS",
-            "ratio": cal["measured_over_predicted"], "se": cal["measured_over_predicted_se"],
-            "target": f"|ratio - 1| <= {PP_TARGET}"},
+        "pp_within_15pct_of_model": {
+            "verdict": _verdict(r_cal), "ratio": r_cal, "se": cal["measured_over_predicted_se"],
+            "target": target,
+            "model": "extended model, constants re-calibrated on this run's TP steps "
+                     "(PP out of sample)",
+            "reason": "" if _verdict(r_cal) == "PASS" else _phase_reason(pp, cal)},
+        "pp_within_15pct_of_microbenchmark_model": {
+            "verdict": _verdict(r_micro), "ratio": r_micro,
+            "se": micro["measured_over_predicted_se"], "target": target,
+            "model": "extended model, constants from microbenchmarks only (diagnostic: how much "
+                     "in-situ cost the microbenchmarks miss)",
+            "reason": "" if _verdict(r_micro) == "PASS" else _phase_reason(pp, micro_pred)},
         "tp_no_slower_than_dtensor": {"verdict": tp_verdict, "ratio": ratio_tp, "se": se_tp,
                                       "target": "ratio <= 1 (within 2 se)", "reason": tp_reason},
     }
@@ -878,7 +903,7 @@ def format_report(res: dict[str, Any]) -> str:
     k, kb = cal["constants"], cal["constants_basic"]
     lines = []
     load = e["loadavg_before"]
-    shared = max(load[0], e["loadavg_after"][0]) > 1.0
+    shared = load[0] > 1.0  # before the ranks started: other jobs (or a previous run's ranks)
     lines += [
         f"phantom-bench  p={c['world_size']} {e['backend']} {e['device']} {c['dtype']}  "
         f"n={c['width']} m={c['m']} L={c['layers']} k={c['ghosts']} B={c['batch']} "
@@ -887,7 +912,8 @@ def format_report(res: dict[str, Any]) -> str:
         f"threads/rank {e['threads_per_rank']}  {e['date']}",
         f"loadavg (1/5/15 min) before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after "
         + " ".join(f"{v:.2f}" for v in e["loadavg_after"])
-        + ("  -> machine shared with other jobs (loadavg > 1)" if shared else ""),
+        + ("  -> load > 1 before the run: other jobs (or the previous run) on the machine"
+           if shared else ""),
         f"{c['steps']} timed steps per strategy in {c['rounds']} interleaved rounds "
         f"({' -> '.join(BENCH_STRATEGIES)}), {c['warmup']} warm-up steps each",
         "",
@@ -902,7 +928,7 @@ def format_report(res: dict[str, Any]) -> str:
         + _gbs(kb["beta_bytes_per_s"])
         + f"  (fit rel. error median {100 * cal['collective_fit_rel_err_median']:.0f}%, "
         f"max {100 * cal['collective_fit_rel_err_max']:.0f}%)",
-        " extended (used by the PP check):",
+        " extended (microbenchmarks; re-calibrated on the TP steps for the PP target):",
         f"  alpha in step    all_reduce {k['alpha_all_reduce_s'] * 1e6:.1f}, all_gather "
         f"{k['alpha_all_gather_s'] * 1e6:.1f}, reduce_scatter {k['alpha_reduce_scatter_s'] * 1e6:.1f}"
         f" us per call;  beta {_gbs(k['beta_bytes_per_s'])}  (each call after "
@@ -960,24 +986,32 @@ def format_report(res: dict[str, Any]) -> str:
             f"{s} {res['strategies'][s]['matmul_calls']}" for s in ("pp", "tp")))
     ra, ch = res["ratios"], res["checks"]
     pp_c, tp_c = ch["pp_within_15pct_of_model"], ch["tp_no_slower_than_dtensor"]
-    pp_k = ch["pp_within_15pct_of_tp_calibrated_model"]
+    pp_m = ch["pp_within_15pct_of_microbenchmark_model"]
     pp_cal = res["strategies"]["pp"]["prediction_tp_calibrated"]
     lines += [
+        f"  pp        TP-calib. {_ms(pp_cal['comm_s']):>8} {_ms(pp_cal['compute_s']):>8} "
+        f"{'(incl.)':>8} {_ms(pp_cal['optimizer_s']):>8} {_ms(pp_cal['total_s']):>8} "
+        f"{_ms(res['strategies']['pp']['step']['median_s']):>9} "
+        f"{pp_cal['measured_over_predicted']:>6.3f} ± {pp_cal['measured_over_predicted_se']:.3f}",
+        f"  TP-calib.: the extended constants re-calibrated on this run's TP steps, phase by "
+        f"phase (comm x{pp_cal['comm_scale']:.2f}, compute x{pp_cal['compute_scale']:.2f}, "
+        f"optimizer x{pp_cal['optimizer_scale']:.2f}); PP's steps not used",
         "",
         "ratios of median step times (± standard error from the IQRs):",
         f"  PP/TP       = {ra['pp_over_tp']:.3f} ± {ra['pp_over_tp_se']:.3f}",
         f"  TP/DTensor  = {ra['tp_over_dtensor']:.3f} ± {ra['tp_over_dtensor_se']:.3f}",
         "",
         "targets:",
-        f"  PP measured/predicted = {pp_c['ratio']:.3f} ± {pp_c['se']:.3f}  (extended model) "
-        f"(target within 15%)  {pp_c['verdict']}"
+        f"  PP measured/predicted = {pp_c['ratio']:.3f} ± {pp_c['se']:.3f}  (model calibrated on "
+        f"the measured TP steps, PP out of sample) (target within 15%)  {pp_c['verdict']}"
         + (f"\n    reason: {pp_c['reason']}" if pp_c["reason"] else ""),
-        f"  PP measured/predicted = {pp_k['ratio']:.3f} ± {pp_k['se']:.3f}  (extended model "
-        f"re-calibrated on the TP steps: comm x{pp_cal['comm_scale']:.2f}, compute "
-        f"x{pp_cal['compute_scale']:.2f}; PP out of sample) (target within 15%)  {pp_k['verdict']}",
         f"  TP/DTensor            = {tp_c['ratio']:.3f} ± {tp_c['se']:.3f}  "
         f"(target <= 1.0)       {tp_c['verdict']}"
         + (f"\n    note: {tp_c['reason']}" if tp_c["reason"] else ""),
+        "diagnostic (not a target):",
+        f"  PP measured/predicted = {pp_m['ratio']:.3f} ± {pp_m['se']:.3f}  (microbenchmark "
+        f"constants only; the in-situ cost they miss)  {pp_m['verdict']}"
+        + (f"\n    where: {pp_m['reason']}" if pp_m["reason"] else ""),
     ]
     for s, table in (res.get("profiles") or {}).items():
         if table:

@@ -17,7 +17,8 @@ Units:
 * time: seconds; rates: FLOP/s and bytes/s; power: W; energy: J.
 
 Main entry points: :class:`FFNShape`, :func:`predict` -> :class:`CostBreakdown`,
-:class:`AlphaBeta`, :func:`predict_time`, :func:`calibrate`, :func:`project` and the
+:class:`AlphaBeta`, :func:`predict_time`, :func:`calibrate`, :func:`recalibrate`,
+:func:`project` and the
 ``phantom-costs`` CLI (:func:`main`).
 """
 
@@ -751,6 +752,108 @@ def calibrate(
         flop_rate=den / num,
         elementwise_rate=elementwise_rate,
     )
+
+
+@dataclass(frozen=True)
+class Recalibration:
+    """Constants re-calibrated on one measured run, and the three factors applied.
+
+    Attributes:
+        constants: the re-calibrated :class:`AlphaBeta`.
+        comm_scale: measured / predicted communication seconds (multiplies every alpha and
+            ``1 / beta``).
+        compute_scale: measured / predicted non-communication, non-optimizer seconds (multiplies
+            ``1 / flop_rate``, ``matmul_call_s`` and ``1 / elementwise_rate``).
+        optimizer_scale: measured / predicted optimizer seconds (multiplies both optimizer
+            constants); ``None`` when the optimizer was folded into ``compute_scale``.
+    """
+
+    constants: AlphaBeta
+    comm_scale: float
+    compute_scale: float
+    optimizer_scale: float | None
+
+
+def recalibrate(
+    constants: AlphaBeta,
+    cost: CostBreakdown,
+    *,
+    comm_s: float,
+    compute_s: float,
+    optimizer_s: float | None = None,
+) -> Recalibration:
+    """Re-calibrate ``constants`` on one measured run so that they reproduce its phases.
+
+    The model's structure is kept; each group of constants is scaled by one factor, measured /
+    predicted for the run whose ``cost`` is given:
+
+    * communication (``alpha_*``, ``1 / beta``) by ``comm_s / predicted comm``;
+    * compute (``1 / flop_rate``, ``matmul_call_s``, ``1 / elementwise_rate``) by
+      ``compute_s / predicted (matmul + elementwise)``;
+    * optimizer (``optimizer_s_per_element``, ``optimizer_s_per_tensor``) by
+      ``optimizer_s / predicted optimizer``.
+
+    ``predict_time(cost, result.constants)`` then returns the measured ``comm_s``,
+    ``compute_s`` (as ``compute_s + elementwise_s``) and ``optimizer_s``. Used on one strategy's
+    run (e.g. TP) it carries the machine's in-situ costs (allocator, caches, framework ops, the
+    wait in a collective) that microbenchmarks miss, to predict another strategy out of sample.
+
+    Args:
+        constants: microbenchmark constants (the extended model).
+        cost: :func:`predict` of the measured run's strategy and shape.
+        comm_s: measured communication seconds per step (the ledger's).
+        compute_s: measured seconds per step that are neither communication nor the optimizer
+            step (with ``optimizer_s=None``: everything but communication).
+        optimizer_s: measured optimizer-step seconds per step, or ``None`` to fold the
+            optimizer into ``compute_s`` (then both optimizer constants take ``compute_scale``).
+
+    Raises:
+        ValueError: a measured time is negative or not finite, or a predicted phase the
+            measurement must scale is zero (e.g. ``comm_s > 0`` for a run with no collectives).
+    """
+    for name, v in (("comm_s", comm_s), ("compute_s", compute_s), ("optimizer_s", optimizer_s)):
+        if v is not None and (not math.isfinite(v) or v < 0):
+            raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+    t = predict_time(cost, constants)
+
+    def factor(measured: float, predicted: float, what: str) -> float:
+        if predicted > 0:
+            return measured / predicted
+        if measured == 0:
+            return 1.0
+        raise ValueError(f"cannot re-calibrate {what}: measured {measured!r} s but the model "
+                         f"predicts 0 s for {cost.strategy} (no such term in the constants)")
+
+    comm = factor(comm_s, t.comm_s, "communication")
+    if optimizer_s is None:
+        compute = factor(compute_s, t.compute_s + t.elementwise_s + t.optimizer_s, "compute")
+        opt = compute
+    else:
+        compute = factor(compute_s, t.compute_s + t.elementwise_s, "compute")
+        opt = factor(optimizer_s, t.optimizer_s, "optimizer")
+
+    def scaled(v: float | None, f: float) -> float | None:
+        return None if v is None else v * f
+
+    def rate(v: float | None, f: float) -> float | None:
+        if v is None:
+            return None
+        return math.inf if f == 0 else v / f
+
+    new = dataclasses.replace(
+        constants,
+        alpha_s=constants.alpha_s * comm,
+        alpha_all_reduce_s=scaled(constants.alpha_all_reduce_s, comm),
+        alpha_all_gather_s=scaled(constants.alpha_all_gather_s, comm),
+        alpha_reduce_scatter_s=scaled(constants.alpha_reduce_scatter_s, comm),
+        beta_bytes_per_s=rate(constants.beta_bytes_per_s, comm),
+        flop_rate=rate(constants.flop_rate, compute),
+        matmul_call_s=scaled(constants.matmul_call_s, compute),
+        elementwise_rate=rate(constants.elementwise_rate, compute),
+        optimizer_s_per_element=scaled(constants.optimizer_s_per_element, opt),
+        optimizer_s_per_tensor=scaled(constants.optimizer_s_per_tensor, opt),
+    )
+    return Recalibration(new, comm, compute, None if optimizer_s is None else opt)
 
 
 def project(
