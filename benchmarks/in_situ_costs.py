@@ -4,8 +4,10 @@ Runs rank 0's share of a ``pp`` and a ``tp`` training step (forward + MSE + back
 ONE process, with the collectives replaced by local stand-ins of the same output shapes
 (all-gather: the local chunk repeated; reduce-scatter: the sum over the chunk axis; all-reduce:
 identity), so that what is measured is the step's computation and memory traffic alone, with no
-peer to wait for. Prints per strategy: minor page faults per step (``getrusage``) and the median
-forward / backward / optimizer / step time in ms.
+peer to wait for. Prints per strategy: minor page faults per step (``getrusage``), the aten
+operators dispatched per step (forward + backward, and Adam; counted once with a
+``TorchDispatchMode``; the stand-ins' local copies are counted too)
+and the median forward / backward / optimizer / step time in ms.
 
 Usage (compare the allocator's effect by running it twice)::
 
@@ -26,9 +28,22 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from phantom_parallel.comm import CommLedger
 from phantom_parallel.models import FFNConfig, build_model
+
+
+class CountOps(TorchDispatchMode):
+    """Counts the aten operators dispatched inside the ``with`` block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
 class LocalStandIn:
@@ -74,7 +89,14 @@ def measure(strategy: str, args: argparse.Namespace) -> dict[str, float]:
             for key, v in (("fwd", t1 - t0), ("bwd", t2 - t1), ("opt", t3 - t2),
                            ("step", t3 - t0)):
                 times[key].append(v)
-    return {"faults_per_step": faults / args.steps,
+    with CountOps() as fwd_bwd:
+        loss = F.mse_loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+    with CountOps() as adam:
+        opt.step()
+    return {"faults_per_step": faults / args.steps, "ops_fwd_bwd": fwd_bwd.count,
+            "ops_optimizer": adam.count,
             **{k: statistics.median(v) for k, v in times.items()}}
 
 
@@ -97,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         r = measure(strategy, args)
         print(f"  {strategy}: {r['faults_per_step']:.0f} minor page faults per step; step "
               f"{r['step'] * 1e3:.2f} ms (fwd {r['fwd'] * 1e3:.2f}, bwd {r['bwd'] * 1e3:.2f}, "
-              f"opt {r['opt'] * 1e3:.2f})")
+              f"opt {r['opt'] * 1e3:.2f}); aten ops per step: {r['ops_fwd_bwd']} forward + backward, "
+              f"{r['ops_optimizer']} Adam")
     return 0
 
 
