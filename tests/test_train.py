@@ -192,3 +192,15 @@ def test_srun_environment_is_read() -> None:
     torchrun = read_launch_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1",
                                 "MASTER_ADDR": "h", "MASTER_PORT": "29500"})
     assert torchrun.launcher == "torchrun" and torchrun.master_port == 29500
+
+
+def test_tp_and_pp_on_one_process_train_as_the_dense_ffn(data_dir: Path, tmp_path: Path) -> None:
+    """World size 1 runs every strategy through the same code path: PP = TP = dense."""
+    curves = {}
+    for strategy in ("serial", "tp", "pp"):
+        res = run(train_cmd(data_dir, tmp_path / strategy, "--max-steps", "10", p=1,
+                            strategy=strategy))
+        assert res.returncode == 0, res.stderr
+        curves[strategy] = [float(v) for v in losses(tmp_path / strategy)]
+    assert curves["tp"] == pytest.approx(curves["serial"], rel=1e-5)
+    assert curves["pp"] == pytest.approx(curves["serial"], rel=1e-5)

@@ -8,9 +8,17 @@ tensor handed to the collective by this rank:
 - all-gather: this rank's local chunk;
 - reduce-scatter: the whole input (p chunks).
 
-With one rank every collective is the identity and nothing is recorded. The trainer reads and resets the ledger once per optimizer step, so a run reports compute time
-versus communication time and bytes per step; :mod:`phantom_parallel.costs` predicts the same
-numbers in closed form.
+With one rank every collective is the identity and nothing is recorded. The trainer reads and
+resets the ledger once per optimizer step, so a run reports compute time versus communication
+time and bytes per step; :mod:`phantom_parallel.costs` predicts the same numbers in closed form.
+
+Timing never changes what it measures. On CPU tensors a collective is synchronous and its
+seconds are host wall-clock around the call. On accelerator tensors calls are asynchronous:
+a pair of device events is recorded on the current stream around each call (no host sync),
+and the pairs are resolved when :attr:`CommLedger.seconds` is read, once per step, after the
+step has finished anyway. ``timing="device-sync"`` (synchronise the device before and after
+each call, as a diagnostic only: it serialises the step) and ``timing="off"`` (count calls and
+bytes only) exist to measure the timing's own cost.
 """
 
 from __future__ import annotations
@@ -36,12 +44,33 @@ class CommLedger:
 
     calls: Counter[str] = field(default_factory=Counter)
     payload_bytes: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
+    _seconds: float = 0.0
+    _pending: list[tuple[torch.cuda.Event, torch.cuda.Event]] = field(default_factory=list)
+    _pool: list[torch.cuda.Event] = field(default_factory=list)
 
-    def record(self, op: str, nbytes: int, seconds: float) -> None:
+    def record(self, op: str, nbytes: int, seconds: float = 0.0) -> None:
         self.calls[op] += 1
         self.payload_bytes[op] += nbytes
-        self.seconds += seconds
+        self._seconds += seconds
+
+    def event_pair(self) -> tuple[torch.cuda.Event, torch.cuda.Event]:
+        """Two timing events for one call, reused from earlier steps when possible."""
+        used = 2 * len(self._pending)
+        while len(self._pool) < used + 2:
+            self._pool.append(torch.cuda.Event(enable_timing=True))
+        pair = (self._pool[used], self._pool[used + 1])
+        self._pending.append(pair)
+        return pair
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent inside the collectives; resolves pending device events (waits for the
+        last one to complete: read it once the step is over)."""
+        if self._pending:
+            self._pending[-1][1].synchronize()
+            self._seconds += sum(a.elapsed_time(b) for a, b in self._pending) / 1e3
+            self._pending.clear()
+        return self._seconds
 
     @property
     def total_calls(self) -> int:
@@ -54,7 +83,11 @@ class CommLedger:
     def reset(self) -> None:
         self.calls.clear()
         self.payload_bytes.clear()
-        self.seconds = 0.0
+        self._seconds = 0.0
+        self._pending.clear()
+
+
+TIMINGS = ("events", "device-sync", "off")
 
 
 def _reduce_scatter_flat(out: torch.Tensor, t: torch.Tensor,
@@ -72,27 +105,45 @@ class Comm:
     """A process group plus the ledger that counts what goes through it.
 
     Args:
-        group: the process group (``None``: the default group).
-        sync_timing: synchronise the accelerator around each collective so its time is the
-            collective's own (needed on CUDA/ROCm where calls are asynchronous; free on CPU).
+        group: the process group (``None``: the default group; with no process group at all,
+            a one-rank group whose collectives are identities).
+        timing: how accelerator collectives are timed (CPU ones always by host clock):
+            ``"events"`` (default: device events on the current stream, no host sync),
+            ``"device-sync"`` (diagnostic: synchronise the device around every call) or
+            ``"off"`` (no timing; calls and bytes are still counted).
     """
 
-    def __init__(self, group: dist.ProcessGroup | None = None, sync_timing: bool = True) -> None:
+    def __init__(self, group: dist.ProcessGroup | None = None, *, timing: str = "events") -> None:
+        if timing not in TIMINGS:
+            raise ValueError(f"timing={timing!r}: choose one of {', '.join(TIMINGS)}")
         self.group = group
-        self.rank = dist.get_rank(group)
-        self.world_size = dist.get_world_size(group)
-        self.sync_timing = sync_timing
+        initialised = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank(group) if initialised else 0
+        self.world_size = dist.get_world_size(group) if initialised else 1
+        self.timing = timing
         self.ledger = CommLedger()
 
-    def _sync(self, t: torch.Tensor) -> None:
-        if self.sync_timing and t.is_cuda:
-            torch.cuda.synchronize(t.device)
-
     def _timed(self, op: str, nbytes: int, ref: torch.Tensor, fn: Callable[[], object]) -> None:
-        self._sync(ref)
+        on_device = ref.device.type != "cpu"
+        if on_device and self.timing == "events":
+            start, end = self.ledger.event_pair()
+            stream = torch.cuda.current_stream(ref.device)
+            start.record(stream)
+            fn()
+            end.record(stream)
+            self.ledger.record(op, nbytes)
+            return
+        if on_device and self.timing == "off":
+            fn()
+            self.ledger.record(op, nbytes)
+            return
+        sync = on_device and self.timing == "device-sync"
+        if sync:
+            torch.cuda.synchronize(ref.device)
         t0 = time.perf_counter()
         fn()
-        self._sync(ref)
+        if sync:
+            torch.cuda.synchronize(ref.device)
         self.ledger.record(op, nbytes, time.perf_counter() - t0)
 
     def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
@@ -103,7 +154,7 @@ class Comm:
         return t
 
     def all_gather(self, t: torch.Tensor) -> torch.Tensor:
-        """Gather the local ``B x k`` chunks of all ranks into ``p x B x k`` (rank-major)."""
+        """Gather the local chunks (any shape, e.g. k x B) of all ranks into ``p x ...`` (rank-major)."""
         if self.world_size == 1:
             return t.unsqueeze(0)
         t = t.contiguous()  # no copy when already contiguous (a linear's output is)
@@ -118,7 +169,7 @@ class Comm:
         return out
 
     def reduce_scatter(self, t: torch.Tensor) -> torch.Tensor:
-        """Sum ``p x B x k`` over ranks and keep this rank's ``B x k`` slice."""
+        """Sum ``p x ...`` over ranks and keep this rank's chunk (``...``)."""
         if self.world_size == 1:
             return t[0]
         t = t.contiguous()  # no copy when already contiguous (a stacked gradient is)

@@ -367,6 +367,9 @@ def _layers_pp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
         else:
             # g = h C^T (B x m -> k); z = h W^T + G_others D^T + b (B x m -> m, B x (p-1)k -> m)
             f = _gemm(B, m, k) + _gemm(B, m, m) + _gemm(B, (p - 1) * k, m)
+            # the peers' ghosts are the row blocks before and after the rank's own: two
+            # decompression GEMMs on the busiest rank (one on ranks 0 and p-1, so for p = 2)
+            peer_gemms = min(p - 1, 2)
             layers.append(
                 LayerCost(
                     name=name,
@@ -374,12 +377,12 @@ def _layers_pp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
                     flops_fwd=f,
                     flops_bwd=2 * f,
                     params=m * m + k * m + m * (p - 1) * k + m,
-                    saved_elems=B * m + B * (p - 1) * k,
+                    saved_elems=B * m + B * p * k,  # h and the gathered ghosts
                     elementwise_fwd=B * m,
                     elementwise_bwd=B * m,
-                    # local addmm, compress, one decompress addmm per peer; 2 each backward
-                    matmuls_fwd=2 + (p - 1),
-                    matmuls_bwd=2 * (2 + (p - 1)),
+                    # local addmm, compress, the decompression GEMMs; 2 each backward
+                    matmuls_fwd=2 + peer_gemms,
+                    matmuls_bwd=2 * (2 + peer_gemms),
                     param_tensors=4,
                 )
             )

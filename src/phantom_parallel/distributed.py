@@ -93,11 +93,12 @@ def resolve_backend(backend: str, device: str) -> str:
 
 
 def init_distributed(env: LaunchEnv, backend: str, device: str,
-                     timeout_s: float = 300.0) -> Comm | None:
+                     timeout_s: float = 300.0, timing: str = "events") -> Comm | None:
     """Start the default process group (if world size > 1) and return its :class:`Comm`.
 
     ``timeout_s`` bounds every collective: a rank that waits longer on a dead peer raises
-    instead of hanging.
+    instead of hanging. ``timing``: how the ledger times accelerator collectives
+    (:class:`~phantom_parallel.comm.Comm`).
     """
     if device.startswith("cuda"):
         torch.cuda.set_device(env.local_rank % max(torch.cuda.device_count(), 1))
@@ -111,4 +112,4 @@ def init_distributed(env: LaunchEnv, backend: str, device: str,
         os.environ["MASTER_PORT"] = str(env.master_port)
     dist.init_process_group(resolve_backend(backend, device), rank=env.rank,
                             world_size=env.world_size, timeout=timedelta(seconds=timeout_s))
-    return Comm()
+    return Comm(timing=timing)

@@ -6,14 +6,17 @@ Notation: batch B, layer width n, p ranks, m = n / p neurons per rank, k ghosts 
 - :class:`RowParallelLinear`: rank owns ``in/p`` input columns; sharded input, replicated output
   (one all-reduce of B x out), bias added after the sum.
 - :class:`PhantomLinear`: phantom parallelism's hidden layer; sharded input and output, ranks
-  exchange only ``k`` compressed "ghost" activations each (one all-gather of B x k).
+  exchange only ``k`` compressed "ghost" activations each (one all-gather of k x B).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from phantom_parallel.comm import Comm
 from phantom_parallel.mappings import (
@@ -73,6 +76,66 @@ class RowParallelLinear(nn.Module):
         return reduce_from_region(F.linear(x, self.weight), self.comm) + self.bias
 
 
+class _AddPeerGhosts(torch.autograd.Function):
+    """``z + sum_{s != r} g_s D_rs^T`` from the gathered ``(p k x B)`` ghosts ``G^T``.
+
+    The peers' rows of ``G^T`` are the two row blocks around rank r's own ``k`` rows, and
+    ``D_r``'s columns are the same blocks in the same order, so the contraction over all
+    ``(p-1) k`` peer ghosts is at most two GEMMs whatever p is (one for ranks 0 and p-1).
+    Backward writes both gradients straight into one buffer each (``mm(out=...)`` on the
+    blocks); rank r's own rows of the ghost gradient are zero (its ghosts reach the other
+    ranks only, and their gradients come back through the reduce-scatter).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, ghosts_t: torch.Tensor, decompress: torch.Tensor,
+                rank: int, k: int) -> torch.Tensor:
+        ctx.save_for_backward(ghosts_t, decompress)
+        ctx.blocks = lo, hi = rank * k, (rank + 1) * k
+        out = z
+        if lo:
+            out = torch.addmm(out, ghosts_t[:lo].t(), decompress[:, :lo].t())
+        if hi < ghosts_t.shape[0]:
+            out = torch.addmm(out, ghosts_t[hi:].t(), decompress[:, lo:].t())
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        ghosts_t, decompress = ctx.saved_tensors
+        lo, hi = ctx.blocks
+        end = ghosts_t.shape[0]
+        grad_ghosts = grad_decompress = None
+        if ctx.needs_input_grad[1]:
+            grad_ghosts = ghosts_t.new_empty(ghosts_t.shape)  # p k x B
+            grad_ghosts[lo:hi].zero_()
+            if lo:
+                torch.mm(decompress[:, :lo].t(), grad.t(), out=grad_ghosts[:lo])
+            if hi < end:
+                torch.mm(decompress[:, lo:].t(), grad.t(), out=grad_ghosts[hi:])
+        if ctx.needs_input_grad[2]:
+            grad_decompress = decompress.new_empty(decompress.shape)  # m x (p-1) k
+            if lo:
+                torch.mm(grad.t(), ghosts_t[:lo].t(), out=grad_decompress[:, :lo])
+            if hi < end:
+                torch.mm(grad.t(), ghosts_t[hi:].t(), out=grad_decompress[:, lo:])
+        return grad, grad_ghosts, grad_decompress, None, None
+
+
+def add_peer_ghosts(z: torch.Tensor, ghosts_t: torch.Tensor, decompress: torch.Tensor,
+                    rank: int, k: int) -> torch.Tensor:
+    """Decompress the peers' ghosts into rank ``rank``'s pre-activations.
+
+    Args:
+        z: B x m, this rank's local pre-activation ``h_r W_rr^T + b_r``.
+        ghosts_t: p k x B, every rank's ghosts (rank-major row blocks of k).
+        decompress: m x (p-1) k, ``D_r`` (the peers' blocks in rank order).
+    Returns:
+        B x m, ``z + sum_{s != r} g_s D_rs^T``.
+    """
+    return _AddPeerGhosts.apply(z, ghosts_t, decompress, rank, k)
+
+
 class PhantomLinear(nn.Module):
     """Phantom layer: n -> n with ranks coupled only through k ghost neurons each.
 
@@ -84,8 +147,9 @@ class PhantomLinear(nn.Module):
       ghosts -> this rank's m neurons;
     - ``bias`` b_r (m).
 
-    Forward on h_r (B x m): g_r = h_r C_r^T (B x k); G = all-gather(g) (p x B x k);
-    z_r = h_r W_rr^T + sum_{s != r} g_s D_rs^T + b_r (B x m). A rank's own ghosts do not feed
+    Forward on h_r (B x m): g_r = h_r C_r^T (B x k), sent as g_r^T (k x B);
+    G^T = all-gather(g^T) (p k x B); z_r = h_r W_rr^T + sum_{s != r} g_s D_rs^T + b_r (B x m),
+    the sum being at most two GEMMs (:func:`add_peer_ghosts`), never a loop over peers. A rank's own ghosts do not feed
     its own neurons. Backward of the all-gather is a reduce-scatter (see
     :func:`phantom_parallel.mappings.gather_ghosts`); all weight gradients are local.
     With p = 1 there are no ghosts: the layer is dense (``compress``/``decompress`` are None).
@@ -115,18 +179,12 @@ class PhantomLinear(nn.Module):
         z = F.linear(h, self.weight, self.bias)
         if self.compress is None:
             return z
-        r, k = self.comm.rank, self.ghosts
-        ghosts = gather_ghosts(F.linear(h, self.compress), self.comm)  # p x B x k
-        # z += sum_{s != r} g_s D_rs^T, one addmm per peer on views: no cat/permute/reshape
-        # copies of the gathered ghosts (unbind's backward stacks the peers' gradients straight
-        # into the p x B x k layout the reduce-scatter takes). Same GEMMs as (B x (p-1)k) @
-        # ((p-1)k x m): the (p-1) blocks of the contraction, accumulated into z.
-        peers = [g for s, g in enumerate(ghosts.unbind(0)) if s != r]
-        if len(peers) == 1:
-            return torch.addmm(z, peers[0], self.decompress.t())
-        for j, g in enumerate(peers):
-            z = torch.addmm(z, g, self.decompress[:, j * k : (j + 1) * k].t())
-        return z
+        # Ghosts travel transposed: rank s sends g_s^T = C_s h_s^T (k x B), so the gathered
+        # p x k x B buffer is the contiguous (p k x B) matrix [g_0^T; ...; g_{p-1}^T] and its
+        # transpose is a GEMM operand as it stands: no copy of the gathered ghosts.
+        ghosts_t = gather_ghosts(torch.mm(self.compress, h.t()), self.comm)
+        return add_peer_ghosts(z, ghosts_t.view(-1, h.shape[0]), self.decompress,
+                               self.comm.rank, self.ghosts)
 
     def extra_repr(self) -> str:
         return f"width={self.width}, local={self.local_width}, ghosts={self.ghosts}, p={self.comm.world_size}"

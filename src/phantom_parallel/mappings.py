@@ -9,7 +9,7 @@ function                          forward                     backward
 :func:`copy_to_region`            identity                    all-reduce of the input grad
 :func:`reduce_from_region`        all-reduce                  identity
 :func:`scatter_to_region`         keep own slice (last dim)   all-gather of slices
-:func:`gather_ghosts`             all-gather of B x k         reduce-scatter of B x pk
+:func:`gather_ghosts`             all-gather of k x B         reduce-scatter of p x k x B
 ================================  ==========================  ==============================
 
 ``gather_ghosts`` is phantom parallelism's operator: each rank's ``k`` ghost activations are
@@ -90,7 +90,8 @@ def scatter_to_region(x: torch.Tensor, comm: Comm) -> torch.Tensor:
 
 
 def gather_ghosts(g: torch.Tensor, comm: Comm) -> torch.Tensor:
-    """All-gather every rank's ghost activations ``g`` (B x k) into ``p x B x k``; backward
-    reduce-scatters the ``p x B x k`` gradient so each rank gets the ``B x k`` sum for its own
+    """All-gather every rank's ghost activations ``g`` (k x B, transposed so that the result is
+    one (p k x B) GEMM operand) into ``p x k x B``; backward reduce-scatters the ``p x k x B``
+    gradient so each rank gets the ``k x B`` sum for its own
     ghosts."""
     return _GatherGhosts.apply(g, comm)

@@ -7,9 +7,12 @@ The model code (:class:`FFN`) does not know how it is split. A *plan* maps each 
 
 Initialisation (fan-in aware, the rule of ``nn.Linear``): every weight and bias of an output
 neuron is drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) where fan_in is the number of inputs
-that neuron sees. Dense layers: fan_in = in_features, drawn from a generator seeded by
-(seed, layer name) for the *whole* layer, then sliced, so serial, TP (any p) and DTensor start
-from the same weights. Phantom layers: W_rr, D_r and b_r have fan_in = m + (p-1)k, C_r has
+that neuron sees. Dense layers: fan_in = in_features; the (out x in) weight is cut into square
+tiles of :data:`INIT_TILE` (edge tiles clipped), tile (i, j) drawn from its own generator keyed
+by (seed, layer name, i, j), the bias likewise in tiles of the same length. The tile size does
+not depend on p, so every rank draws only the tiles that meet its own shard (init time and host
+memory per rank fall as 1/p) and serial, TP (any p) and DTensor start from bit-identical
+weights. Phantom layers: W_rr, D_r and b_r have fan_in = m + (p-1)k, C_r has
 fan_in = m; drawn per (seed, layer name, p, rank). With p = 1 a phantom layer is dense and uses
 the dense rule, so PP with p = 1 equals serial for the same seed.
 """
@@ -139,14 +142,46 @@ def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator, dtype: 
     return (torch.rand(shape, generator=gen, dtype=gen_dtype) * 2 - 1).mul_(bound).to(dtype)
 
 
-def dense_init(seed: int, name: str, out_features: int, in_features: int,
-               dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The full (out x in) weight and (out) bias of dense layer ``name``, on CPU."""
-    gen = _generator("dense", seed, name)
+INIT_TILE = 64  # side of a dense layer's init tile (elements); must not depend on p
+
+
+def _tiled_uniform(key: tuple[object, ...], shape: tuple[int, int], rows: range, cols: range,
+                   bound: float, dtype: torch.dtype, tile: int = INIT_TILE) -> torch.Tensor:
+    """Rows ``rows`` x columns ``cols`` of a ``shape`` matrix of U(-bound, bound) whose tile
+    (i, j) comes from the generator of ``(*key, i, j)``; only the tiles meeting the block are
+    drawn, straight into the (len(rows) x len(cols)) result."""
+    out = torch.empty(len(rows), len(cols), dtype=dtype)
+    for i in range(rows.start // tile, -(-rows.stop // tile)):
+        r0, r1 = i * tile, min((i + 1) * tile, shape[0])
+        for j in range(cols.start // tile, -(-cols.stop // tile)):
+            c0, c1 = j * tile, min((j + 1) * tile, shape[1])
+            t = _uniform((r1 - r0, c1 - c0), bound, _generator(*key, i, j), dtype)
+            a, b = max(r0, rows.start), min(r1, rows.stop)
+            c, d = max(c0, cols.start), min(c1, cols.stop)
+            out[a - rows.start : b - rows.start, c - cols.start : d - cols.start] = \
+                t[a - r0 : b - r0, c - c0 : d - c0]
+    return out
+
+
+def dense_init(seed: int, name: str, out_features: int, in_features: int, dtype: torch.dtype, *,
+               rows: range | None = None, cols: range | None = None,
+               tile: int = INIT_TILE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block ``rows`` x ``cols`` (default: all) of dense layer ``name``'s (out x in) weight and
+    the ``rows`` of its bias, on CPU; the same values whatever block is asked for."""
+    rows = range(out_features) if rows is None else rows
+    cols = range(in_features) if cols is None else cols
     bound = 1.0 / math.sqrt(in_features)
-    w = _uniform((out_features, in_features), bound, gen, dtype)
-    b = _uniform((out_features,), bound, gen, dtype)
-    return w, b
+    w = _tiled_uniform(("dense", seed, name, "weight"), (out_features, in_features), rows, cols,
+                       bound, dtype, tile)
+    b = _tiled_uniform(("dense", seed, name, "bias"), (out_features, 1), rows, range(1), bound,
+                       dtype, tile)
+    return w, b[:, 0]
+
+
+def _shard(size: int, p: int, rank: int) -> range:
+    """Rank ``rank``'s contiguous 1/p of ``range(size)`` (the layout of ``Tensor.chunk``)."""
+    part = size // p
+    return range(rank * part, (rank + 1) * part)
 
 
 def phantom_init(seed: int, name: str, width: int, ghosts: int, p: int, rank: int,
@@ -176,19 +211,20 @@ def _materialize(name: str, linear: nn.Linear, style: Style, comm: Comm | None, 
         layer: nn.Module = PhantomLinear(out_f, style.ghosts, comm, **f)
         tensors = phantom_init(seed, name, out_f, style.ghosts, comm.world_size, comm.rank, dtype)
     else:
-        w, b = dense_init(seed, name, out_f, in_f, dtype)
         if isinstance(style, Replicate):
             layer = nn.Linear(in_f, out_f, **f)
-            tensors = {"weight": w, "bias": b}
+            w, b = dense_init(seed, name, out_f, in_f, dtype)
         elif isinstance(style, Colwise):
             assert comm is not None
             layer = ColumnParallelLinear(in_f, out_f, comm, **f)
-            tensors = {"weight": w.chunk(comm.world_size, 0)[comm.rank],
-                       "bias": b.chunk(comm.world_size, 0)[comm.rank]}
+            w, b = dense_init(seed, name, out_f, in_f, dtype,
+                              rows=_shard(out_f, comm.world_size, comm.rank))
         else:
             assert comm is not None
             layer = RowParallelLinear(in_f, out_f, comm, input_is_parallel=style.input_is_parallel, **f)
-            tensors = {"weight": w.chunk(comm.world_size, 1)[comm.rank], "bias": b}
+            w, b = dense_init(seed, name, out_f, in_f, dtype,
+                              cols=_shard(in_f, comm.world_size, comm.rank))
+        tensors = {"weight": w, "bias": b}
     with torch.no_grad():
         for key, value in tensors.items():
             getattr(layer, key).copy_(value)
@@ -209,17 +245,22 @@ def parallelize(model: FFN, plan: Plan, comm: Comm | None, *, seed: int,
     return model
 
 
-def _check(strategy: str, cfg: FFNConfig, world_size: int, ghosts: int | None) -> None:
+def validate_layout(strategy: str, width: int, world_size: int, ghosts: int | None) -> None:
+    """The one validity check of a (strategy, n, p, k) layout; raises ValueError naming the
+    value. ``ghosts`` is read for "pp" only (any 1 <= k <= n/p, also for p = 1)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if world_size < 1:
+        raise ValueError(f"the number of ranks p={world_size} must be >= 1")
     if strategy == "serial" and world_size != 1:
         raise ValueError(f"strategy 'serial' runs on 1 process, got world size p={world_size}")
-    if cfg.width % world_size:
-        raise ValueError(f"width n={cfg.width} is not divisible by the number of ranks p={world_size}")
+    if width % world_size:
+        raise ValueError(f"width n={width} is not divisible by the number of ranks p={world_size}")
     if strategy == "pp":
-        m = cfg.width // world_size
+        m = width // world_size
         if ghosts is None or not 1 <= ghosts <= m:
-            raise ValueError(f"ghosts k={ghosts} must satisfy 1 <= k <= m = n/p = {m} for strategy 'pp'")
+            raise ValueError(f"ghosts k={ghosts} must satisfy 1 <= k <= m = n/p = {width}/{world_size} "
+                             f"= {m} for strategy 'pp'")
 
 
 def build_model(strategy: str, cfg: FFNConfig, comm: Comm | None = None, *, ghosts: int | None = None,
@@ -231,17 +272,19 @@ def build_model(strategy: str, cfg: FFNConfig, comm: Comm | None = None, *, ghos
         strategy: "serial" (one process, dense), "tp" (our Megatron-style operators), "pp"
             (phantom layers with ``ghosts`` per rank), "dtensor" (dense FFN parallelised by
             ``torch.distributed.tensor.parallel.parallelize_module``).
-        cfg: the FFN shape. comm: the group (``None`` only for "serial").
+        cfg: the FFN shape. comm: the group (``None``: "serial", or "tp"/"pp" on one process
+            with no process group, which compute the dense FFN).
     """
+    if comm is None and strategy in ("tp", "pp"):
+        comm = Comm()  # no process group: one rank, every collective is the identity
     world_size = 1 if comm is None else comm.world_size
-    _check(strategy, cfg, world_size, ghosts)
+    validate_layout(strategy, cfg.width, world_size, ghosts)
     with torch.device("meta"):
         model = FFN(cfg)
     if strategy in ("serial", "dtensor"):
         model = parallelize(model, serial_plan(cfg), comm, seed=seed, device=device, dtype=dtype)
         return _dtensor_parallelize(model, comm) if strategy == "dtensor" else model
-    if comm is None:
-        raise ValueError(f"strategy {strategy!r} needs a process group (comm)")
+    assert comm is not None
     plan = tensor_parallel_plan(cfg) if strategy == "tp" else phantom_plan(cfg, ghosts or 0)
     return parallelize(model, plan, comm, seed=seed, device=device, dtype=dtype)
 

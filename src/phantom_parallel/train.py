@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from phantom_parallel import __version__
 from phantom_parallel.checkpoint import Checkpointer, Position
-from phantom_parallel.comm import Comm
+from phantom_parallel.comm import TIMINGS, Comm
 from phantom_parallel.data import ShardedDataset, iterate_batches
 from phantom_parallel.distributed import (
     LaunchEnv,
@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also checkpoint every N steps (0: only at the end of each epoch)")
     p.add_argument("--power-source", choices=POWER_SOURCES, default="auto")
     p.add_argument("--power-interval-ms", type=float, default=100.0)
+    p.add_argument("--comm-timing", choices=TIMINGS, default="events",
+                   help="how GPU collectives are timed: device events (default), device-sync "
+                        "(diagnostic: serialises the step) or off (counts only)")
     p.add_argument("--timeout-s", type=float, default=300.0,
                    help="collective timeout: a rank waiting longer on a dead peer fails")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on rank 0")
@@ -413,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    comm = init_distributed(env, args.backend, args.device, args.timeout_s)
+    comm = init_distributed(env, args.backend, args.device, args.timeout_s, args.comm_timing)
     try:
         return run(args, env, comm)
     finally:

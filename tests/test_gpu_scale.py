@@ -1,0 +1,205 @@
+"""Issue 9: the phantom layer without a per-peer loop, rank-local init, one-process runs of
+every strategy, the collective ledger's timing modes, and ``phantom-emulate``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from phantom_parallel import models
+from phantom_parallel.comm import Comm
+from phantom_parallel.emulate import StandInComm
+from phantom_parallel.layers import PhantomLinear, add_peer_ghosts
+from phantom_parallel.models import FFNConfig, build_model, dense_init
+from tests.distributed_harness import run_on_ranks
+from tests.test_counts import _one_step
+
+F64 = torch.float64
+
+
+# ----------------------------------------------------------------------------- phantom layer
+@pytest.mark.parametrize(("p", "rank"), [(2, 0), (2, 1), (3, 1), (4, 0), (4, 2), (4, 3)])
+def test_add_peer_ghosts_is_the_block_sum_and_passes_gradcheck(p: int, rank: int) -> None:
+    k, batch, m = 2, 3, 4
+    gen = torch.Generator().manual_seed(p * 10 + rank)
+    z = torch.randn(batch, m, generator=gen, dtype=F64, requires_grad=True)
+    ghosts_t = torch.randn(p * k, batch, generator=gen, dtype=F64, requires_grad=True)
+    d = torch.randn(m, (p - 1) * k, generator=gen, dtype=F64, requires_grad=True)
+    peers = [s for s in range(p) if s != rank]
+    expected = z + sum(ghosts_t[s * k:(s + 1) * k].t() @ d[:, j * k:(j + 1) * k].t()
+                       for j, s in enumerate(peers))
+    torch.testing.assert_close(add_peer_ghosts(z, ghosts_t, d, rank, k), expected,
+                               rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, b, c: add_peer_ghosts(a, b, c, rank, k),
+                                    (z, ghosts_t, d), eps=1e-6, atol=1e-8)
+
+
+def _phantom_gemms(p: int, rank: int) -> int:
+    """GEMM calls of one forward + backward of a phantom layer (rank ``rank`` of ``p``)."""
+    layer = PhantomLinear(16 * p, 2, StandInComm(p, rank), dtype=F64)  # type: ignore[arg-type]
+    for param in layer.parameters():
+        torch.nn.init.normal_(param)
+    h = torch.randn(5, 16, dtype=F64, requires_grad=True)
+    calls = 0
+
+    class Count(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm)
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        layer(h).sum().backward()
+    return calls
+
+
+def test_phantom_layer_gemm_count_does_not_grow_with_p() -> None:
+    assert _phantom_gemms(2, 0) == _phantom_gemms(64, 0) == _phantom_gemms(256, 255)
+    assert _phantom_gemms(4, 1) == _phantom_gemms(256, 100) <= _phantom_gemms(2, 0) + 3
+
+
+# ----------------------------------------------------------------------------- init
+@pytest.mark.parametrize("p", [2, 3, 4, 6])
+def test_rank_local_init_is_bit_identical_to_the_full_layer(p: int) -> None:
+    out_f, in_f = 36, 30  # tiles of 8: clipped edge tiles, shards that cut tiles
+    w, b = dense_init(5, "hidden.1", out_f, in_f, torch.float32, tile=8)
+    for r in range(p):
+        rows = range(r * out_f // p, (r + 1) * out_f // p)
+        ws, bs = dense_init(5, "hidden.1", out_f, in_f, torch.float32, rows=rows, tile=8)
+        assert torch.equal(ws, w[rows.start:rows.stop]) and torch.equal(bs, b[rows.start:rows.stop])
+        cols = range(r * in_f // p, (r + 1) * in_f // p)
+        ws, bs = dense_init(5, "hidden.1", out_f, in_f, torch.float32, cols=cols, tile=8)
+        assert torch.equal(ws, w[:, cols.start:cols.stop]) and torch.equal(bs, b)
+    assert w.abs().max() <= 1 / in_f**0.5
+
+
+def test_a_rank_draws_only_the_tiles_of_its_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[int] = []
+    real = models._uniform
+    monkeypatch.setattr(models, "_uniform",
+                        lambda shape, *a: drawn.append(shape[0] * shape[1]) or real(shape, *a))
+    n, p, tile = 256, 8, 16
+    dense_init(0, "hidden.0", n, n, torch.float32, rows=range(0, n // p), tile=tile)
+    assert sum(drawn) == (n // p) * n + n // p  # weight rows and bias entries of the shard
+    drawn.clear()
+    dense_init(0, "hidden.0", n, n, torch.float32, tile=tile)
+    assert sum(drawn) == n * n + n
+
+
+def _tp_weights_equal_serial(comm: Comm) -> str:
+    cfg = FFNConfig(d_in=70, width=12 * comm.world_size, layers=3, d_out=5)
+    serial = build_model("serial", cfg, None, seed=4)
+    tp = build_model("tp", cfg, comm, seed=4)
+    dt = build_model("dtensor", cfg, comm, seed=4)
+    ref = models.gather_reference(tp, "tp", comm, dtype=torch.float32)
+    ref_dt = models.gather_reference(dt, "dtensor", comm, dtype=torch.float32)
+    for (name, a), b, c in zip(serial.named_parameters(), ref.parameters(), ref_dt.parameters(),
+                               strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c), name
+    return "ok"
+
+
+@pytest.mark.parametrize("p", [2, 3])
+def test_serial_tp_and_dtensor_start_bit_identical(p: int) -> None:
+    assert run_on_ranks(_tp_weights_equal_serial, p) == ["ok"] * p
+
+
+# ----------------------------------------------------------------------------- one process
+@pytest.mark.parametrize("strategy", ["tp", "pp"])
+def test_tp_and_pp_run_on_one_process_as_the_dense_ffn(strategy: str) -> None:
+    cfg = FFNConfig(d_in=6, width=16, layers=3, d_out=2)
+    model = build_model(strategy, cfg, None, ghosts=4 if strategy == "pp" else None, seed=3,
+                        dtype=F64)
+    dense = build_model("serial", cfg, None, seed=3, dtype=F64)
+    x = torch.randn(7, 6, dtype=F64)
+    torch.testing.assert_close(model(x), dense(x), rtol=1e-12, atol=1e-12)
+
+
+def test_comm_rejects_an_unknown_timing_mode() -> None:
+    with pytest.raises(ValueError, match="timing='sometimes'"):
+        Comm(timing="sometimes")
+    solo = Comm()
+    assert (solo.rank, solo.world_size) == (0, 1)
+
+
+def _cpu_ledger_times(comm: Comm) -> tuple[int, bool]:
+    """CPU collectives are timed by the host clock whatever the accelerator timing mode."""
+    out = []
+    for timing in ("events", "off"):
+        c = Comm(timing=timing)
+        c.all_reduce(torch.ones(1000))
+        out.append(c.ledger.seconds > 0)
+    return c.ledger.total_calls, all(out)
+
+
+def test_cpu_ledger_is_timed_in_every_mode() -> None:
+    assert run_on_ranks(_cpu_ledger_times, 2) == [(1, True)] * 2
+
+
+# ----------------------------------------------------------------------------- emulate
+def _emulated_flops(strategy: str, p: int, cfg: FFNConfig, batch: int, ghosts: int | None) -> int:
+    model = build_model(strategy, cfg, StandInComm(p, 0), ghosts=ghosts, seed=1)  # type: ignore[arg-type]
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.mse_loss(model(torch.randn(batch, cfg.d_in)),
+                                     torch.randn(batch, cfg.d_out)).backward()
+    return int(counter.get_total_flops())
+
+
+@pytest.mark.parametrize(("strategy", "p"), [("tp", 2), ("tp", 4), ("pp", 2), ("pp", 4)])
+def test_emulated_rank0_counts_the_flops_of_a_real_gloo_rank0(strategy: str, p: int) -> None:
+    cfg = FFNConfig(d_in=6, width=16, layers=3, d_out=3)
+    ghosts = 2 if strategy == "pp" else None
+    real = run_on_ranks(_one_step, p, strategy, cfg, 7, ghosts, torch.float32)[0]["flops"]
+    assert _emulated_flops(strategy, p, cfg, 7, ghosts) == real
+
+
+def _emulate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "phantom_parallel.emulate", *args],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_emulate_cli_writes_every_field(tmp_path: Path) -> None:
+    out = tmp_path / "e.json"
+    res = _emulate("--strategy", "serial", "tp", "pp", "--width", "64", "--layers", "2",
+                   "--ghosts", "4", "--batch", "8", "--ranks", "2", "4", "--steps", "2",
+                   "--warmup", "1", "--power-source", "none", "--threads", "1", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["strategy"], r["p"]) for r in rows] == [("serial", 1), ("tp", 2), ("pp", 2),
+                                                       ("tp", 4), ("pp", 4)]
+    for r in rows:
+        assert r["matmul_flops"] == r["predicted_matmul_flops"] > 0
+        assert r["step_s"] > 0 and r["ops_per_step"] > 0
+        assert r["energy_j_per_step"] is None and r["energy_method"].startswith("none")
+        for key in ("n", "k", "batch", "dtype", "device", "fwd_s", "bwd_s", "opt_s",
+                    "achieved_flop_rate", "peak_memory_bytes"):
+            assert key in r
+    assert "pp" in res.stdout and "step ms" in res.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--ranks", "3"), "--ranks: width n=64 is not divisible by the number of ranks p=3"),
+    (("--ranks", "8", "--ghosts", "9"), "--ghosts: ghosts k=9 must satisfy 1 <= k <= m"),
+    (("--cuda-graph",), "--cuda-graph needs --device cuda"),
+    (("--dtype", "float8"), "--dtype 'float8'"),
+    (("--device", "tpu"), "--device 'tpu'"),
+])
+def test_emulate_rejects_bad_input_in_one_line_writing_nothing(tmp_path: Path, args, message) -> None:
+    out = tmp_path / "e.json"
+    res = _emulate("--width", "64", "--ghosts", "4", "--power-source", "none", "--json", str(out),
+                   *args)
+    assert res.returncode != 0
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_emulate_refuses_cuda_without_a_gpu() -> None:
+    res = _emulate("--width", "64", "--device", "cuda", "--power-source", "none")
+    assert res.returncode != 0 and "--device cuda: torch sees no GPU" in res.stderr
