@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One-command GPU check (issue 9), under 8 minutes on one GPU:
+#   1. the trainer on cuda with NVML sampling, then `phantom-energy extract` on its run folder;
+#   2. p = 2 on the one GPU over gloo: TP with each collective-timing mode of the ledger
+#      (off / events / device-sync: what timing adds to a real step) and PP;
+#   3. `phantom-emulate` at n = 16384, L = 4, k = 32, B = 1024, p in {8, 64, 256}: eager, CUDA
+#      graph replay, and bfloat16 eager;
+#   4. one summary table (benchmarks/gpu/summarize.py) at the end.
+# Usage: bash benchmarks/gpu/check.sh [OUT_DIR]   (default: benchmarks/results/<date>-gpu)
+# Runs from the source tree (PYTHONPATH=src); needs torch with CUDA and nvidia-ml-py.
+set -uo pipefail  # not -e: a failed part is reported and the others still run
+cd "$(dirname "$0")/../.."
+OUT=${1:-benchmarks/results/$(date -u +%Y-%m-%d)-gpu}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+exec > >(tee "$OUT/check.log") 2>&1
+say() { echo "== $(date -u +%H:%M:%S) $*"; }
+FAILED=()
+run() { "$@" || { echo "!! failed ($?): $*"; FAILED+=("$*"); }; }
+
+say host
+nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
+run $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+
+say "1. serial trainer on cuda, NVML sampling, energy extraction"
+run $PY -m phantom_parallel.data generate --out "$WORK/data" --d-in 64 --d-out 8 \
+    --teacher-width 512 --teacher-layers 4 --n-train 32768 --n-val 4096 --shard-rows 8192 --quiet
+train=(-m phantom_parallel.train --data "$WORK/data" --layers 4 --batch-size 1024 --device cuda
+       --no-progress)
+run $PY "${train[@]}" --run-dir "$WORK/serial" --strategy serial --width 4096 --epochs 12 \
+    --power-source nvml
+run $PY -m phantom_parallel.energy.cli extract --run-dir "$WORK/serial"
+run $PY - "$WORK/serial" "$OUT/serial.json" <<'PY'
+import json, sys, pathlib
+run = pathlib.Path(sys.argv[1])
+out = {name: json.loads((run / f"{name}.json").read_text()) for name in ("summary", "energy")}
+pathlib.Path(sys.argv[2]).write_text(json.dumps(out, indent=1) + "\n")
+PY
+
+say "2. p = 2 on one GPU over gloo (ledger timing modes; PP)"
+torchrun=(-m torch.distributed.run --standalone --nproc-per-node 2)
+for timing in off events device-sync; do
+    run $PY "${torchrun[@]}" "${train[@]}" --run-dir "$WORK/tp-$timing" --strategy tp --width 2048 \
+        --epochs 5 --max-steps 150 --backend gloo --power-source none --comm-timing "$timing"
+done
+run $PY "${torchrun[@]}" "${train[@]}" --run-dir "$WORK/pp-events" --strategy pp --width 2048 \
+    --ghosts 32 --epochs 5 --max-steps 150 --backend gloo --power-source none
+run $PY - "$WORK" "$OUT/ledger.json" <<'PY'
+import json, sys, pathlib
+import pandas as pd
+work, rows = pathlib.Path(sys.argv[1]), {}
+for run in ("tp-off", "tp-events", "tp-device-sync", "pp-events"):
+    m = pd.read_csv(work / run / "metrics.csv")
+    steps = m[m["step"] > 10]  # skip warm-up
+    rows[run] = {"median_step_s": float(steps["step_time_s"].median()),
+                 "median_comm_s": float(pd.to_numeric(steps["comm_time_s"], errors="coerce").median()),
+                 "steps": int(len(steps)),
+                 "final_loss": float(m["loss"].iloc[-1])}
+pathlib.Path(sys.argv[2]).write_text(json.dumps(rows, indent=1) + "\n")
+PY
+
+say "3. phantom-emulate at n = 16384 (eager, CUDA graph, bfloat16)"
+emulate=(-m phantom_parallel.emulate --width 16384 --layers 4 --ghosts 32 --batch 1024
+         --device cuda --steps 20 --warmup 5 --power-source nvml)
+run $PY "${emulate[@]}" --strategy serial tp pp --ranks 8 64 256 --json "$OUT/emulate_eager.json"
+run $PY "${emulate[@]}" --strategy tp pp --ranks 8 64 256 --cuda-graph --json "$OUT/emulate_graph.json"
+run $PY "${emulate[@]}" --strategy tp pp --ranks 8 256 --dtype bfloat16 --json "$OUT/emulate_bf16.json"
+
+say "4. summary"
+run $PY benchmarks/gpu/summarize.py "$OUT" | tee "$OUT/summary.txt"
+if ((${#FAILED[@]})); then say "FAILED: ${#FAILED[@]} part(s)"; exit 1; fi
+say done
