@@ -24,6 +24,8 @@ run() { "$@" || { echo "!! failed ($?): $*"; FAILED+=("$*"); }; }
 say host
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
 run $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+say "idle power (W), 4 s before any work"
+timeout 4 nvidia-smi --query-gpu=power.draw --format=csv,noheader -lms 500
 
 say "1. serial trainer on cuda, NVML sampling, energy extraction"
 run $PY -m phantom_parallel.data generate --out "$WORK/data" --d-in 64 --d-out 8 \

@@ -41,7 +41,7 @@ from phantom_parallel.comm import CommLedger
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.emulate_energy import EnergyMeter
 from phantom_parallel.models import STRATEGIES, FFNConfig, build_model, validate_layout
-from phantom_parallel.train import DTYPES, POWER_SOURCES, cpu_model
+from phantom_parallel.train import DTYPES, POWER_SOURCES, cpu_model, make_optimizer
 
 EMULATED = tuple(s for s in STRATEGIES if s != "dtensor")  # dtensor needs a real mesh
 
@@ -184,7 +184,7 @@ class Step:
         self.model = build_model(strategy, cfg, comm,  # type: ignore[arg-type]
                                  ghosts=args.ghosts if strategy == "pp" else None, seed=0,
                                  device=device, dtype=dtype)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-4, capturable=args.cuda_graph)
+        self.opt = make_optimizer("adam", self.model, lr=1e-4, capturable=args.cuda_graph)
         gen = torch.Generator().manual_seed(1)
         self.x = torch.randn(args.batch, args.d_in, generator=gen).to(device, dtype)
         self.y = torch.randn(args.batch, args.d_out, generator=gen).to(device, dtype)

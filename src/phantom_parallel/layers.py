@@ -90,35 +90,33 @@ class _AddPeerGhosts(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, z: torch.Tensor, ghosts_t: torch.Tensor, decompress: torch.Tensor,
                 rank: int, k: int) -> torch.Tensor:
+        lo, hi, end = rank * k, (rank + 1) * k, ghosts_t.shape[0]
+        # (rows of G^T, columns of D_r) of each peer block: before and after rank r's own
+        blocks = [(slice(a, b), slice(c, d)) for a, b, c, d in
+                  ((0, lo, 0, lo), (hi, end, lo, end - k)) if b > a]
         ctx.save_for_backward(ghosts_t, decompress)
-        ctx.blocks = lo, hi = rank * k, (rank + 1) * k
-        out = z
-        if lo:
-            out = torch.addmm(out, ghosts_t[:lo].t(), decompress[:, :lo].t())
-        if hi < ghosts_t.shape[0]:
-            out = torch.addmm(out, ghosts_t[hi:].t(), decompress[:, lo:].t())
-        return out
+        ctx.blocks, ctx.own = blocks, slice(lo, hi)
+        for rows, cols in blocks:
+            z = torch.addmm(z, ghosts_t[rows].t(), decompress[:, cols].t())
+        return z
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         ghosts_t, decompress = ctx.saved_tensors
-        lo, hi = ctx.blocks
-        end = ghosts_t.shape[0]
+        blocks, grad_t = ctx.blocks, grad.t()
         grad_ghosts = grad_decompress = None
         if ctx.needs_input_grad[1]:
             grad_ghosts = ghosts_t.new_empty(ghosts_t.shape)  # p k x B
-            grad_ghosts[lo:hi].zero_()
-            if lo:
-                torch.mm(decompress[:, :lo].t(), grad.t(), out=grad_ghosts[:lo])
-            if hi < end:
-                torch.mm(decompress[:, lo:].t(), grad.t(), out=grad_ghosts[hi:])
-        if ctx.needs_input_grad[2]:
-            grad_decompress = decompress.new_empty(decompress.shape)  # m x (p-1) k
-            if lo:
-                torch.mm(grad.t(), ghosts_t[:lo].t(), out=grad_decompress[:, :lo])
-            if hi < end:
-                torch.mm(grad.t(), ghosts_t[hi:].t(), out=grad_decompress[:, lo:])
+            grad_ghosts[ctx.own].zero_()
+            for rows, cols in blocks:
+                torch.mm(decompress[:, cols].t(), grad_t, out=grad_ghosts[rows])
+        if ctx.needs_input_grad[2] and len(blocks) == 1:  # m x (p-1) k
+            grad_decompress = torch.mm(grad_t, ghosts_t[blocks[0][0]].t())
+        elif ctx.needs_input_grad[2]:
+            grad_decompress = decompress.new_empty(decompress.shape)
+            for rows, cols in blocks:
+                torch.mm(grad_t, ghosts_t[rows].t(), out=grad_decompress[:, cols])
         return grad, grad_ghosts, grad_decompress, None, None
 
 

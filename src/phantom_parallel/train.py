@@ -217,10 +217,16 @@ def count_distinct_params(model: torch.nn.Module, comm: Comm | None) -> int:
     return int(total.item())
 
 
-def _make_optimizer(args: argparse.Namespace, model: torch.nn.Module) -> torch.optim.Optimizer:
-    if args.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    return torch.optim.Adam(model.parameters(), lr=args.lr)
+def make_optimizer(name: str, model: torch.nn.Module, *, lr: float, momentum: float = 0.9,
+                   capturable: bool = False) -> torch.optim.Optimizer:
+    """SGD with momentum or Adam. On a GPU, Adam over plain tensors is torch's fused
+    implementation (one kernel for all parameters: a rank's step at scale is launch-bound);
+    elsewhere torch's default. ``capturable``: Adam state on the device (CUDA graphs)."""
+    params = list(model.parameters())
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    fused = params[0].is_cuda and not any(hasattr(p, "to_local") for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=fused or None, capturable=capturable)
 
 
 def _start_power(args: argparse.Namespace, env: LaunchEnv, run_dir: Path):
@@ -282,7 +288,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
 
         model = build_model(args.strategy, cfg, comm, ghosts=args.ghosts, seed=args.seed,
                             device=device, dtype=dtype)
-        optimizer = _make_optimizer(args, model)
+        optimizer = make_optimizer(args.optimizer, model, lr=args.lr, momentum=args.momentum)
         if pos is not None:
             ckpt.load(pos, model, optimizer)
         pos = pos or Position(0, 0, 0)
