@@ -61,7 +61,9 @@ def run_logs(power_dir: Path) -> list[LogInput]:
                     path,
                     meta.get("log_format") or "auto",
                     meta.get("source", ""),
+                    None,
                     meta.get("interval_s"),
+                    dict(meta.get("device_bus_ids") or {}),
                 )
             )
     for path in sorted(power_dir.glob("*.log")):
@@ -145,15 +147,31 @@ def extract(run_dir: Path, busy_w: float | None, idle_w: float | None) -> dict[s
     return report
 
 
+def _time_flag(flag: str, text: str) -> int:
+    """A CLI time in ns; :class:`InputError` naming ``flag`` when it is not a time."""
+    try:
+        return parse_time_arg(text)
+    except ValueError:
+        raise InputError(
+            f"{flag} {text!r} is not a time: give ISO 8601 (2025-03-04T10:15:02Z), "
+            "epoch seconds (1741101302.5) or <int>ns"
+        ) from None
+
+
 def from_logs(args: argparse.Namespace) -> dict[str, Any]:
     """Energy report of a folder of user-recorded logs over the given window(s)."""
     logdir = Path(args.logdir)
     if not logdir.is_dir():
         raise InputError(f"{logdir}: not a folder")
+    if args.interval is not None and not args.interval > 0:
+        raise InputError(f"--interval {args.interval}: must be > 0 s")
     if args.events:
         windows = windows_from_file(args.events)
-    elif args.start and args.end:
-        a, b = parse_time_arg(args.start), parse_time_arg(args.end)
+    elif args.start or args.end:
+        a = _time_flag("--start", args.start) if args.start else None
+        b = _time_flag("--end", args.end) if args.end else None
+        if a is None or b is None:
+            raise InputError("give both --start and --end (or --events events.jsonl)")
         if b <= a:
             raise InputError(f"--end {args.end} is not after --start {args.start}")
         windows = windows_from_events(
