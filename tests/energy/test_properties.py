@@ -18,6 +18,7 @@ FIXTURE_OF = {
     "rocm-smi-json": "rocm_mi300_json.log",
     "amd-smi-json": "amdsmi60.json.log",
     "amd-smi-csv": "amdsmi62_watch.csv.log",
+    "amd-smi-text": "amdsmi62_watch.txt.log",
     "nvidia-smi-csv": "nvsmi.csv.log",
     "nvml-csv": "node1.nvml.log",
     "rapl-csv": "node1.rapl.log",

@@ -146,6 +146,22 @@ def _counter(
     return float(np.interp(b, te, c) - np.interp(a, te, c))
 
 
+def _fill_counter_edges(
+    out: DeviceEnergy, te: np.ndarray, tp: np.ndarray, p: np.ndarray, start_ns: int, end_ns: int
+) -> None:
+    """Add the power trapezoid where the window has power readings but no counter reading
+    (before the first / after the last counter reading, e.g. a poll cut mid-block), warned."""
+    for lo, hi in ((start_ns, int(te[0])), (int(te[-1]), end_ns)):
+        fill = _trapz(tp, p, lo, hi) if hi > lo else 0.0
+        if fill:
+            assert out.counter_j is not None
+            out.counter_j += fill
+            out.warnings.append(
+                f"device {out.device}: no counter reading from {ns_to_iso(max(lo, int(tp[0])))} "
+                f"to {ns_to_iso(min(hi, int(tp[-1])))}; {fill:.3f} J from power added"
+            )
+
+
 def device_energy(
     device: str,
     samples: Sequence[Sample],
@@ -180,6 +196,8 @@ def device_energy(
     if len(tp) >= 2:
         out.integration_j = _trapz(tp, p, start_ns, end_ns)
     out.counter_j = _counter(te, e, wrap, epoch, tp, p, start_ns, end_ns, out)
+    if out.counter_j is not None and len(tp) >= 2:
+        _fill_counter_edges(out, te, tp, p, start_ns, end_ns)
     if (
         out.counter_j == 0.0
         and out.integration_j

@@ -122,6 +122,8 @@ def measure_log(log: LogInput, windows: Windows, used: set[str] | None) -> LogEn
             f"{path}: {len(result.issues)} non-data lines {result.counts()}, "
             f"first: {result.issues[0]}"
         )
+    cut = [i for i in result.issues if i.kind == "truncated"]
+    out.warnings += [f"{i} (cut off; what was read before it is used)" for i in cut[:3]]
     if not result.samples and not result.records:
         return out
     secondaries = (

@@ -7,6 +7,7 @@
 | ``rocm-smi-json`` | ``rocm-smi --showpower --showenergycounter --json`` (the sampler) |
 | ``amd-smi-json`` | ``amd-smi metric -p -E --json`` (the sampler; or ``--watch``) |
 | ``amd-smi-csv`` | ``amd-smi metric -p -E --csv`` (stamped polls or ``--watch``), ``monitor -p --csv`` |
+| ``amd-smi-text`` | ``amd-smi metric -p -E`` plain text (stamped polls or ``--watch``), 6.0-6.2 |
 | ``nvidia-smi-csv`` | ``nvidia-smi --query-gpu=timestamp,index,power.draw --format=csv [-lms N]`` |
 | ``nvml-csv`` | the sampler's NVML source |
 | ``rapl-csv`` | the sampler's RAPL source |
@@ -14,12 +15,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from ..records import ParseResult
 from ..timestamps import parse_stamp_line
-from . import amd_smi, rocm_smi
+from . import amd_smi, amd_smi_text, rocm_smi
 from .nvidia import parse_nvml_csv, parse_smi_csv
 from .rapl import parse_rapl_csv
 
@@ -29,11 +31,13 @@ PARSERS: dict[str, Callable[[str | Path], ParseResult]] = {
     "rocm-smi-json": rocm_smi.parse_json,
     "amd-smi-json": amd_smi.parse_json,
     "amd-smi-csv": amd_smi.parse_csv,
+    "amd-smi-text": amd_smi_text.parse_text,
     "nvidia-smi-csv": parse_smi_csv,
     "nvml-csv": parse_nvml_csv,
     "rapl-csv": parse_rapl_csv,
 }
 FORMATS: tuple[str, ...] = tuple(PARSERS)
+AMD_TEXT = re.compile(r"^(GPU|TIMESTAMP):\s*\d+$")
 
 
 class FormatError(ValueError):
@@ -59,6 +63,8 @@ def sniff(path: str | Path, max_lines: int = 200) -> str:
                 return "rocm-smi-json"
             if s.startswith("GPU[") or "ROCm System Management Interface" in s:
                 return "rocm-smi-text"
+            if AMD_TEXT.match(s):
+                return "amd-smi-text"
             if s.startswith(("gpu,", "timestamp,gpu,")):
                 return "amd-smi-csv"
             if s.startswith("timestamp, index") or s.startswith("index,"):
