@@ -22,6 +22,7 @@ FIXTURE_OF = {
     "nvidia-smi-csv": "nvsmi.csv.log",
     "nvml-csv": "node1.nvml.log",
     "rapl-csv": "node1.rapl.log",
+    "pm-counters": "pm_sampler.log",
 }
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 junk_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=200)

@@ -33,7 +33,9 @@ GAP_FACTOR = 2.5
 DISAGREEMENT_WARN = 0.05
 #: Coverage below this is warned about (1 - rounding).
 COVERAGE_FULL = 1.0 - 1e-9
+#: Highest plausible mean power of one device (W): a GPU package; a whole node reads more.
 MAX_PLAUSIBLE_W = 1500.0
+MAX_PLAUSIBLE_NODE_W = 20000.0
 
 
 @dataclass
@@ -169,8 +171,13 @@ def device_energy(
     end_ns: int,
     nominal_interval_s: float | None = None,
     gap_factor: float = GAP_FACTOR,
+    max_plausible_w: float = MAX_PLAUSIBLE_W,
 ) -> DeviceEnergy:
-    """Energy of ``device`` over ``[start_ns, end_ns]`` from its ``samples`` (any order)."""
+    """Energy of ``device`` over ``[start_ns, end_ns]`` from its ``samples`` (any order).
+
+    nominal_interval_s: the log's poll cadence (s); gaps over ``gap_factor`` times it are
+    uncovered. max_plausible_w: mean power (W) above which the result is warned about.
+    """
     s = sorted((x for x in samples if x.device == device), key=lambda x: x.t_ns)
     out = DeviceEnergy(device, 0.0, "none", window_s=(end_ns - start_ns) / NS_PER_S)
     es = [x for x in s if x.energy_j is not None]
@@ -229,6 +236,6 @@ def device_energy(
             "uncovered); the energy across gaps is bridged"
         )
     mp = out.mean_power_w
-    if mp is not None and (mp < -1e-9 or mp > MAX_PLAUSIBLE_W):
+    if mp is not None and (mp < -1e-9 or mp > max_plausible_w):
         out.warnings.append(f"device {device}: implausible mean power {mp:.1f} W")
     return out

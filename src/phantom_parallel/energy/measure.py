@@ -13,7 +13,7 @@ from typing import Any
 
 from .attribution import NodeAttribution, attribute, attribute_pm, secondary_devices
 from .formats import FormatError, parse
-from .integrate import DeviceEnergy, device_energy
+from .integrate import MAX_PLAUSIBLE_NODE_W, MAX_PLAUSIBLE_W, DeviceEnergy, device_energy
 from .polls import account, cadence_s, drop_zero_runs, expected_devices
 from .records import ParseResult, Sample
 from .windows import Windows
@@ -140,7 +140,11 @@ def measure_log(log: LogInput, windows: Windows, used: set[str] | None) -> LogEn
         by_dev[s.device].append(s)
     per_dev: dict[str, DeviceEnergy] = {}
     for dev in sorted(expected - secondaries):
-        parts = [device_energy(dev, by_dev[dev], a, b, cadence) for a, b in windows.measured]
+        limit = MAX_PLAUSIBLE_NODE_W if dev in PM_ROLES else MAX_PLAUSIBLE_W
+        parts = [
+            device_energy(dev, by_dev[dev], a, b, cadence, max_plausible_w=limit)
+            for a, b in windows.measured
+        ]
         per_dev[dev] = combine(dev, parts)
     energies = {d: de.energy_j for d, de in per_dev.items()}
     gpu_used = used if result.fmt.startswith(GPU_FORMATS) else None

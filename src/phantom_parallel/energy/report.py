@@ -37,11 +37,6 @@ __all__ = [
 ]
 
 
-def _order(log: LogInput) -> int:
-    """Cray pm_counters logs last, so a node's GPU log (if any) gives its devices-only J."""
-    return 1 if PM_FORMAT in (log.fmt, log.source) or "pm_counters" in log.path.name else 0
-
-
 def measured_report(
     logs: list[LogInput],
     windows: Windows,
@@ -64,9 +59,13 @@ def measured_report(
     log_info: dict[str, Any] = {}
     sources = set()
     gpu_hosts: set[str] = set()
-    for log in sorted(logs, key=_order):
-        used = used_per_host.get(log.host) if used_per_host else None
-        le: LogEnergy = measure_log(log, windows, used)
+    measured: list[tuple[LogInput, LogEnergy]] = [
+        (log, measure_log(log, windows, used_per_host.get(log.host) if used_per_host else None))
+        for log in logs
+    ]
+    # Cray pm_counters logs last, so a node's GPU log (if any) gives its devices-only J
+    measured.sort(key=lambda x: x[1].fmt == PM_FORMAT)
+    for log, le in measured:
         log_info[str(log.path)] = le.info
         warnings += le.warnings
         if le.node is None:

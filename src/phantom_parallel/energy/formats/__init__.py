@@ -7,6 +7,7 @@
 | ``rocm-smi-json`` | ``rocm-smi --showpower --showenergycounter --json`` (the sampler) |
 | ``amd-smi-json`` | ``amd-smi metric -p -E --json`` (the sampler; or ``--watch``) |
 | ``amd-smi-csv`` | ``amd-smi metric -p -E --csv`` (stamped polls or ``--watch``), ``monitor -p --csv`` |
+| ``pm-counters`` | Cray ``/sys/cray/pm_counters`` (the sampler's CSV, or ``grep . .../*`` output) |
 | ``amd-smi-text`` | ``amd-smi metric -p -E`` plain text (stamped polls or ``--watch``), 6.0-6.2 |
 | ``nvidia-smi-csv`` | ``nvidia-smi --query-gpu=timestamp,index,power.draw --format=csv [-lms N]`` |
 | ``nvml-csv`` | the sampler's NVML source |
@@ -23,6 +24,7 @@ from ..records import ParseResult
 from ..timestamps import parse_stamp_line
 from . import amd_smi, amd_smi_text, rocm_smi
 from .nvidia import parse_nvml_csv, parse_smi_csv
+from .pm_counters import is_pm_line, parse_pm_counters
 from .rapl import parse_rapl_csv
 
 PARSERS: dict[str, Callable[[str | Path], ParseResult]] = {
@@ -35,6 +37,7 @@ PARSERS: dict[str, Callable[[str | Path], ParseResult]] = {
     "nvidia-smi-csv": parse_smi_csv,
     "nvml-csv": parse_nvml_csv,
     "rapl-csv": parse_rapl_csv,
+    "pm-counters": parse_pm_counters,
 }
 FORMATS: tuple[str, ...] = tuple(PARSERS)
 AMD_TEXT = re.compile(r"^(GPU|TIMESTAMP):\s*\d+$")
@@ -53,6 +56,8 @@ def sniff(path: str | Path, max_lines: int = 200) -> str:
             s = line.strip()
             if not s or s.startswith("'CTRL'") or parse_stamp_line(s) is not None:
                 continue
+            if is_pm_line(s):
+                return "pm-counters"
             if s.startswith("t_ns,device"):
                 return "nvml-csv"
             if s.startswith("t_ns,zone"):
