@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import FORMATS, FormatError
+from .ranks import used_devices
 from .report import LogInput, Work, measured_report, model_report, write_report
 from .sampler import host_name, start_sampler
 from .sources import SOURCES, SourceError
@@ -100,18 +100,6 @@ def _work(run_dir: Path, manifest: dict[str, Any], windows: Windows) -> Work:
     return work
 
 
-def _used_per_host(manifest: dict[str, Any]) -> dict[str, set[str]] | None:
-    hosts = manifest.get("hosts")
-    ws = manifest.get("world_size")
-    if not hosts or not ws:
-        return None
-    if isinstance(hosts, dict):
-        hosts = list(hosts)
-    uniq = list(dict.fromkeys(_short(str(h)) for h in hosts))
-    per = math.ceil(int(ws) / len(uniq))
-    return {h: {str(i) for i in range(per)} for h in uniq}
-
-
 def _watts(arg: float | None, cfg: dict[str, Any], key: str) -> float | None:
     if arg is not None:
         return arg
@@ -131,7 +119,10 @@ def extract(run_dir: Path, busy_w: float | None, idle_w: float | None) -> dict[s
     cfg = manifest.get("config") or {}
     work = _work(run_dir, manifest, windows)
     logs = run_logs(run_dir / "power") if (run_dir / "power").is_dir() else []
-    report = measured_report(logs, windows, work, _used_per_host(manifest)) if logs else None
+    used = used_devices(manifest, logs)
+    report = measured_report(logs, windows, work, used.per_host, used.warnings) if logs else None
+    if report is not None:
+        report["device_attribution"] = {"method": used.method, "ranks_per_device": used.ranks}
     if report is None:
         reason = "no power log with samples in the measured window" if logs else "no power logs"
         hosts = list(dict.fromkeys(_short(str(h)) for h in manifest.get("hosts") or [])) or None

@@ -10,7 +10,8 @@ flushed per poll, so a SIGKILL of either process loses nothing already written. 
 :meth:`SamplerHandle.stop` is called (SIGTERM, the current poll is finished first), when it gets
 SIGTERM/SIGINT/SIGHUP, or by itself within one interval when its parent process is gone
 (``os.getppid()`` changes). ``<out_dir>/<host>.sampler.json`` records the source, log format,
-interval, command, start/stop time and pid.
+interval, command, start/stop time, pid, the PCI bus id of every device the source reads
+(``device_bus_ids``, looked up once before the child starts) and the source's warnings.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from phantom_parallel.atomic import write_json_atomic
 
+from .devices import sampler_bus_ids
 from .sources import SOURCES, SourceError, open_source, resolve
 
 #: Seconds :meth:`SamplerHandle.stop` waits for a clean exit before SIGKILL.
@@ -150,7 +152,13 @@ def start_sampler(
         return SamplerHandle("none", out, None, meta_path, None, skipped)
     src = open_source(resolved, **options)
     log_path = out / f"{host}.{resolved}.log"
-    meta.update(log=log_path.name, log_format=src.fmt, command=src.describe())
+    meta.update(
+        log=log_path.name,
+        log_format=src.fmt,
+        command=src.describe(),
+        device_bus_ids=sampler_bus_ids(src),
+        source_warnings=list(getattr(src, "warnings", [])),
+    )
     src.close()
     argv = [
         sys.executable,
