@@ -123,7 +123,9 @@ def measure_log(log: LogInput, windows: Windows, used: set[str] | None) -> LogEn
             f"first: {result.issues[0]}"
         )
     cut = [i for i in result.issues if i.kind == "truncated"]
-    out.warnings += [f"{i} (cut off; what was read before it is used)" for i in cut[:3]]
+    if cut and cut[0] is not result.issues[0]:  # the first issue is already in a warning
+        out.warnings.append(str(cut[0]))
+    out.warnings += [str(i) for i in cut[1:3]]
     if not result.samples and not result.records:
         return out
     secondaries = (

@@ -15,7 +15,7 @@ DEFAULT_BUSY_W = 100.0
 DEFAULT_IDLE_W = 0.0
 
 
-def _per_unit(total: float, work: Work) -> tuple[float | None, float | None]:
+def per_unit(total: float, work: Work) -> tuple[float | None, float | None]:
     """(J per sample, J per step) of ``total`` J."""
     jps = total / work.samples if work.samples else None
     jpst = total / work.steps if work.steps else None
@@ -52,7 +52,7 @@ def model_report(
         for h, k in zip(hosts, per_host, strict=True)
         for i in range(k)
     }
-    jps, jpst = _per_unit(total, work)
+    jps, jpst = per_unit(total, work)
     return {
         "method": "model",
         "source": "model",

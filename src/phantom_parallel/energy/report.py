@@ -20,7 +20,7 @@ from collections import defaultdict
 from typing import Any
 
 from .measure import PM_FORMAT, LogEnergy, LogInput, measure_log
-from .model import DEFAULT_BUSY_W, DEFAULT_IDLE_W, _per_unit, model_report
+from .model import DEFAULT_BUSY_W, DEFAULT_IDLE_W, per_unit, model_report
 from .table import CSV_COLUMNS, write_report
 from .windows import Windows
 from .work import Work
@@ -96,8 +96,8 @@ def measured_report(
     rated = [d for d in counted_all if d.rel_diff is not None]
     counter_sum = sum(d.counter_j or 0.0 for d in rated)
     integ_sum = sum(d.integration_j or 0.0 for d in rated)
-    methods = {d.method for d in counted_all}
-    jps, jpst = _per_unit(total, work)
+    methods = {d.method for d in counted_all if d.method != "none"}
+    jps, jpst = per_unit(total, work)
     return {
         "method": "counter" if methods == {"counter"} else "integration",
         "source": ",".join(sorted(sources)),
