@@ -20,7 +20,7 @@ from collections import defaultdict
 from typing import Any
 
 from .measure import PM_FORMAT, LogEnergy, LogInput, measure_log
-from .model import DEFAULT_BUSY_W, DEFAULT_IDLE_W, per_unit, model_report
+from .model import DEFAULT_BUSY_W, DEFAULT_IDLE_W, model_report, per_unit
 from .table import CSV_COLUMNS, write_report
 from .windows import Windows
 from .work import Work
