@@ -150,3 +150,23 @@ def test_source_names_defined_once_and_auto_tries_pm_first(tmp_path: Path) -> No
         resolve("pm_counters", pm_counters_root=str(tmp_path / "absent"))
     root = make_pm_root(tmp_path / "pm")
     assert resolve("auto", pm_counters_root=str(root)) == ("pm_counters", [])
+
+
+def test_sampler_child_reads_pm_counters(tmp_path: Path) -> None:
+    """start_sampler('auto') on a Cray node: pm_counters first, the child process polls the
+    injected folder, the meta records the missing accelerator file and no bus ids."""
+    import time
+
+    from phantom_parallel.energy.sampler import start_sampler
+
+    root = make_pm_root(tmp_path / "pm")
+    h = start_sampler("auto", tmp_path / "power", 0.05, host="n1", pm_counters_root=str(root))
+    assert h.source == "pm_counters"
+    time.sleep(0.5)
+    h.stop()
+    meta = json.loads((tmp_path / "power" / "n1.sampler.json").read_text())
+    assert meta["log_format"] == "pm-counters" and meta["device_bus_ids"] == {}
+    assert any("accel2_energy" in w for w in meta["source_warnings"])
+    r = parse(tmp_path / "power" / meta["log"], meta["log_format"])
+    assert {s.device for s in r.samples} >= {"node", "cpu", "memory", "accel0", "accel3"}
+    assert len(r.records) >= 1  # same freshness every poll: later polls are repeats

@@ -77,7 +77,7 @@ def test_injected_garbage_lines_are_reported(fmt: str, inserts: list[tuple[int, 
     assert len(result.samples) == len(clean.samples)
 
 
-@SETTINGS
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     fmt=st.sampled_from(FORMATS),
     drops=st.lists(st.integers(0, 10**6), max_size=6),

@@ -63,6 +63,8 @@ def _emit(
         dev = (m.group(1) or m.group(2)) if m else None
         if dev is not None and dev not in status:
             status[dev] = i.text.strip()[:120]
+        elif dev is not None and partial.get(dev) and "(" not in partial[dev]:
+            partial[dev] += f" ({i.text.strip()[:100]})"  # the tool's reason
     record_poll(
         result, poll.t_ns, poll.line, status, {k: v for k, v in partial.items() if v}, first
     )
