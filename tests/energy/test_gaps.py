@@ -106,3 +106,15 @@ def test_secondary_zeros_are_not_touched() -> None:
     ss = [Sample(k * S, "1", 0.0 if k == 1 else 5.0, None) for k in range(3)]
     kept, events = drop_zero_runs(ss, {"1"})
     assert not events and len(kept) == 3
+
+
+def test_log_with_every_poll_lost_is_not_a_measurement(tmp_path) -> None:
+    """Every reading N/A: no measured figure (the caller models it, with a warning)."""
+    log = tmp_path / "n1.log"
+    doc = '{"card0": {"Average Graphics Package Power (W)": "N/A", "Energy counter": "N/A"}}'
+    log.write_text("".join(f"{1741101302 + k}.000000000\n{doc}\n" for k in range(5)))
+    window = [1741101302 * S, (1741101302 + 4) * S]
+    w = windows_from_events(
+        [{"t_ns": window[0], "event": "measure_start"}, {"t_ns": window[1], "event": "measure_end"}]
+    )
+    assert measured_report([LogInput("n1", log, "rocm-smi-json")], w, Work()) is None

@@ -89,8 +89,8 @@ def measured_report(
             per_epoch[ep] += e
         devices += le.rows
         counted_all += le.counted
-    if not counted_all:
-        return None
+    if all(d.method == "none" for d in counted_all):
+        return None  # no counted device has a reading in the windows: the caller models
     flagged = [f"{d['host']}/{d['device']}" for d in devices if d.get("flagged")]
     total = sum(per_node.values())
     rated = [d for d in counted_all if d.rel_diff is not None]
