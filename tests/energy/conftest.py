@@ -32,3 +32,12 @@ def powercap(tmp_path: Path) -> Path:
             "intel-rapl:1": ("psys", 9_000_000, 262143328850),
         },
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_real_pm_counters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` probes Cray pm_counters first: point its default at an empty test folder so
+    no test reads the real ``/sys/cray``."""
+    import phantom_parallel.energy.cray as cray
+
+    monkeypatch.setattr(cray, "DEFAULT_PM_COUNTERS", str(tmp_path / "no-pm-counters"))

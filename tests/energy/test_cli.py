@@ -155,3 +155,21 @@ def test_sample_runs_a_command(tmp_path: Path) -> None:
     assert names == ["run_start", "measure_start", "measure_end", "run_end"]
     assert main(["extract", "--run-dir", str(out)]) == 0
     assert json.loads((out / "energy.json").read_text())["method"] == "model"
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--start", "yesterday", "--end", "2025-03-04T15:15:06Z"], "--start 'yesterday'"),
+        (["--start", "2025-03-04T15:15:02Z", "--end", "soon"], "--end 'soon'"),
+        (["--start", "yesterday"], "--start 'yesterday'"),
+        (["--events", "e.jsonl", "--interval", "-1"], "--interval -1"),
+    ],
+)
+def test_from_logs_bad_flag_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], flag: str
+) -> None:
+    assert main(["from-logs", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # nothing written

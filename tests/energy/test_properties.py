@@ -18,9 +18,11 @@ FIXTURE_OF = {
     "rocm-smi-json": "rocm_mi300_json.log",
     "amd-smi-json": "amdsmi60.json.log",
     "amd-smi-csv": "amdsmi62_watch.csv.log",
+    "amd-smi-text": "amdsmi62_watch.txt.log",
     "nvidia-smi-csv": "nvsmi.csv.log",
     "nvml-csv": "node1.nvml.log",
     "rapl-csv": "node1.rapl.log",
+    "pm-counters": "pm_sampler.log",
 }
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 junk_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=200)
@@ -73,3 +75,42 @@ def test_injected_garbage_lines_are_reported(fmt: str, inserts: list[tuple[int, 
     assert garbage_lines <= reported
     clean = parse(FIXTURES / FIXTURE_OF[fmt], fmt)
     assert len(result.samples) == len(clean.samples)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fmt=st.sampled_from(FORMATS),
+    drops=st.lists(st.integers(0, 10**6), max_size=6),
+    cut=st.integers(0, 10**6),
+)
+def test_damaged_logs_never_crash_and_never_hide_a_gap(
+    fmt: str, drops: list[int], cut: int
+) -> None:
+    """Lines deleted and the file cut at any byte: the report never crashes, and a counted
+    device whose coverage is below 100 % is flagged with a warning that names it."""
+    from phantom_parallel.energy.measure import LogInput
+    from phantom_parallel.energy.report import Work, measured_report
+    from phantom_parallel.energy.windows import windows_from_events
+
+    text = (FIXTURES / FIXTURE_OF[fmt]).read_text()
+    lines = text.split("\n")
+    for d in sorted({d % len(lines) for d in drops}, reverse=True):
+        del lines[d]
+    data = "\n".join(lines)
+    data = data[: len(data) - cut % max(1, len(data) // 3)]
+    path = _write(data)
+    t0 = 1741101302 * 10**9
+    w = windows_from_events(
+        [
+            {"t_ns": t0 + 10**9, "event": "measure_start"},
+            {"t_ns": t0 + 3 * 10**9, "event": "measure_end"},
+        ]
+    )
+    try:
+        rep = measured_report([LogInput("n1", path, fmt)], w, Work())
+    finally:
+        path.unlink()
+    for d in (rep or {}).get("devices", []):
+        if d.get("coverage") is not None and d["coverage"] < 1 - 1e-9:
+            assert d["flagged"], d
+            assert any(f"device {d['device']}:" in x for x in rep["warnings"]), d

@@ -10,6 +10,7 @@ MI210, NVIDIA, RAPL zones).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -102,5 +103,38 @@ def attribute(
             node.warnings.append(
                 f"{host}: package of GCD {p.primary} counted whole although the run used "
                 f"{p.used} of its {len(p.devices)} GCDs (the idle partner still draws power)"
+            )
+    return node
+
+
+#: GCDs per Cray pm_counters accelerator (``accel<k>`` = MI250X package k = GCDs 2k, 2k+1 on
+#: Frontier); used to tell which accelerators a run used from the GCDs it used.
+GCDS_PER_ACCEL = 2
+ACCEL = re.compile(r"^accel(\d+)$")
+
+
+def attribute_pm(host: str, energies: dict[str, float], used: set[str] | None) -> NodeAttribution:
+    """Devices-only attribution of Cray pm_counters: the packages are the ``accel<k>``
+    devices (``node``, ``cpu``, ``memory`` are whole-node figures, never added to it).
+
+    used: GCD labels the run used on this host (``None``: every accelerator counts);
+    ``accel<k>`` counts when one of its GCDs ``GCDS_PER_ACCEL*k ..`` was used.
+    """
+    node = NodeAttribution(host)
+    accels = sorted((d for d in energies if ACCEL.match(d)), key=lambda d: int(d[5:]))
+    for dev in accels:
+        k = int(dev[5:])
+        gcds = {str(GCDS_PER_ACCEL * k + i) for i in range(GCDS_PER_ACCEL)}
+        n = 1 if used is None or gcds & used else 0
+        node.packages.append(Package(dev, [dev], n, energies[dev]))
+    if used is not None:
+        known = {
+            str(GCDS_PER_ACCEL * int(d[5:]) + i) for d in accels for i in range(GCDS_PER_ACCEL)
+        }
+        missing = used - known
+        if missing:
+            node.warnings.append(
+                f"{host}: used devices {sorted(missing, key=_key)} have no pm_counters "
+                "accelerator file (accel<k> holds GCDs 2k, 2k+1)"
             )
     return node

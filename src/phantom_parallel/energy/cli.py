@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .formats import FORMATS, FormatError
+from .ranks import used_devices
 from .report import LogInput, Work, measured_report, model_report, write_report
 from .sampler import host_name, start_sampler
 from .sources import SOURCES, SourceError
@@ -61,7 +61,9 @@ def run_logs(power_dir: Path) -> list[LogInput]:
                     path,
                     meta.get("log_format") or "auto",
                     meta.get("source", ""),
+                    None,
                     meta.get("interval_s"),
+                    dict(meta.get("device_bus_ids") or {}),
                 )
             )
     for path in sorted(power_dir.glob("*.log")):
@@ -98,18 +100,6 @@ def _work(run_dir: Path, manifest: dict[str, Any], windows: Windows) -> Work:
     return work
 
 
-def _used_per_host(manifest: dict[str, Any]) -> dict[str, set[str]] | None:
-    hosts = manifest.get("hosts")
-    ws = manifest.get("world_size")
-    if not hosts or not ws:
-        return None
-    if isinstance(hosts, dict):
-        hosts = list(hosts)
-    uniq = list(dict.fromkeys(_short(str(h)) for h in hosts))
-    per = math.ceil(int(ws) / len(uniq))
-    return {h: {str(i) for i in range(per)} for h in uniq}
-
-
 def _watts(arg: float | None, cfg: dict[str, Any], key: str) -> float | None:
     if arg is not None:
         return arg
@@ -129,7 +119,10 @@ def extract(run_dir: Path, busy_w: float | None, idle_w: float | None) -> dict[s
     cfg = manifest.get("config") or {}
     work = _work(run_dir, manifest, windows)
     logs = run_logs(run_dir / "power") if (run_dir / "power").is_dir() else []
-    report = measured_report(logs, windows, work, _used_per_host(manifest)) if logs else None
+    used = used_devices(manifest, logs)
+    report = measured_report(logs, windows, work, used.per_host, used.warnings) if logs else None
+    if report is not None:
+        report["device_attribution"] = {"method": used.method, "ranks_per_device": used.ranks}
     if report is None:
         reason = "no power log with samples in the measured window" if logs else "no power logs"
         hosts = list(dict.fromkeys(_short(str(h)) for h in manifest.get("hosts") or [])) or None
@@ -145,15 +138,31 @@ def extract(run_dir: Path, busy_w: float | None, idle_w: float | None) -> dict[s
     return report
 
 
+def _time_flag(flag: str, text: str) -> int:
+    """A CLI time in ns; :class:`InputError` naming ``flag`` when it is not a time."""
+    try:
+        return parse_time_arg(text)
+    except ValueError:
+        raise InputError(
+            f"{flag} {text!r} is not a time: give ISO 8601 (2025-03-04T10:15:02Z), "
+            "epoch seconds (1741101302.5) or <int>ns"
+        ) from None
+
+
 def from_logs(args: argparse.Namespace) -> dict[str, Any]:
     """Energy report of a folder of user-recorded logs over the given window(s)."""
     logdir = Path(args.logdir)
     if not logdir.is_dir():
         raise InputError(f"{logdir}: not a folder")
+    if args.interval is not None and not args.interval > 0:
+        raise InputError(f"--interval {args.interval}: must be > 0 s")
     if args.events:
         windows = windows_from_file(args.events)
-    elif args.start and args.end:
-        a, b = parse_time_arg(args.start), parse_time_arg(args.end)
+    elif args.start or args.end:
+        a = _time_flag("--start", args.start) if args.start else None
+        b = _time_flag("--end", args.end) if args.end else None
+        if a is None or b is None:
+            raise InputError("give both --start and --end (or --events events.jsonl)")
         if b <= a:
             raise InputError(f"--end {args.end} is not after --start {args.start}")
         windows = windows_from_events(

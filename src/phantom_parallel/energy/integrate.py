@@ -11,7 +11,9 @@ Two methods, both always computed when the data allow:
   bridged, not counted as 0 W, and reported.
 
 Coverage = fraction of the window in which the device has samples no further apart than the
-gap threshold (``gap_factor`` x the nominal poll interval, default the median interval).
+gap threshold (``gap_factor`` x the nominal poll interval: the poll cadence of the whole log,
+:func:`.polls.cadence_s`; without it, the device's own median spacing). Any coverage below
+100 % is warned about, with the time of the largest gap.
 """
 
 from __future__ import annotations
@@ -23,12 +25,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .records import Sample
+from .timestamps import ns_to_iso
 from .units import NS_PER_S
 
 STUCK_POWER_W = 5.0
 GAP_FACTOR = 2.5
 DISAGREEMENT_WARN = 0.05
+#: Coverage below this is warned about (1 - rounding).
+COVERAGE_FULL = 1.0 - 1e-9
+#: Highest plausible mean power of one device (W): a GPU package; a whole node reads more.
 MAX_PLAUSIBLE_W = 1500.0
+MAX_PLAUSIBLE_NODE_W = 20000.0
 
 
 @dataclass
@@ -44,6 +51,8 @@ class DeviceEnergy:
     window_s: float = 0.0
     coverage: float = 0.0
     max_gap_s: float = 0.0
+    max_gap_at_ns: int = 0
+    gap_threshold_s: float = 0.0
     samples: int = 0
     resets: int = 0
     wraps: int = 0
@@ -69,35 +78,38 @@ def _trapz(t: np.ndarray, p: np.ndarray, a: int, b: int) -> float:
 
 def coverage(
     times_ns: np.ndarray, start_ns: int, end_ns: int, max_gap_ns: float
-) -> tuple[float, float]:
-    """(fraction of [start, end] covered by samples at most ``max_gap_ns`` apart, largest gap s).
+) -> tuple[float, float, int]:
+    """(fraction of [start, end] covered by samples at most ``max_gap_ns`` apart, largest gap
+    in s, start of the largest gap in ns since the epoch).
 
     The largest gap counts the edges (window start to first sample, last sample to end) and
     the full length of any sample interval overlapping the window.
     """
     win = end_ns - start_ns
     if win <= 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, start_ns
     t = np.unique(times_ns)
     if len(t) == 0:
-        return 0.0, win / NS_PER_S
-    gaps = [max(0, int(t[0]) - start_ns), max(0, end_ns - int(t[-1]))]
+        return 0.0, win / NS_PER_S, start_ns
+    gaps = [(max(0, int(t[0]) - start_ns), start_ns), (max(0, end_ns - int(t[-1])), int(t[-1]))]
     covered = 0.0
     for lo, hi in itertools.pairwise(t):
         ov = min(hi, end_ns) - max(lo, start_ns)
         if ov <= 0:
             continue
         dt = hi - lo
-        gaps.append(int(dt))
+        gaps.append((int(dt), int(lo)))
         if dt <= max_gap_ns:
             covered += ov
-    return covered / win, max(gaps) / NS_PER_S
+    gap, at = max(gaps)
+    return covered / win, gap / NS_PER_S, at
 
 
 def _counter(
     te: np.ndarray,
     e: np.ndarray,
     wrap: np.ndarray,
+    epoch: np.ndarray,
     tp: np.ndarray,
     p: np.ndarray,
     start_ns: int,
@@ -108,12 +120,13 @@ def _counter(
     if len(te) < 2 or te[0] >= end_ns or te[-1] <= start_ns:
         return None
     d = np.diff(e)
-    for i in np.nonzero(d < 0)[0]:
+    restart = np.diff(epoch) != 0
+    for i in np.nonzero((d < 0) | restart)[0]:
         lo, hi = te[i], te[i + 1]
         if hi <= start_ns or lo >= end_ns:
             d[i] = 0.0
             continue
-        if np.isfinite(wrap[i + 1]) and wrap[i + 1] > 0 and e[i] <= wrap[i + 1]:
+        if not restart[i] and np.isfinite(wrap[i + 1]) and wrap[i + 1] > 0 and e[i] <= wrap[i + 1]:
             d[i] += wrap[i + 1]
             out.wraps += 1
         else:
@@ -121,7 +134,9 @@ def _counter(
             fill = _trapz(tp, p, int(lo), int(hi)) if len(tp) >= 2 else 0.0
             d[i] = fill
             out.warnings.append(
-                f"device {out.device}: counter reset (decrease) at t_ns={int(hi)}; "
+                f"device {out.device}: counter "
+                + ("restart (generation change)" if restart[i] else "reset (decrease)")
+                + f" at {ns_to_iso(int(hi))} (t_ns={int(hi)}); "
                 + (
                     f"interval filled with {fill:.3f} J from power"
                     if fill
@@ -133,6 +148,22 @@ def _counter(
     return float(np.interp(b, te, c) - np.interp(a, te, c))
 
 
+def _fill_counter_edges(
+    out: DeviceEnergy, te: np.ndarray, tp: np.ndarray, p: np.ndarray, start_ns: int, end_ns: int
+) -> None:
+    """Add the power trapezoid where the window has power readings but no counter reading
+    (before the first / after the last counter reading, e.g. a poll cut mid-block), warned."""
+    for lo, hi in ((start_ns, int(te[0])), (int(te[-1]), end_ns)):
+        fill = _trapz(tp, p, lo, hi) if hi > lo else 0.0
+        if fill:
+            assert out.counter_j is not None
+            out.counter_j += fill
+            out.warnings.append(
+                f"device {out.device}: no counter reading from {ns_to_iso(max(lo, int(tp[0])))} "
+                f"to {ns_to_iso(min(hi, int(tp[-1])))}; {fill:.3f} J from power added"
+            )
+
+
 def device_energy(
     device: str,
     samples: Sequence[Sample],
@@ -140,8 +171,13 @@ def device_energy(
     end_ns: int,
     nominal_interval_s: float | None = None,
     gap_factor: float = GAP_FACTOR,
+    max_plausible_w: float = MAX_PLAUSIBLE_W,
 ) -> DeviceEnergy:
-    """Energy of ``device`` over ``[start_ns, end_ns]`` from its ``samples`` (any order)."""
+    """Energy of ``device`` over ``[start_ns, end_ns]`` from its ``samples`` (any order).
+
+    nominal_interval_s: the log's poll cadence (s); gaps over ``gap_factor`` times it are
+    uncovered. max_plausible_w: mean power (W) above which the result is warned about.
+    """
     s = sorted((x for x in samples if x.device == device), key=lambda x: x.t_ns)
     out = DeviceEnergy(device, 0.0, "none", window_s=(end_ns - start_ns) / NS_PER_S)
     es = [x for x in s if x.energy_j is not None]
@@ -149,6 +185,7 @@ def device_energy(
     te = np.array([x.t_ns for x in es], dtype=np.int64)
     e = np.array([x.energy_j for x in es], dtype=np.float64)
     wrap = np.array([x.wrap_j if x.wrap_j is not None else np.nan for x in es], dtype=np.float64)
+    epoch = np.array([x.epoch for x in es], dtype=np.int64)
     tp = np.array([x.t_ns for x in ps], dtype=np.int64)
     p = np.array([x.power_w for x in ps], dtype=np.float64)
     times = np.array([x.t_ns for x in s], dtype=np.int64)
@@ -160,12 +197,14 @@ def device_energy(
         nominal_ns = float(np.median(np.diff(ut)))
     else:
         nominal_ns = 0.0
-    # a stamp that lags the tool's read by up to one poll is normal: never flag below 1 s
-    max_gap_ns = max(gap_factor * nominal_ns, 1e9 if nominal_interval_s else 0.0)
-    out.coverage, out.max_gap_s = coverage(times, start_ns, end_ns, max_gap_ns)
+    max_gap_ns = gap_factor * nominal_ns
+    out.gap_threshold_s = max_gap_ns / NS_PER_S
+    out.coverage, out.max_gap_s, out.max_gap_at_ns = coverage(times, start_ns, end_ns, max_gap_ns)
     if len(tp) >= 2:
         out.integration_j = _trapz(tp, p, start_ns, end_ns)
-    out.counter_j = _counter(te, e, wrap, tp, p, start_ns, end_ns, out)
+    out.counter_j = _counter(te, e, wrap, epoch, tp, p, start_ns, end_ns, out)
+    if out.counter_j is not None and len(tp) >= 2:
+        _fill_counter_edges(out, te, tp, p, start_ns, end_ns)
     if (
         out.counter_j == 0.0
         and out.integration_j
@@ -189,12 +228,14 @@ def device_energy(
             )
     if out.method == "none":
         out.warnings.append(f"device {device}: no usable samples in the window")
-    elif out.coverage < 0.95:
+    elif out.coverage < COVERAGE_FULL:
         out.warnings.append(
             f"device {device}: samples cover {100 * out.coverage:.1f} % of the window "
-            f"(largest gap {out.max_gap_s:.3f} s)"
+            f"(largest gap {out.max_gap_s:.3f} s from {ns_to_iso(out.max_gap_at_ns)}; "
+            f"gaps over {out.gap_threshold_s:.3f} s = {gap_factor} x the poll interval count as "
+            "uncovered); the energy across gaps is bridged"
         )
     mp = out.mean_power_w
-    if mp is not None and (mp < -1e-9 or mp > MAX_PLAUSIBLE_W):
+    if mp is not None and (mp < -1e-9 or mp > max_plausible_w):
         out.warnings.append(f"device {device}: implausible mean power {mp:.1f} W")
     return out

@@ -17,6 +17,8 @@ class Sample:
         NVML mJ x 1e-3, RAPL µJ x 1e-6), ``None`` when missing.
     wrap_j: the counter's wrap-around range in J when known (RAPL ``max_energy_range_uj``).
     secondary: the tool marked this device as an MI250X secondary die in this reading.
+    epoch: counter epoch; a change between two readings is a counter restart (Cray
+        pm_counters ``generation``/``startup``), handled like a reset.
     """
 
     t_ns: int
@@ -25,6 +27,25 @@ class Sample:
     energy_j: float | None = None
     wrap_j: float | None = None
     secondary: bool = False
+    epoch: int = 0
+
+
+@dataclass
+class PollRecord:
+    """What one poll said about each device it named.
+
+    t_ns: the poll's time (ns since the epoch), ``None`` when it has none.
+    line: 1-based line of the poll's first line (its stamp when stamped).
+    status: device -> ``""`` when the poll gave a reading, else why not (``"power N/A"``).
+    partial: device -> what was missing from a reading that was kept (``"power N/A"``).
+    errors: the tool's error lines inside this poll (causes of absent devices).
+    """
+
+    t_ns: int | None
+    line: int
+    status: dict[str, str] = field(default_factory=dict)
+    partial: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,11 @@ class ParseResult:
     polls: int = 0
     lost_polls: int = 0
     warnings: list[str] = field(default_factory=list)
+    records: list[PollRecord] = field(default_factory=list)
+    #: devices the log itself says exist (a header, a file list), read or not.
+    declared: set[str] = field(default_factory=set)
+    #: device -> PCI bus id, when the log names it.
+    bus_ids: dict[str, str] = field(default_factory=dict)
 
     def issue(self, line: int, kind: str, text: str) -> None:
         """Record a non-data line (1-based line number)."""

@@ -10,7 +10,8 @@ flushed per poll, so a SIGKILL of either process loses nothing already written. 
 :meth:`SamplerHandle.stop` is called (SIGTERM, the current poll is finished first), when it gets
 SIGTERM/SIGINT/SIGHUP, or by itself within one interval when its parent process is gone
 (``os.getppid()`` changes). ``<out_dir>/<host>.sampler.json`` records the source, log format,
-interval, command, start/stop time and pid.
+interval, command, start/stop time, pid, the PCI bus id of every device the source reads
+(``device_bus_ids``, looked up once before the child starts) and the source's warnings.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from phantom_parallel.atomic import write_json_atomic
 
+from .devices import sampler_bus_ids
 from .sources import SOURCES, SourceError, open_source, resolve
 
 #: Seconds :meth:`SamplerHandle.stop` waits for a clean exit before SIGKILL.
@@ -106,17 +108,19 @@ def start_sampler(
     *,
     host: str | None = None,
     powercap_root: str | None = None,
+    pm_counters_root: str | None = None,
 ) -> SamplerHandle:
     """Start the background sampler and return its handle.
 
-    source: ``auto`` (first working of rocm-smi, amd-smi, nvml, nvidia-smi, rapl; ``none`` if
-        none works), ``none``, or one of those names (raises :class:`SourceError` if it does not
-        work here).
+    source: ``auto`` (first working of pm_counters, rocm-smi, amd-smi, nvml, nvidia-smi, rapl;
+        ``none`` if none works), ``none``, or one of those names (raises :class:`SourceError`
+        if it does not work here).
     out_dir: folder of the logs (created); several nodes may share it.
     interval_s: seconds between the starts of two polls (a poll that takes longer, such as a
         ~0.5 s rocm-smi call, is followed at once by the next).
     host: name used in the file names (default: short host name).
     powercap_root: sysfs powercap root for RAPL (default ``/sys/class/powercap``).
+    pm_counters_root: Cray pm_counters folder (default ``/sys/cray/pm_counters``).
     """
     if source not in ("auto", *SOURCES):
         raise SourceError(f"unknown source {source!r}; choose auto or one of {', '.join(SOURCES)}")
@@ -125,7 +129,11 @@ def start_sampler(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     host = host or host_name()
-    options = {"powercap_root": powercap_root} if powercap_root else {}
+    options = {
+        k: v
+        for k, v in (("powercap_root", powercap_root), ("pm_counters_root", pm_counters_root))
+        if v
+    }
     resolved, skipped = resolve(source, **options)
     meta_path = out / f"{host}.sampler.json"
     meta: dict[str, Any] = {
@@ -144,7 +152,13 @@ def start_sampler(
         return SamplerHandle("none", out, None, meta_path, None, skipped)
     src = open_source(resolved, **options)
     log_path = out / f"{host}.{resolved}.log"
-    meta.update(log=log_path.name, log_format=src.fmt, command=src.describe())
+    meta.update(
+        log=log_path.name,
+        log_format=src.fmt,
+        command=src.describe(),
+        device_bus_ids=sampler_bus_ids(src),
+        source_warnings=list(getattr(src, "warnings", [])),
+    )
     src.close()
     argv = [
         sys.executable,
@@ -161,6 +175,8 @@ def start_sampler(
     ]
     if powercap_root:
         argv += ["--powercap-root", powercap_root]
+    if pm_counters_root:
+        argv += ["--pm-counters-root", pm_counters_root]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
     meta["pid"] = proc.pid
     write_json_atomic(meta_path, meta)
@@ -223,13 +239,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", required=True, type=float)
     ap.add_argument("--parent-pid", type=int, default=None)
     ap.add_argument("--powercap-root", default=None)
+    ap.add_argument("--pm-counters-root", default=None)
     ap.add_argument("--max-polls", type=int, default=None)
     args = ap.parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _Stop.set)
     if args.parent_pid is not None and os.getppid() != args.parent_pid:
         return 0
-    options = {"powercap_root": args.powercap_root} if args.powercap_root else {}
+    options = {
+        k: v
+        for k, v in (
+            ("powercap_root", args.powercap_root),
+            ("pm_counters_root", args.pm_counters_root),
+        )
+        if v
+    }
     try:
         run_loop(args.source, args.log, args.interval, args.parent_pid, args.max_polls, **options)
     except SourceError as exc:

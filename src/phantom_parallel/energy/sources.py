@@ -6,7 +6,8 @@ A source turns one poll into a chunk of text appended to the raw log:
   ``#@ t_ns=<mid> start_ns=<s> end_ns=<e> rc=<rc>`` followed by the tool's own stdout and
   then its stderr, untouched (the tools have no ns stamps of their own);
 - ``nvml`` writes CSV rows ``t_ns,device,energy_mj,power_mw`` (raw NVML units);
-- ``rapl`` writes CSV rows ``t_ns,zone,name,energy_uj,max_energy_range_uj`` (raw sysfs).
+- ``rapl`` writes CSV rows ``t_ns,zone,name,energy_uj,max_energy_range_uj`` (raw sysfs);
+- ``pm_counters`` writes CSV rows ``t_ns,counter,content`` (Cray EX, :mod:`.cray`).
 
 ``t_ns`` of a command poll is the midpoint of the call (the tools read the sensors somewhere
 inside a ~0.1-0.7 s call).
@@ -23,9 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-#: Order in which ``auto`` tries the sources.
-AUTO_ORDER: tuple[str, ...] = ("rocm-smi", "amd-smi", "nvml", "nvidia-smi", "rapl")
+#: Order in which ``auto`` tries the sources (``pm_counters`` only where its folder exists).
+AUTO_ORDER: tuple[str, ...] = ("pm_counters", "rocm-smi", "amd-smi", "nvml", "nvidia-smi", "rapl")
+#: Every source name the sampler accepts besides ``auto``.
 SOURCES: tuple[str, ...] = ("none", *AUTO_ORDER)
+#: The choices of a ``--power-source`` flag (the trainer's and ``phantom-energy sample``'s).
+POWER_SOURCES: tuple[str, ...] = ("auto", *SOURCES)
 
 #: Command line and log format of each command source.
 COMMANDS: dict[str, tuple[list[str], str]] = {
@@ -209,7 +213,8 @@ class RaplSource:
 def open_source(name: str, **options: Any) -> Source:
     """Open a source by name; raise :class:`SourceError` if it does not work here.
 
-    ``options``: ``powercap_root`` (RAPL sysfs root), ``nvml`` (a pynvml-like module).
+    ``options``: ``powercap_root`` (RAPL sysfs root), ``pm_counters_root`` (Cray pm_counters
+    folder), ``nvml`` (a pynvml-like module).
     """
     if name in COMMANDS:
         src: Source = CommandSource(name)
@@ -224,6 +229,10 @@ def open_source(name: str, **options: Any) -> Source:
         return NvmlSource(options.get("nvml"))
     if name == "rapl":
         return RaplSource(options.get("powercap_root") or DEFAULT_POWERCAP)
+    if name == "pm_counters":
+        from .cray import PmCountersSource
+
+        return PmCountersSource(options.get("pm_counters_root"))
     raise SourceError(f"unknown source {name!r}; choose from {', '.join(SOURCES)}")
 
 

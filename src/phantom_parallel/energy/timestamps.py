@@ -73,3 +73,9 @@ def parse_time_arg(text: str) -> int:
     if value is None:
         raise ValueError(f"not a time: {text!r} (use ISO 8601, epoch seconds or <int>ns)")
     return value
+
+
+def ns_to_iso(t_ns: int) -> str:
+    """``t_ns`` (ns since the epoch) as ISO 8601 UTC with milliseconds, for messages."""
+    dt = datetime.fromtimestamp(t_ns // NS_PER_S, UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{(t_ns % NS_PER_S) // 1_000_000:03d}Z"

@@ -7,6 +7,8 @@
 | ``rocm-smi-json`` | ``rocm-smi --showpower --showenergycounter --json`` (the sampler) |
 | ``amd-smi-json`` | ``amd-smi metric -p -E --json`` (the sampler; or ``--watch``) |
 | ``amd-smi-csv`` | ``amd-smi metric -p -E --csv`` (stamped polls or ``--watch``), ``monitor -p --csv`` |
+| ``pm-counters`` | Cray ``/sys/cray/pm_counters`` (the sampler's CSV, or ``grep . .../*`` output) |
+| ``amd-smi-text`` | ``amd-smi metric -p -E`` plain text (stamped polls or ``--watch``), 6.0-6.2 |
 | ``nvidia-smi-csv`` | ``nvidia-smi --query-gpu=timestamp,index,power.draw --format=csv [-lms N]`` |
 | ``nvml-csv`` | the sampler's NVML source |
 | ``rapl-csv`` | the sampler's RAPL source |
@@ -14,13 +16,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from ..records import ParseResult
 from ..timestamps import parse_stamp_line
-from . import amd_smi, rocm_smi
+from . import amd_smi, amd_smi_text, rocm_smi
 from .nvidia import parse_nvml_csv, parse_smi_csv
+from .pm_counters import is_pm_line, parse_pm_counters
 from .rapl import parse_rapl_csv
 
 PARSERS: dict[str, Callable[[str | Path], ParseResult]] = {
@@ -29,11 +33,14 @@ PARSERS: dict[str, Callable[[str | Path], ParseResult]] = {
     "rocm-smi-json": rocm_smi.parse_json,
     "amd-smi-json": amd_smi.parse_json,
     "amd-smi-csv": amd_smi.parse_csv,
+    "amd-smi-text": amd_smi_text.parse_text,
     "nvidia-smi-csv": parse_smi_csv,
     "nvml-csv": parse_nvml_csv,
     "rapl-csv": parse_rapl_csv,
+    "pm-counters": parse_pm_counters,
 }
 FORMATS: tuple[str, ...] = tuple(PARSERS)
+AMD_TEXT = re.compile(r"^(GPU|TIMESTAMP):\s*\d+$")
 
 
 class FormatError(ValueError):
@@ -49,6 +56,8 @@ def sniff(path: str | Path, max_lines: int = 200) -> str:
             s = line.strip()
             if not s or s.startswith("'CTRL'") or parse_stamp_line(s) is not None:
                 continue
+            if is_pm_line(s):
+                return "pm-counters"
             if s.startswith("t_ns,device"):
                 return "nvml-csv"
             if s.startswith("t_ns,zone"):
@@ -59,6 +68,8 @@ def sniff(path: str | Path, max_lines: int = 200) -> str:
                 return "rocm-smi-json"
             if s.startswith("GPU[") or "ROCm System Management Interface" in s:
                 return "rocm-smi-text"
+            if AMD_TEXT.match(s):
+                return "amd-smi-text"
             if s.startswith(("gpu,", "timestamp,gpu,")):
                 return "amd-smi-csv"
             if s.startswith("timestamp, index") or s.startswith("index,"):

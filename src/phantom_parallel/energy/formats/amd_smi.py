@@ -16,7 +16,7 @@ from typing import Any
 from ..records import ParseResult, Sample
 from ..units import NS_PER_S, parse_number
 from .amd_fields import AMD_ENERGY_KEY, AMD_POWER_KEYS, FieldError, amd_smi_reading
-from .common import Poll, note_other, read_lines, split_polls
+from .common import missing_parts, note_other, read_lines, reading_status, record_poll, split_polls
 
 BANNER = "'CTRL' + 'C' to stop watching output:"
 
@@ -31,9 +31,9 @@ def _entries(doc: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def _time(poll: Poll, ts: object) -> int | None:
-    if poll.t_ns is not None:
-        return poll.t_ns
+def _time(t_ns: int | None, ts: object) -> int | None:
+    if t_ns is not None:
+        return t_ns
     try:
         v = parse_number(ts)
     except ValueError:
@@ -41,22 +41,46 @@ def _time(poll: Poll, ts: object) -> int | None:
     return None if v is None else int(v) * NS_PER_S
 
 
-def _add(
-    result: ParseResult, poll: Poll, no: int, gpu: object, ts: object, p: object, e: object
-) -> bool:
-    t = _time(poll, ts)
-    if t is None:
-        result.issue(no, "lost", f"gpu {gpu}: no time stamp")
-        return False
-    try:
-        power, energy = amd_smi_reading(p, e)
-    except FieldError as exc:
-        result.issue(no, "garbage", f"gpu {gpu}: {exc}")
-        return False
-    if power is None and energy is None:
-        return False
-    result.samples.append(Sample(t, str(gpu), power, energy))
-    return True
+class _Acc:
+    """Readings of one poll (a stamped poll, or one watch iteration) -> one poll record."""
+
+    def __init__(self, result: ParseResult, t_ns: int | None, line: int) -> None:
+        self.result, self.t_ns, self.line = result, t_ns, line
+        self.first = len(result.issues)
+        self.status: dict[str, str] = {}
+        self.partial: dict[str, str] = {}
+
+    def add(self, no: int, gpu: object, ts: object, p: object, e: object) -> bool:
+        """Add one GPU entry; True when it gave a reading."""
+        dev = str(gpu).strip()
+        t = _time(self.t_ns, ts)
+        if t is None:
+            self.result.issue(no, "lost", f"gpu {dev}: no time stamp")
+            return False
+        if self.t_ns is None:
+            self.t_ns = t
+        try:
+            power, energy = amd_smi_reading(p, e)
+        except FieldError as exc:
+            self.result.issue(no, "garbage", f"gpu {dev}: {exc}")
+            self.status[dev] = f"unreadable value ({exc})"
+            return False
+        self.status[dev] = reading_status(power, energy)
+        if self.status[dev]:
+            return False
+        if missing_parts(power, energy):
+            self.partial[dev] = missing_parts(power, energy)
+        self.result.samples.append(Sample(t, dev, power, energy))
+        return True
+
+    def close(self) -> None:
+        """Record the poll (if it has a time) and count it."""
+        self.result.polls += 1
+        if self.t_ns is None:
+            return
+        record_poll(self.result, self.t_ns, self.line, self.status, self.partial, self.first)
+        if not any(v == "" for v in self.status.values()):
+            self.result.lost_polls += 1
 
 
 def parse_json(path: str | Path) -> ParseResult:
@@ -74,7 +98,7 @@ def parse_json(path: str | Path) -> ParseResult:
         starts = [0]
         for _, t in lines[:-1]:
             starts.append(starts[-1] + len(t) + 1)
-        got = False
+        acc = _Acc(result, poll.t_ns, poll.line)
         i = 0
         while i < len(lines):
             no, text = lines[i]
@@ -90,16 +114,18 @@ def parse_json(path: str | Path) -> ParseResult:
                     doc, end = None, -1
                 entries = _entries(doc) if end >= 0 else None
                 if entries is not None:
+                    if poll.t_ns is None:  # watch mode: one iteration per document
+                        acc = _Acc(result, None, no)
                     for entry in entries:
-                        got |= _add(
-                            result,
-                            poll,
+                        acc.add(
                             no,
                             entry["gpu"],
                             entry.get("timestamp"),
                             entry.get("power"),
                             entry.get("energy"),
                         )
+                    if poll.t_ns is None:
+                        acc.close()
                     j = bisect.bisect_right(starts, end) - 1  # line where the document ends
                     rest = block[end : starts[j] + len(lines[j][1])].strip()
                     if rest:
@@ -108,9 +134,8 @@ def parse_json(path: str | Path) -> ParseResult:
                     continue
             note_other(result, no, text)
             i += 1
-        result.polls += 1
-        if poll.t_ns is not None and not got:
-            result.lost_polls += 1
+        if poll.t_ns is not None:
+            acc.close()
     return result
 
 
@@ -120,7 +145,8 @@ def parse_csv(path: str | Path) -> ParseResult:
     result = ParseResult(str(path), "amd-smi-csv")
     for poll in split_polls(read_lines(path, result)):
         header: list[str] | None = None
-        got = False
+        acc = _Acc(result, poll.t_ns, poll.line)
+        blocks = 0
         for no, text in poll.lines:
             s = text.strip()
             if not s or s == BANNER:
@@ -128,6 +154,11 @@ def parse_csv(path: str | Path) -> ParseResult:
             row = next(csv.reader([text]))
             if "gpu" in row and (row[0] in ("gpu", "timestamp")):
                 header = row
+                if poll.t_ns is None:  # watch mode: a header starts an iteration
+                    if blocks:
+                        acc.close()
+                    acc = _Acc(result, None, no)
+                blocks += 1
                 continue
             if (
                 header is None
@@ -142,10 +173,7 @@ def parse_csv(path: str | Path) -> ParseResult:
             fields = dict(zip(header, row, strict=True))
             power = {k: fields[k] for k in AMD_POWER_KEYS if k in fields}
             energy = {AMD_ENERGY_KEY: fields[AMD_ENERGY_KEY]} if AMD_ENERGY_KEY in fields else {}
-            got |= _add(
-                result, poll, no, fields["gpu"].strip(), fields.get("timestamp"), power, energy
-            )
-        result.polls += 1
-        if poll.t_ns is not None and not got:
-            result.lost_polls += 1
+            acc.add(no, fields["gpu"].strip(), fields.get("timestamp"), power, energy)
+        if poll.t_ns is not None or blocks:
+            acc.close()
     return result

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..records import ParseResult
+from ..records import ParseResult, PollRecord
 from ..timestamps import parse_stamp_line
 
 #: Tool messages that are reported as ``error`` issues, not as garbage.
@@ -67,3 +67,65 @@ def note_other(result: ParseResult, no: int, text: str) -> None:
     if not text.strip():
         return
     result.issue(no, "error" if is_error(text) else "garbage", text)
+
+
+def record_poll(
+    result: ParseResult,
+    t_ns: int | None,
+    line: int,
+    status: dict[str, str],
+    partial: dict[str, str] | None = None,
+    issues_from: int = 0,
+) -> PollRecord:
+    """Append a :class:`~..records.PollRecord`; its errors are the ``error`` issues recorded
+    since index ``issues_from`` of ``result.issues`` (the lines of this poll)."""
+    errors = [i.text for i in result.issues[issues_from:] if i.kind in ("error", "garbage")]
+    rec = PollRecord(t_ns, line, dict(status), dict(partial or {}), errors)
+    result.records.append(rec)
+    return rec
+
+
+def reading_status(power: float | None, energy: float | None, secondary: bool = False) -> str:
+    """``""`` when a reading has power or energy (or is a secondary-die marker), else the cause."""
+    if power is None and energy is None and not secondary:
+        return "power and energy N/A"
+    return ""
+
+
+def missing_parts(power: float | None, energy: float | None, secondary: bool = False) -> str:
+    """What a kept reading lacks (``"power N/A"``, ``"energy N/A"``), ``""`` if nothing."""
+    if secondary or (power is None and energy is None):
+        return ""
+    return "power N/A" if power is None else ("energy N/A" if energy is None else "")
+
+
+def group_rows_by_repeat(keys: list[str]) -> list[int]:
+    """Poll index of each row of a log without poll stamps: a new poll starts when a device
+    repeats (``keys``: the device of each row, in log order)."""
+    out, seen, n = [], set(), 0
+    for k in keys:
+        if k in seen:
+            n, seen = n + 1, set()
+        seen.add(k)
+        out.append(n)
+    return out
+
+
+def records_from_rows(result: ParseResult, rows: list[tuple[int, int, str, str, str]]) -> None:
+    """Poll records of a log whose rows carry their own time and no poll stamp.
+
+    rows: ``(t_ns, line, device, status, partial)`` in log order; a poll is a run of rows
+    in which no device repeats (:func:`group_rows_by_repeat`); its time is its first row's.
+    """
+    groups = group_rows_by_repeat([r[2] for r in rows])
+    current: PollRecord | None = None
+    last = -1
+    for g, (t, no, dev, status, partial) in zip(groups, rows, strict=True):
+        if g != last:
+            current = PollRecord(t, no)
+            result.records.append(current)
+            last = g
+        assert current is not None
+        current.status[dev] = status
+        if partial:
+            current.partial[dev] = partial

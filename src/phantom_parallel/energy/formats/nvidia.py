@@ -16,7 +16,14 @@ from pathlib import Path
 
 from ..records import ParseResult, Sample
 from ..units import NS_PER_S, NVML_ENERGY_J, NVML_POWER_W, parse_number
-from .common import note_other, read_lines, split_polls
+from .common import (
+    missing_parts,
+    note_other,
+    read_lines,
+    record_poll,
+    records_from_rows,
+    split_polls,
+)
 
 #: nvidia-smi power columns in order of preference.
 POWER_COLUMNS = ("power.draw", "power.draw.average", "power.draw.instant")
@@ -42,8 +49,11 @@ def parse_smi_csv(path: str | Path, tz: timezone | None = None) -> ParseResult:
     """Parse nvidia-smi ``--query-gpu`` CSV (one row per GPU per poll, repeated headers)."""
     result = ParseResult(str(path), "nvidia-smi-csv")
     header: list[str] | None = None
+    unstamped: list[tuple[int, int, str, str, str]] = []
     for poll in split_polls(read_lines(path, result)):
         got = False
+        first = len(result.issues)
+        status: dict[str, str] = {}
         for no, text in poll.lines:
             if not text.strip():
                 continue
@@ -73,12 +83,19 @@ def parse_smi_csv(path: str | Path, tz: timezone | None = None) -> ParseResult:
             except (KeyError, ValueError) as exc:
                 result.issue(no, "garbage", f"{exc}: {text}")
                 continue
+            cause = "" if power is not None else "power.draw N/A"
+            status[f["index"]] = cause
+            if poll.t_ns is None:
+                unstamped.append((t, no, f["index"], cause, ""))
             if power is not None:
                 result.samples.append(Sample(t, f["index"], power, None))
                 got = True
+        if poll.t_ns is not None:
+            record_poll(result, poll.t_ns, poll.line, status, None, first)
         result.polls += 1
         if poll.t_ns is not None and not got:
             result.lost_polls += 1
+    records_from_rows(result, unstamped)
     return result
 
 
@@ -106,12 +123,18 @@ def _csv_rows(path: str | Path, fmt: str, required: tuple[str, ...]):
 def parse_nvml_csv(path: str | Path) -> ParseResult:
     """Parse the sampler's NVML log: energy in mJ since driver load, power in mW."""
     result, rows = _csv_rows(path, "nvml-csv", ("t_ns", "device", "energy_mj", "power_mw"))
+    polled: list[tuple[int, int, str, str, str]] = []
     for no, text, f in rows:
         try:
             e = parse_number(f["energy_mj"])
             p = parse_number(f["power_mw"])
         except ValueError as exc:
             result.issue(no, "garbage", f"{exc}: {text}")
+            polled.append((int(f["t_ns"]), no, f["device"], f"unreadable value ({exc})", ""))
+            continue
+        cause = "" if (e is not None or p is not None) else "NVML energy and power not read"
+        polled.append((int(f["t_ns"]), no, f["device"], cause, missing_parts(p, e)))
+        if cause:
             continue
         result.samples.append(
             Sample(
@@ -121,4 +144,6 @@ def parse_nvml_csv(path: str | Path) -> ParseResult:
                 None if e is None else e * NVML_ENERGY_J,
             )
         )
+    records_from_rows(result, polled)
+    result.polls = len(result.records)
     return result

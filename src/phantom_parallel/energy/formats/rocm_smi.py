@@ -15,31 +15,59 @@ from pathlib import Path
 
 from ..records import ParseResult, Sample
 from .amd_fields import FieldError, rocm_reading
-from .common import Poll, note_other, read_lines, split_polls
+from .common import (
+    Poll,
+    missing_parts,
+    note_other,
+    read_lines,
+    reading_status,
+    record_poll,
+    split_polls,
+)
 
 RULE = re.compile(r"^=+( .* )?=+$")
 DEVICE_KV = re.compile(r"^GPU\[(\d+)\]\s*: (.+?): (.*)$")
 DEVICE_MSG = re.compile(r"^GPU\[(\d+)\]\s*: (.*)$")
 CARD = re.compile(r"^card(\d+)$")
+GPU_REF = re.compile(r"GPU\[(\d+)\]|\bcard(\d+)\b")
 
 
-def _emit(result: ParseResult, poll: Poll, devices: dict[str, dict[str, str]], line: int) -> None:
+def _emit(
+    result: ParseResult, poll: Poll, devices: dict[str, dict[str, str]], line: int, first: int
+) -> None:
+    """Turn one poll's device fields into samples and a poll record (``first``: index of
+    the poll's first issue in ``result.issues``)."""
     result.polls += 1
     if poll.t_ns is None:
         if devices:
             result.issue(line, "lost", "poll without time stamp (rocm-smi prints none)")
         return
     got = False
+    status: dict[str, str] = {}
+    partial: dict[str, str] = {}
     for dev, fields in devices.items():
         try:
             power, energy, secondary = rocm_reading(fields)
         except FieldError as exc:
             result.issue(line, "garbage", f"GPU[{dev}] {exc}")
+            status[dev] = f"unreadable value ({exc})"
             continue
-        if power is None and energy is None and not secondary:
+        status[dev] = reading_status(power, energy, secondary)
+        partial[dev] = missing_parts(power, energy, secondary)
+        if status[dev]:
             continue
         result.samples.append(Sample(poll.t_ns, dev, power, energy, None, secondary))
         got = True
+    for i in result.issues[first:]:
+        m = GPU_REF.search(i.text)
+        dev = (m.group(1) or m.group(2)) if m else None
+        if dev is not None and dev not in status:
+            status[dev] = i.text.strip()[:120]
+        elif dev is not None and partial.get(dev) and "(" not in partial[dev]:
+            partial[dev] += f" ({i.text.strip()[:100]})"  # the tool's reason
+    record_poll(
+        result, poll.t_ns, poll.line, status, {k: v for k, v in partial.items() if v}, first
+    )
     if not got:
         result.lost_polls += 1
 
@@ -48,6 +76,7 @@ def parse_text(path: str | Path) -> ParseResult:
     """Parse a log of stamped rocm-smi text outputs (banners, rules, footnotes, errors)."""
     result = ParseResult(str(path), "rocm-smi-text")
     for poll in split_polls(read_lines(path, result)):
+        first = len(result.issues)
         devices: dict[str, dict[str, str]] = {}
         for no, text in poll.lines:
             s = text.strip()
@@ -62,7 +91,7 @@ def parse_text(path: str | Path) -> ParseResult:
                 result.issue(no, "error", text)
                 continue
             note_other(result, no, text)
-        _emit(result, poll, devices, poll.line)
+        _emit(result, poll, devices, poll.line, first)
     return result
 
 
@@ -70,6 +99,7 @@ def parse_csv(path: str | Path) -> ParseResult:
     """Parse stamped rocm-smi ``--csv`` outputs: header ``device,<keys>`` repeated per call."""
     result = ParseResult(str(path), "rocm-smi-csv")
     for poll in split_polls(read_lines(path, result)):
+        first = len(result.issues)
         header: list[str] | None = None
         devices: dict[str, dict[str, str]] = {}
         for no, text in poll.lines:
@@ -86,7 +116,7 @@ def parse_csv(path: str | Path) -> ParseResult:
                 result.issue(no, "garbage", f"data row before any header: {text}")
             else:
                 note_other(result, no, text)
-        _emit(result, poll, devices, poll.line)
+        _emit(result, poll, devices, poll.line, first)
     return result
 
 
@@ -94,6 +124,7 @@ def parse_json(path: str | Path) -> ParseResult:
     """Parse stamped rocm-smi ``--json`` outputs: one ``{"card0": {...}, ...}`` line per call."""
     result = ParseResult(str(path), "rocm-smi-json")
     for poll in split_polls(read_lines(path, result)):
+        first = len(result.issues)
         devices: dict[str, dict[str, str]] = {}
         for no, text in poll.lines:
             s = text.strip()
@@ -109,5 +140,5 @@ def parse_json(path: str | Path) -> ParseResult:
                             devices[m.group(1)] = {str(k): str(v) for k, v in fields.items()}
                     continue
             note_other(result, no, text)
-        _emit(result, poll, devices, poll.line)
+        _emit(result, poll, devices, poll.line, first)
     return result
