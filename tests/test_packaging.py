@@ -40,3 +40,19 @@ def test_conda_environment_pins_match_pyproject() -> None:
     pins = _pins(pip)
     assert core.items() <= pins.items(), "every core dependency, same version"
     assert all({**core, **extras}.get(name) == version for name, version in pins.items())
+
+
+def test_license_is_spdx_with_license_file() -> None:
+    """PEP 639 metadata (no deprecated license table), the LICENSE file it names, and CITATION.cff agree."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = meta["project"]
+    assert project["license"] == "BSD-3-Clause", "an SPDX expression, not a table"
+    assert project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License")
+    assert "Neither the name of the copyright holder nor the names of its" in text
+    assert yaml.safe_load((ROOT / "CITATION.cff").read_text())["license"] == project["license"]
+    # license = "<SPDX>" and license-files need setuptools >= 77 as the build backend
+    setuptools = next(r for r in meta["build-system"]["requires"] if r.startswith("setuptools"))
+    m = re.fullmatch(r"setuptools>=(\d+)(\.\d+)*", setuptools)
+    assert m and int(m.group(1)) >= 77, setuptools

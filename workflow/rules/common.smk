@@ -186,6 +186,12 @@ def train_local_gpus(wildcards):
     return _ranks(wildcards)
 
 
+def train_runtime(wildcards, attempt):
+    """Wall time of attempt 1, 2, ...: runtime_min x attempt, at most execution.max_runtime_min."""
+    runtime = TRAINING.get("runtime_min", 60) * attempt
+    return min(runtime, EXE.get("max_runtime_min") or runtime)
+
+
 def launch_prefix(run):
     """The command that starts the p ranks of one run (without the trainer's arguments)."""
     p = run["p"]
@@ -348,3 +354,33 @@ def costs_runs_args():
         f" --width {_join(r['n'] for r in runs)} --p {_join(r['p'] for r in runs)}"
         f" --ghosts {_join(ghosts)} {costs_common()}"
     )
+
+
+# ---------------------------------------------------------------- SLURM account
+
+
+class SlurmAccountError(Exception):
+    """The slurm executor would submit without an account (the plugin then guesses one)."""
+
+
+def check_slurm_account():
+    """Before the first submission: every job sent to SLURM has an account (sbatch -A).
+
+    Runs at start (onstart), so dry runs, `--report` and runs with nothing to do need no account.
+    """
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return
+    for job in workflow.dag.needrun_jobs():
+        if (
+            not job.is_local
+            and not str(job.resources.get("slurm_account") or "").strip()
+        ):
+            raise SlurmAccountError(
+                "no SLURM account: set PHANTOM_SLURM_ACCOUNT to your project "
+                "(export PHANTOM_SLURM_ACCOUNT=abc123), used as sbatch -A by --profile frontier"
+            )
+
+
+onstart:
+    check_slurm_account()

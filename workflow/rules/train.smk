@@ -16,6 +16,7 @@ rule train:
         f"{RES}/runs/{{run}}/summary.json",
     log:
         f"{RES}/logs/train/{{run}}.log",
+    retries: EXE.get("retries")
     conda:
         "../../envs/phantom.yaml"
     threads: train_threads
@@ -27,7 +28,7 @@ rule train:
         tasks_per_gpu=train_tasks_per_gpu,
         cpus_per_task=train_cpus_per_task,
         gpus=train_local_gpus,
-        runtime=TRAINING.get("runtime_min", 60),
+        runtime=train_runtime,
     params:
         cmd=train_command,
     shell:
