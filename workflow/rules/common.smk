@@ -6,9 +6,12 @@ Rules never duplicate the trainer's or the energy subsystem's logic; they only b
 command lines for phantom-data, phantom-train, phantom-energy and phantom-costs.
 """
 
+import json
 import math
 import os
+import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -273,44 +276,170 @@ def all_energies():
     return [f"{run_dir(r)}/energy.json" for r in sorted(RUNS)]
 
 
+# One entry per figure group: the table the notebook rules (workflow/rules/notebooks.smk) and
+# rule all are generated from. Each group is one papermill notebook, one rule, one report
+# category; `inputs` are the tables it reads besides study.parquet.
 FIGURE_GROUPS = {
-    # figure-group rule -> (notebook, figures, tables); one notebook per group
-    "fig_cost_model": ("01_cost_model", ["fig1_cost_model"], []),
-    "fig_predicted_vs_measured": (
-        "02_predicted_vs_measured",
-        ["fig2_predicted_vs_measured"],
-        [],
+    "fig_cost_model": dict(
+        notebook="01_cost_model",
+        figures=["fig1_cost_model"],
+        tables=[],
+        inputs=["costs/cost_model.csv"],
+        category="1 Cost model",
+        doc="Experiment 1: predicted FLOPs, communication volume and memory per step vs p, "
+        "TP vs PP (cost model only, no runs).",
     ),
-    "fig_strong_scaling": ("03_strong_scaling", ["fig3_strong_scaling"], []),
-    "fig_energy": ("04_energy", ["fig4_energy"], ["energy_reduction"]),
-    "fig_same_loss": ("05_same_loss", ["fig5_same_loss"], ["loss_target"]),
-    "fig_projection": ("06_projection", ["fig6_projection"], ["calibration"]),
-    "tables": (
-        "07_tables",
-        [],
-        ["table1_configurations", "table2_summary"],
+    "fig_predicted_vs_measured": dict(
+        notebook="02_predicted_vs_measured",
+        figures=["fig2_predicted_vs_measured"],
+        tables=[],
+        inputs=["costs/cost_model.csv"],
+        category="2 Predicted vs measured",
+        doc="Experiment 2: predicted vs measured bytes (and FLOPs) per step for every run.",
+    ),
+    "fig_strong_scaling": dict(
+        notebook="03_strong_scaling",
+        figures=["fig3_strong_scaling"],
+        tables=[],
+        inputs=[],
+        category="3 Strong scaling",
+        doc="Experiment 3: strong scaling at fixed model size: time per step (compute vs "
+        "communication), throughput and peak memory vs p; TP vs PP vs DTensor.",
+    ),
+    "fig_energy": dict(
+        notebook="04_energy",
+        figures=["fig4_energy"],
+        tables=["energy_reduction"],
+        inputs=[],
+        category="4 Energy",
+        doc="Experiment 4: energy to train a fixed-size FFN vs p, TP vs PP, error bars over "
+        "seeds, reduction in percent, energy method shown.",
+    ),
+    "fig_same_loss": dict(
+        notebook="05_same_loss",
+        figures=["fig5_same_loss"],
+        tables=["loss_target"],
+        inputs=["curves.parquet"],
+        category="5 Same loss, fewer GPUs",
+        doc="Experiment 5: loss curves of smaller PP models on fewer ranks vs larger TP models "
+        "on more ranks; energy and device-hours to a target validation loss.",
+    ),
+    "fig_projection": dict(
+        notebook="06_projection",
+        figures=["fig6_projection"],
+        tables=["calibration"],
+        inputs=["costs/cost_model.csv"],
+        category="6 Projection",
+        doc="Experiment 6: projection of time and energy to 256 GPUs and beyond with the cost "
+        "model calibrated on the measured runs, measured points overlaid.",
+    ),
+    "tables": dict(
+        notebook="07_tables",
+        figures=[],
+        tables=["table1_configurations", "table2_summary"],
+        inputs=[],
+        category="7 Tables",
+        doc="Experiment 7: configuration table (n, L, k, p, B, parameters) and "
+        "per-configuration summary of time, energy and final loss, TP vs PP.",
     ),
 }
 
 
 def group_outputs(group):
     """All files that one figure group's notebook writes (for rule all and the tests)."""
-    nb, figs, tables = FIGURE_GROUPS[group]
+    g = FIGURE_GROUPS[group]
+    nb = g["notebook"]
     out = [f"{RES}/notebooks/{nb}.ipynb", f"{RES}/notebooks/{nb}.html"]
-    out += [f"{FIG}/{f}.{ext}" for f in figs for ext in ("pdf", "png")]
-    out += [f"{FIG}/{t}.{ext}" for t in tables for ext in ("csv", "tex")]
+    out += [f"{FIG}/{f}.{ext}" for f in g["figures"] for ext in ("pdf", "png")]
+    out += [f"{FIG}/{t}.{ext}" for t in g["tables"] for ext in ("csv", "tex")]
+    return out
+
+
+def group_rule_outputs(group):
+    """Named outputs of one figure-group rule; the PNG figures, the CSV tables and the executed
+    notebook (HTML, figures embedded) are marked for `snakemake --report`."""
+    g = FIGURE_GROUPS[group]
+    nb = g["notebook"]
+    out = {
+        "notebook": f"{RES}/notebooks/{nb}.ipynb",
+        "html": report(
+            f"{RES}/notebooks/{nb}.html",
+            caption="../report/notebook.rst",
+            category=g["category"],
+            labels={"output": "executed notebook", "name": nb},
+        ),
+    }
+    for f in g["figures"]:
+        out[f"{f}_pdf"] = f"{FIG}/{f}.pdf"
+        out[f] = report(
+            f"{FIG}/{f}.png",
+            caption=f"../report/{f}.rst",
+            category=g["category"],
+            labels={"output": "figure", "name": f},
+        )
+    for t in g["tables"]:
+        out[t] = report(
+            f"{FIG}/{t}.csv",
+            caption=f"../report/{t}.rst",
+            category=g["category"],
+            labels={"output": "table", "name": t},
+        )
+        out[f"{t}_tex"] = f"{FIG}/{t}.tex"
+    return out
+
+
+def group_inputs(group):
+    g = FIGURE_GROUPS[group]
+    out = {
+        "notebook": f"notebooks/{g['notebook']}.ipynb",
+        "lib": "notebooks/figlib.py",
+        "study": f"{RES}/study.parquet",
+    }
+    out.update({Path(i).stem.replace(".", "_"): f"{RES}/{i}" for i in g["inputs"]})
     return out
 
 
 def notebook_cmd(group):
-    """papermill + nbconvert for one figure group (parameters: table, out_dir, scale)."""
-    nb = FIGURE_GROUPS[group][0]
+    """papermill + nbconvert for one figure group (parameters: table, out_dir, scale).
+
+    The kernel keeps its inline matplotlib backend (figlib does not force Agg), so every figure
+    is an image/png output of the executed notebook; nbconvert writes a self-contained HTML
+    (output images as data URIs, --embed-images for any markdown image).
+    """
+    nb = FIGURE_GROUPS[group]["notebook"]
     return (
         f"(papermill --no-progress-bar --cwd . notebooks/{nb}.ipynb {RES}/notebooks/{nb}.ipynb"
         f" -p table {RES}/study.parquet -p out_dir {FIG} -p scale {SCALE}"
-        f" && jupyter nbconvert --log-level WARN --to html"
+        f" && jupyter nbconvert --log-level WARN --to html --embed-images"
         f" --output-dir {RES}/notebooks {RES}/notebooks/{nb}.ipynb)"
     )
+
+
+REF = f"docs/reference-{SCALE}"
+
+
+def _reference_sources():
+    """docs/reference-<scale>/ file name -> the generated file it copies."""
+    out = {"data_dictionary.md": f"{RES}/data_dictionary.md"}
+    for g in FIGURE_GROUPS.values():
+        for ext in ("ipynb", "html"):
+            out[f"notebooks/{g['notebook']}.{ext}"] = (
+                f"{RES}/notebooks/{g['notebook']}.{ext}"
+            )
+        out.update({f"{f}.png": f"{FIG}/{f}.png" for f in g["figures"]})
+        out.update({f"{t}.csv": f"{FIG}/{t}.csv" for t in g["tables"]})
+    return out
+
+
+REFERENCE_SOURCES = _reference_sources()
+
+
+def reference_files():
+    return [f"{REF}/{name}" for name in sorted(REFERENCE_SOURCES)]
+
+
+def reference_source(name):
+    return REFERENCE_SOURCES[name]
 
 
 # ---------------------------------------------------------------- cost model
