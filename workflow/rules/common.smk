@@ -44,26 +44,9 @@ if config["scale"] not in config["scales"]:
     )
 
 
-def resolve_device(device, launcher):
-    """`auto`: cuda if this machine exposes GPUs (NVIDIA or AMD device files), else cpu.
-
-    Only for the torchrun launcher (the machine running Snakemake runs the ranks); with srun
-    the device must be explicit, since the login node is not the compute node.
-    """
-    if device != "auto":
-        return device
-    if launcher == "srun":
-        _fail("execution.device", "set cpu or cuda explicitly with the srun launcher")
-    # GPU device nodes of the NVIDIA and the AMD (ROCm kernel fusion driver) drivers
-    dev = Path(os.sep, "dev")
-    has_gpu = (dev / "nvidia0").exists() or (dev / "kfd").exists()
-    return "cuda" if has_gpu else "cpu"
-
-
 SCALE = config["scale"]
 SC = config["scales"][SCALE]
 EXE = dict(config["execution"])
-EXE["device"] = resolve_device(EXE["device"], EXE["launcher"])
 TRAINING = SC["training"]
 RES = f"{config['paths']['results']}/{SCALE}"
 FIG = f"{config['paths']['figures']}/{SCALE}"
@@ -133,6 +116,115 @@ def build_runs(sc, scale):
 RUNS = build_runs(SC, SCALE)
 
 
+# ---------------------------------------------------------------- devices (torchrun launcher)
+
+# Tests only: pretend torch sees this many GPUs (dry runs of the GPU code paths on a CPU machine).
+FAKE_GPUS_ENV = "PHANTOM_FAKE_GPU_COUNT"
+
+
+def probe_gpus():
+    """(GPUs torch can use on this machine, torch is a ROCm build, how this was found).
+
+    Asked of torch itself (torch.cuda.is_available() and device_count()) in a child process
+    of the interpreter that runs the rules, so a CPU-only torch on a machine with GPU device
+    files counts 0, and CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES of
+    the calling shell are honoured.
+    """
+    fake = os.environ.get(FAKE_GPUS_ENV)
+    if fake is not None:
+        if not fake.isdigit():
+            raise ConfigError(
+                f"environment variable {FAKE_GPUS_ENV}: {fake!r} is not a GPU count"
+            )
+        return int(fake), False, f"{FAKE_GPUS_ENV}={fake}, tests only"
+    code = (
+        "import json, torch; print(json.dumps([torch.cuda.device_count() "
+        "if torch.cuda.is_available() else 0, torch.version.hip is not None]))"
+    )
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600
+        )
+        count, hip = json.loads(res.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return 0, False, f"torch is not importable by {sys.executable}"
+    return int(count), bool(hip), f"torch.cuda.device_count() = {count}"
+
+
+def visible_devices(count, hip):
+    """The names of the GPUs torch counted: entries of the visible-device variable the calling
+    shell set (HIP_VISIBLE_DEVICES first on ROCm), else 0..count-1."""
+    names = ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES") if hip else ("CUDA_VISIBLE_DEVICES",)
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return [d.strip() for d in value.split(",")][:count]
+    return [str(i) for i in range(count)]
+
+
+def resolve_device(exe, runs, scale):
+    """(device, GPU pool) of a study; one study runs all its ranks on one kind of device.
+
+    - `cpu`: CPU ranks over gloo.
+    - `cuda`: one GPU per rank; refused here, before any job, when torch sees no GPU or fewer
+      GPUs than the widest run of the scale has ranks.
+    - `auto`: `cuda` when torch sees at least as many GPUs as the widest run has ranks, else
+      `cpu` for every run (a figure never compares CPU and GPU runs).
+    With srun the device must be explicit (the login node is not the compute node) and SLURM
+    assigns the GPUs (--gpus-per-task).
+    """
+    device, launcher = exe["device"], exe["launcher"]
+    if launcher == "srun":
+        if device == "auto":
+            _fail("execution.device", "set cpu or cuda explicitly with the srun launcher")
+        return device, []
+    if device == "cpu":
+        return "cpu", []
+    count, hip, how = probe_gpus()
+    widest = max(runs.values(), key=lambda r: r["p"])
+    p = widest["p"]
+    if device == "cuda":
+        if count == 0:
+            _fail(
+                "execution.device",
+                f"cuda, but torch sees no GPU ({how}); set execution.device: cpu or auto",
+            )
+        if p > count:
+            _fail(
+                "execution.device",
+                f"cuda runs one rank per GPU, but run {widest['run']} of scale {scale!r} has "
+                f"{p} ranks and torch sees {count} GPU(s) ({how}); set execution.device: cpu "
+                f"or auto, or remove p = {p} from the scale",
+            )
+    elif count == 0:
+        return "cpu", []
+    elif p > count:
+        print(
+            f"execution.device auto -> cpu: run {widest['run']} of scale {scale!r} has {p} "
+            f"ranks and torch sees {count} GPU(s) ({how}); the whole study runs on CPU",
+            file=sys.stderr,
+        )
+        return "cpu", []
+    return "cuda", visible_devices(count, hip)
+
+
+EXE["device"], GPU_POOL = resolve_device(EXE, RUNS, SCALE)
+GPU_SLOTS = Path(workflow.basedir) / "workflow" / "scripts" / "gpu_slots.py"
+GPU_LOCKS = f"{config['paths']['results']}/.gpu-slots"
+if GPU_POOL and "gpu" not in workflow.global_resources:
+    # never more GPU ranks at once than GPUs (`--resources gpu=N` on the command line wins)
+    workflow.register_resource("gpu", len(GPU_POOL))
+
+
+def measure_slot(wildcards=None):
+    """The `measure` resource: 1 for every job that runs on the machine whose training jobs
+    are timed and metered (torchrun launcher), so with the profiles' global limit
+    `resources: measure=1` a training job never shares the machine with another job. 0 with
+    srun: there each training job runs on nodes of its own (sbatch --exclusive), and the
+    jobs on the submitting host do not share them."""
+    return 1 if EXE["launcher"] == "torchrun" else 0
+
+
 def run_dir(rid):
     return f"{RES}/runs/{rid}"
 
@@ -168,25 +260,24 @@ def train_nodes(wildcards):
 
 
 def train_gpus(wildcards):
-    """SLURM --gpus: one GCD (or GPU) per rank when gpus_per_rank > 0."""
-    if EXE["launcher"] != "srun" or not EXE["gpus_per_rank"]:
-        return None
-    return _ranks(wildcards) * EXE["gpus_per_rank"]
+    """The `gpu` resource: p x gpus_per_rank with srun (SLURM --gpus), p on local GPUs (one
+    device per rank, bounded by the `gpu` limit registered above); none on CPU."""
+    if EXE["launcher"] == "srun":
+        return _ranks(wildcards) * EXE["gpus_per_rank"] or None
+    return _ranks(wildcards) if EXE["device"] == "cuda" else None
 
 
 def train_tasks_per_gpu(wildcards):
-    return 1 if train_gpus(wildcards) else None
+    return 1 if train_gpus(wildcards) and EXE["launcher"] == "srun" else None
 
 
 def train_cpus_per_task(wildcards):
     return EXE["cpus_per_rank"] if EXE["launcher"] == "srun" else None
 
 
-def train_local_gpus(wildcards):
-    """Local runs on GPUs: `gpus` = p, bounded by `snakemake --resources gpus=N`."""
-    if EXE["launcher"] != "torchrun" or EXE["device"] != "cuda":
-        return None
-    return _ranks(wildcards)
+def train_slurm_extra(wildcards):
+    """sbatch --exclusive: a measured job gets its nodes to itself."""
+    return "--exclusive" if EXE["launcher"] == "srun" else None
 
 
 def launch_prefix(run):
@@ -250,9 +341,20 @@ def train_args(run):
     return " ".join(args)
 
 
+def gpu_prefix(run):
+    """Local GPUs: the job runs under workflow/scripts/gpu_slots.py, which locks p free devices
+    of the pool and sets CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES to them."""
+    if not GPU_POOL:
+        return ""
+    return (
+        f"python {shlex.quote(str(GPU_SLOTS))} --devices {','.join(GPU_POOL)}"
+        f" --need {run['p']} --lock-dir {GPU_LOCKS} -- "
+    )
+
+
 def train_command(wildcards):
     run = RUNS[wildcards.run]
-    return f"{launch_prefix(run)} {train_args(run)}"
+    return f"{gpu_prefix(run)}{launch_prefix(run)} {train_args(run)}"
 
 
 def energy_args(wildcards):

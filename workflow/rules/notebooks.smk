@@ -22,8 +22,10 @@ for _group in FIGURE_GROUPS:
             "../../envs/phantom.yaml"
         params:
             doc=FIGURE_GROUPS[_group]["doc"],
+            # evaluated now: a shell directive is evaluated when the job runs, after the loop
+            cmd=notebook_cmd(_group),
         shell:
-            notebook_cmd(_group) + " > {log} 2>&1"
+            "{params.cmd} > {log} 2>&1"
 
     workflow.get_rule(_group).docstring = FIGURE_GROUPS[_group]["doc"]
 
