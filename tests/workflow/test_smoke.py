@@ -12,7 +12,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from .helpers import REPO, snakemake
+from .helpers import REPO, dry_run_jobs, snakemake
 from .test_figlib import pdf_fonts_are_truetype
 
 pytestmark = pytest.mark.slow
@@ -213,3 +213,21 @@ def test_html_report(smoke, tmp_path):
     for book in sorted((REPO / "notebooks").glob("*.ipynb")):
         assert f"{book.stem}.html" in html, book.stem
     assert "Executed notebook of rule" in html
+
+
+def test_reference_rule_copies_notebooks_figures_and_tables(smoke):
+    """`snakemake ... reference` would copy the executed notebooks (+ HTML), PNG figures, CSV
+    tables and the data dictionary into docs/reference-<scale>/ (dry run: the repository's
+    docs/ stay untouched)."""
+    res = snakemake([*SMOKE, "--dry-run", "--printshellcmds", "reference"], REPO, timeout=300)
+    assert res.returncode == 0, res.stdout[-4000:]
+    jobs = {j["output"]: j for j in dry_run_jobs(res.stdout) if j["rule"] == "reference_copy"}
+    expected = {f"docs/reference-smoke/notebooks/{b.stem}.{ext}"
+                for b in (REPO / "notebooks").glob("*.ipynb") for ext in ("ipynb", "html")}
+    expected |= {f"docs/reference-smoke/{f.name}" for f in (REPO / "figures" / "smoke").glob("*.png")}
+    expected |= {f"docs/reference-smoke/{f.name}" for f in (REPO / "figures" / "smoke").glob("*.csv")}
+    expected.add("docs/reference-smoke/data_dictionary.md")
+    assert set(jobs) == expected
+    html = jobs["docs/reference-smoke/notebooks/04_energy.html"]
+    assert html["shell"].startswith("cp results/smoke/notebooks/04_energy.html ")
+    assert not (REPO / "docs" / "reference-smoke").exists()
