@@ -123,3 +123,13 @@ def test_frontier_training_jobs_get_exclusive_nodes(wf):
     (job,) = [j for j in dry_run_jobs(res.stdout) if j["rule"] == "train"]
     assert job["res"]["slurm_extra"] == "--exclusive"
     assert job["res"]["measure"] == "0"
+
+
+def test_measure_limit_holds_when_resources_are_given_on_the_command_line(tmp_path):
+    """`--resources gpu=2` replaces the profile's whole `resources` list; the workflow then
+    registers measure=1 itself (runs the one-second `costs` job in a copy of the workflow)."""
+    wf = copy_workflow(tmp_path / "wf")
+    res = snakemake([*SMOKE, "--resources", "gpu=2", "--", "results/smoke/costs/runs.csv"], wf,
+                    timeout=300, extra_env={"PHANTOM_FAKE_GPU_COUNT": "4"})
+    assert res.returncode == 0, res.stdout[-4000:]
+    assert 'measure=Resource("measure", 1)' in res.stdout and 'gpu=Resource("gpu", 2)' in res.stdout

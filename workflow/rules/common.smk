@@ -197,6 +197,8 @@ def resolve_device(exe, runs, scale):
                 f"or auto, or remove p = {p} from the scale",
             )
     elif count == 0:
+        if "not importable" in how:
+            print(f"execution.device auto -> cpu: {how}", file=sys.stderr)
         return "cpu", []
     elif p > count:
         print(
@@ -214,6 +216,12 @@ GPU_LOCKS = f"{config['paths']['results']}/.gpu-slots"
 if GPU_POOL and "gpu" not in workflow.global_resources:
     # never more GPU ranks at once than GPUs (`--resources gpu=N` on the command line wins)
     workflow.register_resource("gpu", len(GPU_POOL))
+
+
+# The profiles set `resources: measure=1`; a `--resources ...` on the command line replaces the
+# profile's whole list, so the limit is registered here too unless it was given.
+if "measure" not in workflow.global_resources:
+    workflow.register_resource("measure", 1)
 
 
 def measure_slot(wildcards=None):
