@@ -38,6 +38,8 @@ localrules:
     fig_same_loss,
     fig_projection,
     tables,
+    reference,
+    reference_copy,
 
 
 rule all:

@@ -3,15 +3,16 @@
 Every figure states its scale, its hardware and whether its energy is measured or modelled
 (:func:`provenance`), and :func:`save` refuses a figure with an axis label without a unit
 (``[unit]``) or an empty axis, so no placeholder can be written.
+
+The backend is left to the environment: in a Jupyter/papermill kernel it is the inline backend,
+so every figure also shows in the executed notebook (image/png output); in a plain script
+matplotlib picks a non-interactive one. PDFs embed their fonts as TrueType (Type 42), never as
+Type 3 bitmaps, as IEEE/ACM submission checks require.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -22,6 +23,8 @@ STRATEGY_LABEL = {"serial": "serial", "tp": "TP", "dtensor": "DTensor TP", "pp":
 PALETTE = {"serial": "#7f7f7f", "tp": "#1f77b4", "dtensor": "#17becf", "pp": "#d62728"}
 LABEL_PALETTE = {STRATEGY_LABEL[k]: v for k, v in PALETTE.items()}
 LABEL_MARKERS = {"serial": "s", "TP": "X", "DTensor TP": "P", "PP": "o"}
+# fonts embedded as TrueType (Type 42) in PDF and PostScript output, never Type 3
+FONT_RC = {"pdf.fonttype": 42, "ps.fonttype": 42}
 
 
 def root() -> Path:
@@ -32,7 +35,7 @@ def root() -> Path:
 
 def setup() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
-    plt.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight"})
+    plt.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", **FONT_RC})
 
 
 def resolve(path: str | Path) -> Path:
@@ -111,8 +114,9 @@ def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
     out = resolve(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.pdf", out / f"{name}.png"]
-    fig.savefig(paths[0])
-    fig.savefig(paths[1], dpi=150)
+    with plt.rc_context(FONT_RC):
+        fig.savefig(paths[0])
+        fig.savefig(paths[1], dpi=150)
     return paths
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,11 +15,13 @@ BIN = Path(sys.executable).parent
 WORKFLOW_PATHS = ["Snakefile", "workflow", "config", "notebooks", "local", "frontier", "envs"]
 
 
-def env() -> dict[str, str]:
+def env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The test interpreter's bin first on PATH (snakemake, torchrun, phantom-*, python)."""
     e = dict(os.environ)
     e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
     e.pop("SNAKEMAKE_PROFILE", None)
+    e.pop("PHANTOM_FAKE_GPU_COUNT", None)
+    e.update(extra or {})
     return e
 
 
@@ -35,12 +38,13 @@ def copy_workflow(dest: Path, extra: tuple[str, ...] = ()) -> Path:
     return dest
 
 
-def snakemake(args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+def snakemake(args: list[str], cwd: Path, timeout: float = 900,
+              extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run snakemake with ``args`` in ``cwd``; stdout and stderr together in ``.stdout``."""
     return subprocess.run(
         [str(BIN / "snakemake"), *args],
         cwd=cwd,
-        env=env(),
+        env=env(extra_env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -86,3 +90,21 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float) -> None:
             raise AssertionError(f"snakemake ended (rc {proc.returncode}) before {path} appeared")
         time.sleep(0.2)
     raise AssertionError(f"{path} did not appear within {timeout} s")
+
+
+def dry_run_jobs(out: str) -> list[dict[str, str]]:
+    """The jobs of a ``--dry-run --printshellcmds`` output: rule, output, resources, command."""
+    jobs = []
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", out):
+        m = re.search(r"^(?:local)?rule (\w+):$", block, re.M)
+        if not m:
+            continue
+        job = {"rule": m[1], "input": "", "output": "", "resources": "", "shell": ""}
+        for key in ("input", "output", "resources"):
+            r = re.search(rf"^    {key}: (.*)$", block, re.M)
+            job[key] = r[1] if r else ""
+        r = re.search(r"^Shell command: (.*)$", block, re.M)
+        job["shell"] = r[1] if r else ""
+        job["res"] = dict(kv.split("=", 1) for kv in job["resources"].split(", ") if "=" in kv)
+        jobs.append(job)
+    return jobs

@@ -1,16 +1,19 @@
 """The `smoke` scale end to end with the local profile (what CI runs): every figure and table,
 clean executed notebooks, figure data traceable to the run folders, the HTML report."""
 
+import base64
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
-from .helpers import REPO, snakemake
+from .helpers import REPO, dry_run_jobs, snakemake
+from .test_figlib import pdf_fonts_are_truetype
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +79,75 @@ def test_executed_notebooks_have_no_errors(smoke):
         assert (book.with_suffix(".html")).exists()
 
 
+def test_executed_notebooks_show_every_figure_and_table_inline(smoke):
+    """Each figlib.save(...) call of a notebook shows its figure as an image/png output, each
+    table cell an HTML table; the HTML export embeds the images (readable offline)."""
+    for book in sorted((smoke / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(book, as_version=4)
+        saves = sum(c.source.count("figlib.save(") for c in nb.cells if c.cell_type == "code")
+        tables = sum(c.source.count("figlib.save_table(") for c in nb.cells if c.cell_type == "code")
+        mimes = [m for c in nb.cells for o in c.get("outputs", []) for m in o.get("data", {})]
+        assert mimes.count("image/png") >= saves, (book, mimes)
+        assert mimes.count("text/html") >= tables, (book, mimes)
+        pngs = [base64.b64decode(o["data"]["image/png"]) for c in nb.cells
+                for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert all(p[:8] == b"\x89PNG\r\n\x1a\n" and len(p) > 5000 for p in pngs), book
+        html = book.with_suffix(".html").read_text()
+        assert html.count("data:image/png;base64,") >= saves, book
+        srcs = re.findall(r"<img[^>]*\ssrc=\"([^\"]*)\"", html)
+        assert all(src.startswith("data:") for src in srcs), (book, srcs)
+        assert not re.search(r"<link[^>]*stylesheet[^>]*href=\"(?!data:)", html), book
+    figure_books = [b for b in (smoke / "notebooks").glob("*.ipynb") if "figlib.save(" in b.read_text()]
+    assert len(figure_books) == 6
+
+
+def test_pdf_figures_embed_truetype_fonts(smoke):
+    pdfs = sorted((REPO / "figures" / "smoke").glob("*.pdf"))
+    assert len(pdfs) == 6
+    for pdf in pdfs:
+        assert pdf_fonts_are_truetype(pdf.read_bytes()), pdf
+
+
+def _jobs_from_metadata(prefix: str) -> list[tuple[str, float, float, str]]:
+    """(rule, start, end, first output) of every job that wrote a file under ``prefix``, from
+    Snakemake's own records (.snakemake/metadata: start = the job's incomplete marker, end =
+    the output's modification time)."""
+    jobs: dict[tuple, list] = {}
+    root = REPO / ".snakemake" / "metadata"
+    for rec_path in root.rglob("*"):
+        if not rec_path.is_file():
+            continue
+        # the output's path, base64 (long ones split into folders named @<part>)
+        b64 = "".join(part.removeprefix("@") for part in rec_path.relative_to(root).parts)
+        try:
+            name = base64.urlsafe_b64decode(b64).decode()
+        except ValueError:
+            continue
+        if not name.startswith(prefix):
+            continue
+        rec = json.loads(rec_path.read_text())
+        key = (rec["rule"], rec["job_hash"], rec["shellcmd"])
+        job = jobs.setdefault(key, [rec["rule"], rec["starttime"], rec["endtime"], name])
+        job[1], job[2] = min(job[1], rec["starttime"]), max(job[2], rec["endtime"])
+    return [tuple(j) for j in jobs.values()]
+
+
+def test_measured_jobs_never_overlap_other_jobs(smoke):
+    """The smoke run's training jobs (their time and energy are reported) each ran alone:
+    no other job of the run started before a training job ended and ended after it started."""
+    jobs = _jobs_from_metadata("results/smoke/")
+    trains = [j for j in jobs if j[0] == "train"]
+    assert len(trains) == len(_run_folders(smoke)), "a training job without metadata"
+    for t in trains:
+        for other in jobs:
+            if other is t:
+                continue
+            assert not (other[1] < t[2] and t[1] < other[2]), (
+                f"{other[0]} ({other[3]}) overlapped training job {t[3]}; results from a run "
+                "before the `measure` resource? rerun: rm -r results/smoke && snakemake "
+                "--profile local --config scale=smoke")
+
+
 def _run_folders(smoke: Path) -> dict[str, Path]:
     return {p.parent.name: p.parent for p in (smoke / "runs").glob("*/summary.json")}
 
@@ -137,3 +209,25 @@ def test_html_report(smoke, tmp_path):
     html = report.read_text(errors="replace")
     for stem in ["fig1_cost_model", "fig4_energy", "fig6_projection", "table2_summary"]:
         assert stem in html, stem
+    # the executed notebooks (HTML, figures embedded) are part of the report
+    for book in sorted((REPO / "notebooks").glob("*.ipynb")):
+        assert f"{book.stem}.html" in html, book.stem
+    assert "Executed notebook of rule" in html
+
+
+def test_reference_rule_copies_notebooks_figures_and_tables(smoke):
+    """`snakemake ... reference` would copy the executed notebooks (+ HTML), PNG figures, CSV
+    tables and the data dictionary into docs/reference-<scale>/ (dry run: the repository's
+    docs/ stay untouched)."""
+    res = snakemake([*SMOKE, "--dry-run", "--printshellcmds", "reference"], REPO, timeout=300)
+    assert res.returncode == 0, res.stdout[-4000:]
+    jobs = {j["output"]: j for j in dry_run_jobs(res.stdout) if j["rule"] == "reference_copy"}
+    expected = {f"docs/reference-smoke/notebooks/{b.stem}.{ext}"
+                for b in (REPO / "notebooks").glob("*.ipynb") for ext in ("ipynb", "html")}
+    expected |= {f"docs/reference-smoke/{f.name}" for f in (REPO / "figures" / "smoke").glob("*.png")}
+    expected |= {f"docs/reference-smoke/{f.name}" for f in (REPO / "figures" / "smoke").glob("*.csv")}
+    expected.add("docs/reference-smoke/data_dictionary.md")
+    assert set(jobs) == expected
+    html = jobs["docs/reference-smoke/notebooks/04_energy.html"]
+    assert html["shell"].startswith("cp results/smoke/notebooks/04_energy.html ")
+    assert not (REPO / "docs" / "reference-smoke").exists()

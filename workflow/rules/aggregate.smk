@@ -39,6 +39,8 @@ rule plan:
         f"{RES}/logs/plan.log",
     conda:
         "../../envs/phantom.yaml"
+    resources:
+        measure=measure_slot,
     params:
         runs=[RUNS[r] for r in sorted(RUNS)],
         execution=EXE,

@@ -6,9 +6,12 @@ Rules never duplicate the trainer's or the energy subsystem's logic; they only b
 command lines for phantom-data, phantom-train, phantom-energy and phantom-costs.
 """
 
+import json
 import math
 import os
+import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,26 +44,9 @@ if config["scale"] not in config["scales"]:
     )
 
 
-def resolve_device(device, launcher):
-    """`auto`: cuda if this machine exposes GPUs (NVIDIA or AMD device files), else cpu.
-
-    Only for the torchrun launcher (the machine running Snakemake runs the ranks); with srun
-    the device must be explicit, since the login node is not the compute node.
-    """
-    if device != "auto":
-        return device
-    if launcher == "srun":
-        _fail("execution.device", "set cpu or cuda explicitly with the srun launcher")
-    # GPU device nodes of the NVIDIA and the AMD (ROCm kernel fusion driver) drivers
-    dev = Path(os.sep, "dev")
-    has_gpu = (dev / "nvidia0").exists() or (dev / "kfd").exists()
-    return "cuda" if has_gpu else "cpu"
-
-
 SCALE = config["scale"]
 SC = config["scales"][SCALE]
 EXE = dict(config["execution"])
-EXE["device"] = resolve_device(EXE["device"], EXE["launcher"])
 TRAINING = SC["training"]
 RES = f"{config['paths']['results']}/{SCALE}"
 FIG = f"{config['paths']['figures']}/{SCALE}"
@@ -130,6 +116,123 @@ def build_runs(sc, scale):
 RUNS = build_runs(SC, SCALE)
 
 
+# ---------------------------------------------------------------- devices (torchrun launcher)
+
+# Tests only: pretend torch sees this many GPUs (dry runs of the GPU code paths on a CPU machine).
+FAKE_GPUS_ENV = "PHANTOM_FAKE_GPU_COUNT"
+
+
+def probe_gpus():
+    """(GPUs torch can use on this machine, torch is a ROCm build, how this was found).
+
+    Asked of torch itself (torch.cuda.is_available() and device_count()) in a child process
+    of the interpreter that runs the rules, so a CPU-only torch on a machine with GPU device
+    files counts 0, and CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES of
+    the calling shell are honoured.
+    """
+    fake = os.environ.get(FAKE_GPUS_ENV)
+    if fake is not None:
+        if not fake.isdigit():
+            raise ConfigError(
+                f"environment variable {FAKE_GPUS_ENV}: {fake!r} is not a GPU count"
+            )
+        return int(fake), False, f"{FAKE_GPUS_ENV}={fake}, tests only"
+    code = (
+        "import json, torch; print(json.dumps([torch.cuda.device_count() "
+        "if torch.cuda.is_available() else 0, torch.version.hip is not None]))"
+    )
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600
+        )
+        count, hip = json.loads(res.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return 0, False, f"torch is not importable by {sys.executable}"
+    return int(count), bool(hip), f"torch.cuda.device_count() = {count}"
+
+
+def visible_devices(count, hip):
+    """The names of the GPUs torch counted: entries of the visible-device variable the calling
+    shell set (HIP_VISIBLE_DEVICES first on ROCm), else 0..count-1."""
+    names = ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES") if hip else ("CUDA_VISIBLE_DEVICES",)
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return [d.strip() for d in value.split(",")][:count]
+    return [str(i) for i in range(count)]
+
+
+def resolve_device(exe, runs, scale):
+    """(device, GPU pool) of a study; one study runs all its ranks on one kind of device.
+
+    - `cpu`: CPU ranks over gloo.
+    - `cuda`: one GPU per rank; refused here, before any job, when torch sees no GPU or fewer
+      GPUs than the widest run of the scale has ranks.
+    - `auto`: `cuda` when torch sees at least as many GPUs as the widest run has ranks, else
+      `cpu` for every run (a figure never compares CPU and GPU runs).
+    With srun the device must be explicit (the login node is not the compute node) and SLURM
+    assigns the GPUs (--gpus-per-task).
+    """
+    device, launcher = exe["device"], exe["launcher"]
+    if launcher == "srun":
+        if device == "auto":
+            _fail("execution.device", "set cpu or cuda explicitly with the srun launcher")
+        return device, []
+    if device == "cpu":
+        return "cpu", []
+    count, hip, how = probe_gpus()
+    widest = max(runs.values(), key=lambda r: r["p"])
+    p = widest["p"]
+    if device == "cuda":
+        if count == 0:
+            _fail(
+                "execution.device",
+                f"cuda, but torch sees no GPU ({how}); set execution.device: cpu or auto",
+            )
+        if p > count:
+            _fail(
+                "execution.device",
+                f"cuda runs one rank per GPU, but run {widest['run']} of scale {scale!r} has "
+                f"{p} ranks and torch sees {count} GPU(s) ({how}); set execution.device: cpu "
+                f"or auto, or remove p = {p} from the scale",
+            )
+    elif count == 0:
+        if "not importable" in how:
+            print(f"execution.device auto -> cpu: {how}", file=sys.stderr)
+        return "cpu", []
+    elif p > count:
+        print(
+            f"execution.device auto -> cpu: run {widest['run']} of scale {scale!r} has {p} "
+            f"ranks and torch sees {count} GPU(s) ({how}); the whole study runs on CPU",
+            file=sys.stderr,
+        )
+        return "cpu", []
+    return "cuda", visible_devices(count, hip)
+
+
+EXE["device"], GPU_POOL = resolve_device(EXE, RUNS, SCALE)
+GPU_SLOTS = Path(workflow.basedir) / "workflow" / "scripts" / "gpu_slots.py"
+GPU_LOCKS = f"{config['paths']['results']}/.gpu-slots"
+if GPU_POOL and "gpu" not in workflow.global_resources:
+    # never more GPU ranks at once than GPUs (`--resources gpu=N` on the command line wins)
+    workflow.register_resource("gpu", len(GPU_POOL))
+
+
+# The profiles set `resources: measure=1`; a `--resources ...` on the command line replaces the
+# profile's whole list, so the limit is registered here too unless it was given.
+if "measure" not in workflow.global_resources:
+    workflow.register_resource("measure", 1)
+
+
+def measure_slot(wildcards=None):
+    """The `measure` resource: 1 for every job that runs on the machine whose training jobs
+    are timed and metered (torchrun launcher), so with the profiles' global limit
+    `resources: measure=1` a training job never shares the machine with another job. 0 with
+    srun: there each training job runs on nodes of its own (sbatch --exclusive), and the
+    jobs on the submitting host do not share them."""
+    return 1 if EXE["launcher"] == "torchrun" else 0
+
+
 def run_dir(rid):
     return f"{RES}/runs/{rid}"
 
@@ -165,25 +268,24 @@ def train_nodes(wildcards):
 
 
 def train_gpus(wildcards):
-    """SLURM --gpus: one GCD (or GPU) per rank when gpus_per_rank > 0."""
-    if EXE["launcher"] != "srun" or not EXE["gpus_per_rank"]:
-        return None
-    return _ranks(wildcards) * EXE["gpus_per_rank"]
+    """The `gpu` resource: p x gpus_per_rank with srun (SLURM --gpus), p on local GPUs (one
+    device per rank, bounded by the `gpu` limit registered above); none on CPU."""
+    if EXE["launcher"] == "srun":
+        return _ranks(wildcards) * EXE["gpus_per_rank"] or None
+    return _ranks(wildcards) if EXE["device"] == "cuda" else None
 
 
 def train_tasks_per_gpu(wildcards):
-    return 1 if train_gpus(wildcards) else None
+    return 1 if train_gpus(wildcards) and EXE["launcher"] == "srun" else None
 
 
 def train_cpus_per_task(wildcards):
     return EXE["cpus_per_rank"] if EXE["launcher"] == "srun" else None
 
 
-def train_local_gpus(wildcards):
-    """Local runs on GPUs: `gpus` = p, bounded by `snakemake --resources gpus=N`."""
-    if EXE["launcher"] != "torchrun" or EXE["device"] != "cuda":
-        return None
-    return _ranks(wildcards)
+def train_slurm_extra(wildcards):
+    """sbatch --exclusive: a measured job gets its nodes to itself."""
+    return "--exclusive" if EXE["launcher"] == "srun" else None
 
 
 def train_runtime(wildcards, attempt):
@@ -253,9 +355,20 @@ def train_args(run):
     return " ".join(args)
 
 
+def gpu_prefix(run):
+    """Local GPUs: the job runs under workflow/scripts/gpu_slots.py, which locks p free devices
+    of the pool and sets CUDA_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES to them."""
+    if not GPU_POOL:
+        return ""
+    return (
+        f"python {shlex.quote(str(GPU_SLOTS))} --devices {','.join(GPU_POOL)}"
+        f" --need {run['p']} --lock-dir {GPU_LOCKS} -- "
+    )
+
+
 def train_command(wildcards):
     run = RUNS[wildcards.run]
-    return f"{launch_prefix(run)} {train_args(run)}"
+    return f"{gpu_prefix(run)}{launch_prefix(run)} {train_args(run)}"
 
 
 def energy_args(wildcards):
@@ -279,44 +392,170 @@ def all_energies():
     return [f"{run_dir(r)}/energy.json" for r in sorted(RUNS)]
 
 
+# One entry per figure group: the table the notebook rules (workflow/rules/notebooks.smk) and
+# rule all are generated from. Each group is one papermill notebook, one rule, one report
+# category; `inputs` are the tables it reads besides study.parquet.
 FIGURE_GROUPS = {
-    # figure-group rule -> (notebook, figures, tables); one notebook per group
-    "fig_cost_model": ("01_cost_model", ["fig1_cost_model"], []),
-    "fig_predicted_vs_measured": (
-        "02_predicted_vs_measured",
-        ["fig2_predicted_vs_measured"],
-        [],
+    "fig_cost_model": dict(
+        notebook="01_cost_model",
+        figures=["fig1_cost_model"],
+        tables=[],
+        inputs=["costs/cost_model.csv"],
+        category="1 Cost model",
+        doc="Experiment 1: predicted FLOPs, communication volume and memory per step vs p, "
+        "TP vs PP (cost model only, no runs).",
     ),
-    "fig_strong_scaling": ("03_strong_scaling", ["fig3_strong_scaling"], []),
-    "fig_energy": ("04_energy", ["fig4_energy"], ["energy_reduction"]),
-    "fig_same_loss": ("05_same_loss", ["fig5_same_loss"], ["loss_target"]),
-    "fig_projection": ("06_projection", ["fig6_projection"], ["calibration"]),
-    "tables": (
-        "07_tables",
-        [],
-        ["table1_configurations", "table2_summary"],
+    "fig_predicted_vs_measured": dict(
+        notebook="02_predicted_vs_measured",
+        figures=["fig2_predicted_vs_measured"],
+        tables=[],
+        inputs=["costs/cost_model.csv"],
+        category="2 Predicted vs measured",
+        doc="Experiment 2: predicted vs measured bytes (and FLOPs) per step for every run.",
+    ),
+    "fig_strong_scaling": dict(
+        notebook="03_strong_scaling",
+        figures=["fig3_strong_scaling"],
+        tables=[],
+        inputs=[],
+        category="3 Strong scaling",
+        doc="Experiment 3: strong scaling at fixed model size: time per step (compute vs "
+        "communication), throughput and peak memory vs p; TP vs PP vs DTensor.",
+    ),
+    "fig_energy": dict(
+        notebook="04_energy",
+        figures=["fig4_energy"],
+        tables=["energy_reduction"],
+        inputs=[],
+        category="4 Energy",
+        doc="Experiment 4: energy to train a fixed-size FFN vs p, TP vs PP, error bars over "
+        "seeds, reduction in percent, energy method shown.",
+    ),
+    "fig_same_loss": dict(
+        notebook="05_same_loss",
+        figures=["fig5_same_loss"],
+        tables=["loss_target"],
+        inputs=["curves.parquet"],
+        category="5 Same loss, fewer GPUs",
+        doc="Experiment 5: loss curves of smaller PP models on fewer ranks vs larger TP models "
+        "on more ranks; energy and device-hours to a target validation loss.",
+    ),
+    "fig_projection": dict(
+        notebook="06_projection",
+        figures=["fig6_projection"],
+        tables=["calibration"],
+        inputs=["costs/cost_model.csv"],
+        category="6 Projection",
+        doc="Experiment 6: projection of time and energy to 256 GPUs and beyond with the cost "
+        "model calibrated on the measured runs, measured points overlaid.",
+    ),
+    "tables": dict(
+        notebook="07_tables",
+        figures=[],
+        tables=["table1_configurations", "table2_summary"],
+        inputs=[],
+        category="7 Tables",
+        doc="Experiment 7: configuration table (n, L, k, p, B, parameters) and "
+        "per-configuration summary of time, energy and final loss, TP vs PP.",
     ),
 }
 
 
 def group_outputs(group):
     """All files that one figure group's notebook writes (for rule all and the tests)."""
-    nb, figs, tables = FIGURE_GROUPS[group]
+    g = FIGURE_GROUPS[group]
+    nb = g["notebook"]
     out = [f"{RES}/notebooks/{nb}.ipynb", f"{RES}/notebooks/{nb}.html"]
-    out += [f"{FIG}/{f}.{ext}" for f in figs for ext in ("pdf", "png")]
-    out += [f"{FIG}/{t}.{ext}" for t in tables for ext in ("csv", "tex")]
+    out += [f"{FIG}/{f}.{ext}" for f in g["figures"] for ext in ("pdf", "png")]
+    out += [f"{FIG}/{t}.{ext}" for t in g["tables"] for ext in ("csv", "tex")]
+    return out
+
+
+def group_rule_outputs(group):
+    """Named outputs of one figure-group rule; the PNG figures, the CSV tables and the executed
+    notebook (HTML, figures embedded) are marked for `snakemake --report`."""
+    g = FIGURE_GROUPS[group]
+    nb = g["notebook"]
+    out = {
+        "notebook": f"{RES}/notebooks/{nb}.ipynb",
+        "html": report(
+            f"{RES}/notebooks/{nb}.html",
+            caption="../report/notebook.rst",
+            category=g["category"],
+            labels={"output": "executed notebook", "name": nb},
+        ),
+    }
+    for f in g["figures"]:
+        out[f"{f}_pdf"] = f"{FIG}/{f}.pdf"
+        out[f] = report(
+            f"{FIG}/{f}.png",
+            caption=f"../report/{f}.rst",
+            category=g["category"],
+            labels={"output": "figure", "name": f},
+        )
+    for t in g["tables"]:
+        out[t] = report(
+            f"{FIG}/{t}.csv",
+            caption=f"../report/{t}.rst",
+            category=g["category"],
+            labels={"output": "table", "name": t},
+        )
+        out[f"{t}_tex"] = f"{FIG}/{t}.tex"
+    return out
+
+
+def group_inputs(group):
+    g = FIGURE_GROUPS[group]
+    out = {
+        "notebook": f"notebooks/{g['notebook']}.ipynb",
+        "lib": "notebooks/figlib.py",
+        "study": f"{RES}/study.parquet",
+    }
+    out.update({Path(i).stem.replace(".", "_"): f"{RES}/{i}" for i in g["inputs"]})
     return out
 
 
 def notebook_cmd(group):
-    """papermill + nbconvert for one figure group (parameters: table, out_dir, scale)."""
-    nb = FIGURE_GROUPS[group][0]
+    """papermill + nbconvert for one figure group (parameters: table, out_dir, scale).
+
+    The kernel keeps its inline matplotlib backend (figlib does not force Agg), so every figure
+    is an image/png output of the executed notebook; nbconvert writes a self-contained HTML
+    (output images as data URIs, --embed-images for any markdown image).
+    """
+    nb = FIGURE_GROUPS[group]["notebook"]
     return (
         f"(papermill --no-progress-bar --cwd . notebooks/{nb}.ipynb {RES}/notebooks/{nb}.ipynb"
         f" -p table {RES}/study.parquet -p out_dir {FIG} -p scale {SCALE}"
-        f" && jupyter nbconvert --log-level WARN --to html"
+        f" && jupyter nbconvert --log-level WARN --to html --embed-images"
         f" --output-dir {RES}/notebooks {RES}/notebooks/{nb}.ipynb)"
     )
+
+
+REF = f"docs/reference-{SCALE}"
+
+
+def _reference_sources():
+    """docs/reference-<scale>/ file name -> the generated file it copies."""
+    out = {"data_dictionary.md": f"{RES}/data_dictionary.md"}
+    for g in FIGURE_GROUPS.values():
+        for ext in ("ipynb", "html"):
+            out[f"notebooks/{g['notebook']}.{ext}"] = (
+                f"{RES}/notebooks/{g['notebook']}.{ext}"
+            )
+        out.update({f"{f}.png": f"{FIG}/{f}.png" for f in g["figures"]})
+        out.update({f"{t}.csv": f"{FIG}/{t}.csv" for t in g["tables"]})
+    return out
+
+
+REFERENCE_SOURCES = _reference_sources()
+
+
+def reference_files():
+    return [f"{REF}/{name}" for name in sorted(REFERENCE_SOURCES)]
+
+
+def reference_source(name):
+    return REFERENCE_SOURCES[name]
 
 
 # ---------------------------------------------------------------- cost model

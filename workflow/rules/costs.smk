@@ -9,6 +9,8 @@ rule costs:
         f"{RES}/logs/costs.log",
     conda:
         "../../envs/phantom.yaml"
+    resources:
+        measure=measure_slot,
     params:
         grid=costs_grid_args(),
         runs=costs_runs_args(),

@@ -8,6 +8,7 @@ rule data:
         "../../envs/phantom.yaml"
     resources:
         runtime=30,
+        measure=measure_slot,
     params:
         d=SC["data"],
         out=lambda wildcards, output: os.path.dirname(output[0]),

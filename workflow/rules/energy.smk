@@ -8,6 +8,8 @@ rule energy:
         f"{RES}/logs/energy/{{run}}.log",
     conda:
         "../../envs/phantom.yaml"
+    resources:
+        measure=measure_slot,
     params:
         run=lambda wc: run_dir(wc.run),
         extra=energy_args,

@@ -8,7 +8,9 @@ rule train:
     Only summary.json is declared: it marks completion, and Snakemake deletes the declared
     outputs of a failed job. The rest of the folder (metrics, events, power logs,
     checkpoints) survives a failure or a wall-time kill, so the rerun (same command,
-    --rerun-incomplete) resumes from RUN/checkpoints.
+    --rerun-incomplete) resumes from RUN/checkpoints. Its time and energy are reported, so it
+    runs alone: `measure` (local machine) or sbatch --exclusive (SLURM); on local GPUs it
+    gets devices of its own (`gpu` resource, gpu_slots.py).
     """
     input:
         f"{DATA}/manifest.json",
@@ -27,7 +29,8 @@ rule train:
         gpu=train_gpus,
         tasks_per_gpu=train_tasks_per_gpu,
         cpus_per_task=train_cpus_per_task,
-        gpus=train_local_gpus,
+        slurm_extra=train_slurm_extra,
+        measure=measure_slot,
         runtime=train_runtime,
     params:
         cmd=train_command,
