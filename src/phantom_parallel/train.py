@@ -35,12 +35,13 @@ from phantom_parallel.distributed import (
     read_launch_env,
     resolve_backend,
 )
+from phantom_parallel.energy.devices import device_identity, rank_devices_manifest
+from phantom_parallel.energy.sources import POWER_SOURCES
 from phantom_parallel.layers import RowParallelLinear
 from phantom_parallel.models import ACTIVATIONS, STRATEGIES, FFNConfig, build_model
 from phantom_parallel.runlog import RunLog
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
-POWER_SOURCES = ("auto", "none", "rocm-smi", "amd-smi", "nvml", "nvidia-smi", "rapl")
 # Settings that must not change when a run resumes (names as in the CLI).
 RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer", "lr", "seed",
                "dtype", "activation", "data", "momentum")
@@ -263,6 +264,10 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
     log.open(pos.step if pos else None, pos.epoch if pos else None)
     sampler = _start_power(args, env, run_dir)
     hosts = _gather_hosts(comm)
+    rank_devices: list[Any] = [device_identity(device, local_rank=env.local_rank)]
+    if comm is not None:
+        rank_devices = [None] * world
+        dist.all_gather_object(rank_devices, device_identity(device, local_rank=env.local_rank))
     started = time.time()
     try:
         log.event("run_start" if pos is None else "resume", step=pos.step if pos else 0)
@@ -283,6 +288,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
             "power_source": getattr(sampler, "source", "none"),
             "cpu_name": cpu_model(),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            **rank_devices_manifest(rank_devices),
         })
         log.write_json("manifest.json", manifest)
 
