@@ -146,35 +146,46 @@ INIT_TILE = 64  # side of a dense layer's init tile (elements); must not depend 
 
 
 def _tiled_uniform(key: tuple[object, ...], shape: tuple[int, int], rows: range, cols: range,
-                   bound: float, dtype: torch.dtype, tile: int = INIT_TILE) -> torch.Tensor:
+                   bound: float, dtype: torch.dtype, tile: int = INIT_TILE,
+                   out: torch.Tensor | None = None) -> torch.Tensor:
     """Rows ``rows`` x columns ``cols`` of a ``shape`` matrix of U(-bound, bound) whose tile
     (i, j) comes from the generator of ``(*key, i, j)``; only the tiles meeting the block are
-    drawn, straight into the (len(rows) x len(cols)) result."""
-    out = torch.empty(len(rows), len(cols), dtype=dtype)
+    drawn. Written into ``out`` (len(rows) x len(cols), any device; default a new CPU tensor)
+    one band of tile rows at a time, so the host holds at most one band beyond ``out``."""
+    if out is None:
+        out = torch.empty(len(rows), len(cols), dtype=dtype)
+    direct = out.device.type == "cpu"
     for i in range(rows.start // tile, -(-rows.stop // tile)):
         r0, r1 = i * tile, min((i + 1) * tile, shape[0])
+        a, b = max(r0, rows.start), min(r1, rows.stop)
+        band = out[a - rows.start : b - rows.start] if direct else \
+            torch.empty(b - a, len(cols), dtype=dtype)
         for j in range(cols.start // tile, -(-cols.stop // tile)):
             c0, c1 = j * tile, min((j + 1) * tile, shape[1])
-            t = _uniform((r1 - r0, c1 - c0), bound, _generator(*key, i, j), dtype)
-            a, b = max(r0, rows.start), min(r1, rows.stop)
             c, d = max(c0, cols.start), min(c1, cols.stop)
-            out[a - rows.start : b - rows.start, c - cols.start : d - cols.start] = \
-                t[a - r0 : b - r0, c - c0 : d - c0]
+            t = _uniform((r1 - r0, c1 - c0), bound, _generator(*key, i, j), dtype)
+            band[:, c - cols.start : d - cols.start] = t[a - r0 : b - r0, c - c0 : d - c0]
+        if not direct:
+            out[a - rows.start : b - rows.start].copy_(band)
     return out
 
 
 def dense_init(seed: int, name: str, out_features: int, in_features: int, dtype: torch.dtype, *,
-               rows: range | None = None, cols: range | None = None,
-               tile: int = INIT_TILE) -> tuple[torch.Tensor, torch.Tensor]:
+               rows: range | None = None, cols: range | None = None, tile: int = INIT_TILE,
+               out: tuple[torch.Tensor, torch.Tensor] | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Block ``rows`` x ``cols`` (default: all) of dense layer ``name``'s (out x in) weight and
-    the ``rows`` of its bias, on CPU; the same values whatever block is asked for."""
+    the ``rows`` of its bias; the same values whatever block is asked for. Written into
+    ``out`` = (weight, bias) when given (e.g. a layer's parameters, on any device), else into
+    new CPU tensors."""
     rows = range(out_features) if rows is None else rows
     cols = range(in_features) if cols is None else cols
     bound = 1.0 / math.sqrt(in_features)
+    w_out, b_out = out if out is not None else (None, None)
     w = _tiled_uniform(("dense", seed, name, "weight"), (out_features, in_features), rows, cols,
-                       bound, dtype, tile)
+                       bound, dtype, tile, w_out)
     b = _tiled_uniform(("dense", seed, name, "bias"), (out_features, 1), rows, range(1), bound,
-                       dtype, tile)
+                       dtype, tile, None if b_out is None else b_out.view(-1, 1))
     return w, b[:, 0]
 
 
@@ -211,20 +222,21 @@ def _materialize(name: str, linear: nn.Linear, style: Style, comm: Comm | None, 
         layer: nn.Module = PhantomLinear(out_f, style.ghosts, comm, **f)
         tensors = phantom_init(seed, name, out_f, style.ghosts, comm.world_size, comm.rank, dtype)
     else:
+        rows = cols = None
         if isinstance(style, Replicate):
             layer = nn.Linear(in_f, out_f, **f)
-            w, b = dense_init(seed, name, out_f, in_f, dtype)
         elif isinstance(style, Colwise):
             assert comm is not None
             layer = ColumnParallelLinear(in_f, out_f, comm, **f)
-            w, b = dense_init(seed, name, out_f, in_f, dtype,
-                              rows=_shard(out_f, comm.world_size, comm.rank))
+            rows = _shard(out_f, comm.world_size, comm.rank)
         else:
             assert comm is not None
             layer = RowParallelLinear(in_f, out_f, comm, input_is_parallel=style.input_is_parallel, **f)
-            w, b = dense_init(seed, name, out_f, in_f, dtype,
-                              cols=_shard(in_f, comm.world_size, comm.rank))
-        tensors = {"weight": w, "bias": b}
+            cols = _shard(in_f, comm.world_size, comm.rank)
+        with torch.no_grad():  # straight into the parameters: no second host copy of the shard
+            dense_init(seed, name, out_f, in_f, dtype, rows=rows, cols=cols,
+                       out=(layer.weight, layer.bias))
+        return layer
     with torch.no_grad():
         for key, value in tensors.items():
             getattr(layer, key).copy_(value)
