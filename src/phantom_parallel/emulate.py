@@ -97,7 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--width", type=int, required=True, help="hidden width n")
     ap.add_argument("--layers", type=int, default=4, help="hidden n x n layers L")
     ap.add_argument("--ghosts", type=int, default=32, help="ghosts k per rank (pp)")
-    ap.add_argument("--batch", type=int, default=1024, help="batch size B (samples per step)")
+    ap.add_argument("--batch-size", "--batch", dest="batch", type=int, default=1024,
+                    help="batch size B (samples per step), as phantom-train's --batch-size")
     ap.add_argument("--ranks", type=int, nargs="+", default=[8], help="world sizes p to emulate")
     ap.add_argument("--rank", type=int, default=0, help="the rank r whose share is run")
     ap.add_argument("--d-in", type=int, default=64, help="input features")
@@ -136,7 +137,8 @@ def validate(args: argparse.Namespace) -> None:
         bad(f"--cuda-graph needs --device cuda (got --device {args.device})")
     for key in ("width", "layers", "batch", "steps", "d_in", "d_out"):
         if getattr(args, key) < (0 if key == "layers" else 1):
-            bad(f"--{key.replace('_', '-')} {getattr(args, key)} is too small")
+            flag = "--batch-size" if key == "batch" else f"--{key.replace('_', '-')}"
+            bad(f"{flag} {getattr(args, key)} is too small")
     for p in args.ranks:
         if p < 1:
             bad(f"--ranks {p}: must be >= 1")
