@@ -28,44 +28,15 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from phantom_parallel.comm import CommLedger
+from phantom_parallel.emulate import CountOps, StandInComm
 from phantom_parallel.models import FFNConfig, build_model
-
-
-class CountOps(TorchDispatchMode):
-    """Counts the aten operators dispatched inside the ``with`` block."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-class LocalStandIn:
-    """Rank 0 of ``world_size`` virtual ranks; collectives are local copies of the right shape."""
-
-    def __init__(self, world_size: int) -> None:
-        self.rank, self.world_size, self.group, self.ledger = 0, world_size, None, CommLedger()
-
-    def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
-        return t
-
-    def all_gather(self, t: torch.Tensor) -> torch.Tensor:
-        return t.unsqueeze(0).expand(self.world_size, *t.shape).contiguous()
-
-    def reduce_scatter(self, t: torch.Tensor) -> torch.Tensor:
-        return t.sum(0)
 
 
 def measure(strategy: str, args: argparse.Namespace) -> dict[str, float]:
     """Median phase times (s) and minor page faults per step of one strategy."""
     cfg = FFNConfig(args.d_in, args.width, args.layers, args.d_out, "gelu")
-    model = build_model(strategy, cfg, LocalStandIn(args.p),  # type: ignore[arg-type]
+    model = build_model(strategy, cfg, StandInComm(args.p),  # type: ignore[arg-type]
                         ghosts=args.ghosts if strategy == "pp" else None, seed=0,
                         device=torch.device("cpu"), dtype=torch.float32)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

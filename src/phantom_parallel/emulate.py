@@ -78,7 +78,7 @@ class StandInComm:
         return t.sum(0)
 
 
-class _CountOps(TorchDispatchMode):
+class CountOps(TorchDispatchMode):
     """Counts the aten operators dispatched inside the ``with`` block."""
 
     def __init__(self) -> None:
@@ -267,7 +267,7 @@ def measure(strategy: str, p: int, args: argparse.Namespace, device: torch.devic
     with FlopCounterMode(display=False) as flops:
         F.mse_loss(step.model(step.x).float(), step.y.float()).backward()
     step.model.zero_grad(set_to_none=True)
-    with _CountOps() as ops:
+    with CountOps() as ops:
         step.run()
     for _ in range(args.warmup):
         step.run()
