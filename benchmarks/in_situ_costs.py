@@ -2,8 +2,8 @@
 
 Runs rank 0's share of a ``pp`` and a ``tp`` training step (forward + MSE + backward + Adam) in
 ONE process, with the collectives replaced by local stand-ins of the same output shapes
-(all-gather: the local chunk repeated; reduce-scatter: the sum over the chunk axis; all-reduce:
-identity), so that what is measured is the step's computation and memory traffic alone, with no
+(``phantom_parallel.emulate.StandInComm``: all-gather writes the local chunk p times,
+reduce-scatter sums the p chunks, all-reduce reads and writes its tensor once), so that what is measured is the step's computation and memory traffic alone, with no
 peer to wait for. Prints per strategy: minor page faults per step (``getrusage``), the aten
 operators dispatched per step (forward + backward, and Adam; counted once with a
 ``TorchDispatchMode``; the stand-ins' local copies are counted too)
