@@ -127,6 +127,7 @@ def test_serial_and_tp_follow_the_same_loss_curve(data_dir: Path, tmp_path: Path
     (("--width", "33"), 2, "--width=33 is not divisible by the number of ranks p=2"),
     (("--ghosts", "17"), 2, "--ghosts=17 must satisfy 1 <= k <= m"),
     (("--strategy", "magic"), 1, "invalid choice: 'magic'"),
+    (("--batch-size", "4096"), 2, "--batch-size=4096 exceeds the 2048 training rows"),
 ])
 def test_bad_input_is_rejected_naming_the_value(data_dir: Path, tmp_path: Path, args, p, message) -> None:
     run_dir = tmp_path / "run"
@@ -204,3 +205,15 @@ def test_tp_and_pp_on_one_process_train_as_the_dense_ffn(data_dir: Path, tmp_pat
         curves[strategy] = [float(v) for v in losses(tmp_path / strategy)]
     assert curves["tp"] == pytest.approx(curves["serial"], rel=1e-5)
     assert curves["pp"] == pytest.approx(curves["serial"], rel=1e-5)
+
+
+def test_a_finished_run_relaunched_with_other_settings_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "done"
+    cmd = train_cmd(data_dir, run_dir, "--max-steps", "3", p=1, strategy="serial")
+    assert run(cmd).returncode == 0
+    again = run(cmd)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    other = run([*cmd, "--lr", "0.01"])
+    assert other.returncode != 0
+    assert "holds a finished run with other settings: lr=0.001 (this launch: 0.01)" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1

@@ -113,6 +113,27 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
         bad(f"--backend: {err}")
     if not (args.data / "manifest.json").exists():
         bad(f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)")
+    rows = json.loads((args.data / "manifest.json").read_text())["splits"]["train"]["rows"]
+    if args.batch_size > rows:
+        bad(f"--batch-size={args.batch_size} exceeds the {rows} training rows of --data={args.data}")
+    _refuse_a_different_finished_run(args, world_size, bad)
+
+
+def _refuse_a_different_finished_run(args: argparse.Namespace, world_size: int, bad: Any) -> None:
+    """A finished run folder (summary.json) is not redone; relaunching it with other settings
+    is an error naming the differing keys (rather than "nothing to do")."""
+    manifest = args.run_dir / "manifest.json"
+    if not (args.run_dir / "summary.json").exists() or not manifest.exists():
+        return
+    done = json.loads(manifest.read_text())
+    now = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    differ = [f"{k}={done['config'].get(k)!r} (this launch: {now[k]!r})"
+              for k in RESUME_KEYS if done["config"].get(k) != now[k]]
+    if done.get("world_size") != world_size:
+        differ.append(f"world size {done.get('world_size')} (this launch: {world_size})")
+    if differ:
+        bad(f"--run-dir={args.run_dir} holds a finished run with other settings: "
+            f"{', '.join(differ)}; use another --run-dir")
 
 
 def git_revision() -> str | None:
