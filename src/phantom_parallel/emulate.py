@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from phantom_parallel import __version__
+from phantom_parallel import __version__, cli
 from phantom_parallel.comm import CommLedger
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.emulate_energy import EnergyMeter
@@ -91,8 +91,7 @@ class CountOps(TorchDispatchMode):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="phantom-emulate", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = cli.parser("phantom-emulate", __doc__)
     ap.add_argument("--strategy", nargs="+", default=["tp", "pp"], help=f"of {', '.join(EMULATED)}")
     ap.add_argument("--width", type=int, required=True, help="hidden width n")
     ap.add_argument("--layers", type=int, default=4, help="hidden n x n layers L")
@@ -113,7 +112,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="seconds of back-to-back steps per energy reading")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
-    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return ap.parse_args(argv)
 
 

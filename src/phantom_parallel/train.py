@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from phantom_parallel import __version__
+from phantom_parallel import __version__, cli
 from phantom_parallel.checkpoint import Checkpointer, Position
 from phantom_parallel.comm import TIMINGS, Comm
 from phantom_parallel.data import ShardedDataset, iterate_batches
@@ -48,30 +48,29 @@ RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="phantom-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser("phantom-train", __doc__)
     p.add_argument("--data", type=Path, required=True, help="dataset folder (phantom-data generate)")
     p.add_argument("--run-dir", type=Path, required=True, help="run folder (created; resumed if present)")
     p.add_argument("--strategy", choices=STRATEGIES, required=True)
     p.add_argument("--width", type=int, required=True, help="hidden width n (divisible by ranks p)")
     p.add_argument("--layers", type=int, default=2, help="number L of hidden n x n layers")
     p.add_argument("--ghosts", type=int, default=None, help="ghost neurons k per rank (pp; 1 <= k <= n/p)")
-    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu", help="hidden activation")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per optimizer step (global)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the training split")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="optimizer")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--seed", type=int, default=0, help="init, data order")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameters and activations")
     p.add_argument("--device", default="cpu", help="cpu or cuda (ROCm GPUs are cuda in torch)")
     p.add_argument("--backend", default="auto", help="auto, gloo or nccl (RCCL on ROCm)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per rank")
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also checkpoint every N steps (0: only at the end of each epoch)")
-    p.add_argument("--power-source", choices=POWER_SOURCES, default="auto")
-    p.add_argument("--power-interval-ms", type=float, default=100.0)
+    p.add_argument("--power-source", choices=POWER_SOURCES, default="auto", help="power sensor to sample")
+    p.add_argument("--power-interval-ms", type=float, default=100.0, help="sampler poll interval (ms)")
     p.add_argument("--comm-timing", choices=TIMINGS, default="events",
                    help="how GPU collectives are timed: device events (default), device-sync "
                         "(diagnostic: serialises the step) or off (counts only)")

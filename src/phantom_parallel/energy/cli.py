@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from phantom_parallel import cli
+
 from .formats import FORMATS, FormatError
 from .ranks import used_devices
 from .report import LogInput, Work, measured_report, model_report, write_report
@@ -232,20 +234,16 @@ def _print_summary(report: dict[str, Any], paths: tuple[Path, Path]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``phantom-energy``."""
-    ap = argparse.ArgumentParser(
-        prog="phantom-energy",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    ap = cli.parser("phantom-energy", __doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("extract", help="energy of a run folder -> RUN/energy.json, energy.csv")
+    ex = sub.add_parser("extract", formatter_class=ap.formatter_class, help="energy of a run folder -> RUN/energy.json, energy.csv")
     ex.add_argument("--run-dir", required=True, type=Path)
     ex.add_argument("--busy-watts", type=float, default=None, help="power model: W per busy device")
     ex.add_argument("--idle-watts", type=float, default=None, help="power model: W per idle device")
     ex.add_argument(
         "--out", type=Path, default=None, help="output folder (default: the run folder)"
     )
-    fl = sub.add_parser("from-logs", help="energy of user-recorded logs over a window")
+    fl = sub.add_parser("from-logs", formatter_class=ap.formatter_class, help="energy of user-recorded logs over a window")
     fl.add_argument("logdir", type=Path)
     fl.add_argument("--format", default="auto", choices=["auto", *FORMATS])
     fl.add_argument(
@@ -256,12 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--events", type=Path, help="events.jsonl with measure_start/measure_end")
     fl.add_argument("--interval", type=float, default=None, help="nominal poll interval (s)")
     fl.add_argument("--out", type=Path, default=None, help="output folder (default: LOGDIR)")
-    sa = sub.add_parser("sample", help="run a command under the sampler")
+    sa = sub.add_parser("sample", formatter_class=ap.formatter_class, help="run a command under the sampler")
     sa.add_argument("--source", default="auto", choices=["auto", *SOURCES])
     sa.add_argument("--interval", type=float, default=0.1)
     sa.add_argument("--out", required=True, type=Path)
     sa.add_argument("cmd", nargs=argparse.REMAINDER)
-    sub.add_parser("formats", help="list the log formats")
+    sub.add_parser("formats", formatter_class=ap.formatter_class, help="list the log formats")
     return ap
 
 

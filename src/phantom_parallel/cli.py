@@ -1,0 +1,26 @@
+"""What every ``phantom-*`` console script's parser shares: the description kept as written,
+each option's default shown in ``--help``, and ``--version``."""
+
+from __future__ import annotations
+
+import argparse
+
+from phantom_parallel import __version__
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Description verbatim; ``(default: ...)`` after every option that has a default its
+    help does not already state."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` for console script ``prog`` with the project's conventions."""
+    ap = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_Formatter)
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return ap
