@@ -217,3 +217,11 @@ def test_a_finished_run_relaunched_with_other_settings_is_refused(data_dir: Path
     assert other.returncode != 0
     assert "holds a finished run with other settings: lr=0.001 (this launch: 0.01)" in other.stderr
     assert len(other.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_progress_bar_rank0_logs_every_n_steps(data_dir: Path, tmp_path: Path) -> None:
+    res = run(train_cmd(data_dir, tmp_path / "r", "--max-steps", "6", "--log-every", "2", p=1,
+                        strategy="serial"))
+    assert res.returncode == 0, res.stderr
+    lines = [x for x in res.stderr.splitlines() if x.startswith("phantom-train: step ")]
+    assert [x.split()[2] for x in lines] == ["2/6", "4/6", "6/6"]

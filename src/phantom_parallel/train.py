@@ -76,7 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(diagnostic: serialises the step) or off (counts only)")
     p.add_argument("--timeout-s", type=float, default=300.0,
                    help="collective timeout: a rank waiting longer on a dead peer fails")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on rank 0")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar on rank 0 (a log line every --log-every steps instead)")
+    p.add_argument("--log-every", type=int, default=100,
+                   help="with --no-progress: rank 0 logs step, loss and step time every N steps")
     return p.parse_args(argv)
 
 
@@ -90,6 +93,8 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
             bad(f"--{key.replace('_', '-')}={getattr(args, key)} must be >= 1")
     if args.layers < 0:
         bad(f"--layers={args.layers} must be >= 0")
+    if args.log_every < 0:
+        bad(f"--log-every={args.log_every} must be >= 0 (0: no log lines)")
     if args.max_steps is not None and args.max_steps < 1:
         bad(f"--max-steps={args.max_steps} must be >= 1")
     if args.width % world_size:
@@ -375,6 +380,9 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(loss=f"{last_loss:.4g}")
+                elif rank == 0 and args.log_every > 0 and step % args.log_every == 0:
+                    print(f"phantom-train: step {step}/{total_steps} epoch {epoch} loss "
+                          f"{last_loss:.6g} step {dt * 1e3:.2f} ms", file=sys.stderr, flush=True)
                 if args.checkpoint_every and step % args.checkpoint_every == 0 \
                         and step_in_epoch < steps_per_epoch and step < total_steps:
                     ckpt.save(Position(step, epoch, step_in_epoch), model, optimizer)
