@@ -38,13 +38,13 @@ from phantom_parallel.distributed import (
 from phantom_parallel.energy.devices import device_identity, rank_devices_manifest
 from phantom_parallel.energy.sources import POWER_SOURCES
 from phantom_parallel.layers import RowParallelLinear
-from phantom_parallel.models import ACTIVATIONS, STRATEGIES, FFNConfig, build_model
+from phantom_parallel.models import ACTIVATIONS, PP_INITS, STRATEGIES, FFNConfig, build_model
 from phantom_parallel.runlog import RunLog
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 # Settings that must not change when a run resumes (names as in the CLI).
 RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer", "lr", "seed",
-               "dtype", "activation", "data", "momentum")
+               "dtype", "activation", "data", "momentum", "pp_init")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, required=True, help="hidden width n (divisible by ranks p)")
     p.add_argument("--layers", type=int, default=2, help="number L of hidden n x n layers")
     p.add_argument("--ghosts", type=int, default=None, help="ghost neurons k per rank (pp; 1 <= k <= n/p)")
+    p.add_argument("--pp-init", choices=PP_INITS, default=PP_INITS[0],
+                   help="phantom-layer init (pp): variance-preserving (default) or the old fan-in rule")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=1)
@@ -293,7 +295,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         log.write_json("manifest.json", manifest)
 
         model = build_model(args.strategy, cfg, comm, ghosts=args.ghosts, seed=args.seed,
-                            device=device, dtype=dtype)
+                            device=device, dtype=dtype, pp_init=args.pp_init)
         optimizer = make_optimizer(args.optimizer, model, lr=args.lr, momentum=args.momentum)
         if pos is not None:
             ckpt.load(pos, model, optimizer)
