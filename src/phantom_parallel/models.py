@@ -35,7 +35,8 @@ from torch import nn
 from phantom_parallel.comm import Comm
 from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
 
-STRATEGIES = ("serial", "tp", "pp", "dtensor")
+STRATEGIES = ("serial", "tp", "pp", "dtensor", "fsdp")
+"""Every strategy of :func:`build_model` (and ``phantom-train --strategy``): the one list."""
 ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -310,7 +311,9 @@ def build_model(strategy: str, cfg: FFNConfig, comm: Comm | None = None, *, ghos
     Args:
         strategy: "serial" (one process, dense), "tp" (our Megatron-style operators), "pp"
             (phantom layers with ``ghosts`` per rank), "dtensor" (dense FFN parallelised by
-            ``torch.distributed.tensor.parallel.parallelize_module``).
+            ``torch.distributed.tensor.parallel.parallelize_module``), "fsdp" (dense FFN, data
+            parallel, parameters sharded by ``torch.distributed.fsdp.fully_shard``: each linear
+            and the root; with no process group the dense FFN itself).
         cfg: the FFN shape. comm: the group (``None``: "serial", or "tp"/"pp" on one process
             with no process group, which compute the dense FFN).
         pp_init: initialisation rule of phantom layers, one of :data:`PP_INITS` ("variance":
@@ -324,12 +327,32 @@ def build_model(strategy: str, cfg: FFNConfig, comm: Comm | None = None, *, ghos
     validate_layout(strategy, cfg.width, world_size, ghosts)
     with torch.device("meta"):
         model = FFN(cfg)
-    if strategy in ("serial", "dtensor"):
+    if strategy in ("serial", "dtensor", "fsdp"):
         model = parallelize(model, serial_plan(cfg), comm, seed=seed, device=device, dtype=dtype)
+        if strategy == "fsdp":
+            return _fsdp_shard(model, comm)
         return _dtensor_parallelize(model, comm) if strategy == "dtensor" else model
     assert comm is not None
     plan = tensor_parallel_plan(cfg) if strategy == "tp" else phantom_plan(cfg, ghosts or 0)
     return parallelize(model, plan, comm, seed=seed, device=device, dtype=dtype, pp_init=pp_init)
+
+
+def _fsdp_shard(model: FFN, comm: Comm | None) -> FFN:
+    """FSDP2: every linear, then the root, sharded over all ranks (dim 0 of each parameter).
+    Gradients are averaged over ranks, so each rank feeds its own rows of the global batch."""
+    if comm is None or comm.world_size == 1:
+        return model  # one rank: nothing to shard, the dense FFN
+    if not dist.is_initialized():
+        raise ValueError("strategy 'fsdp' needs a process group (torch.distributed)")
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    device_type = next(model.parameters()).device.type
+    mesh = init_device_mesh(device_type, (comm.world_size,))
+    for name in layer_names(model.cfg):
+        fully_shard(model.get_submodule(name), mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
 
 
 def _dtensor_parallelize(model: FFN, comm: Comm | None) -> FFN:
