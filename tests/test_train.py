@@ -274,3 +274,19 @@ def test_fsdp_follows_serial_and_resumes(data_dir: Path, tmp_path: Path) -> None
     res = run(train_cmd(data_dir, part, "--max-steps", "24", strategy="fsdp"))
     assert res.returncode == 0, res.stderr
     assert losses(part) == losses(tmp_path / "f")
+
+
+def test_checkpoint_from_before_pp_init_resumes_as_fan_in(tmp_path: Path) -> None:
+    """Checkpoints that predate --pp-init/--eval-every were fan-in runs validated at epoch ends."""
+    from phantom_parallel.checkpoint import Checkpointer, ResumeMismatchError
+    from phantom_parallel.train import LEGACY_RESUME
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.json").write_text(json.dumps(
+        {"step": 4, "epoch": 0, "step_in_epoch": 4, "world_size": 1, "config": {"seed": 0}}))
+    old = Checkpointer(tmp_path, 0, 1, {"seed": 0, "pp_init": "fan-in", "eval_every": 0},
+                       legacy=LEGACY_RESUME)
+    assert old.check_compatible().step == 4
+    new = Checkpointer(tmp_path, 0, 1, {"seed": 0, "pp_init": "variance"}, legacy=LEGACY_RESUME)
+    with pytest.raises(ResumeMismatchError, match="pp_init='fan-in', this launch has pp_init='variance'"):
+        new.check_compatible()

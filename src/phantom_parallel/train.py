@@ -52,6 +52,8 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 # Settings that must not change when a run resumes (names as in the CLI).
 RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer", "lr", "seed",
                "dtype", "activation", "data", "momentum", "pp_init", "eval_every")
+# What a key meant in checkpoints written before it was recorded (they resume as such).
+LEGACY_RESUME = {"pp_init": "fan-in", "eval_every": 0}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -260,7 +262,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
     cfg = FFNConfig(train_data.d_in, args.width, args.layers, train_data.d_out, args.activation)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     resume_cfg = {k: config[k] for k in RESUME_KEYS}
-    ckpt = Checkpointer(run_dir, rank, world, resume_cfg)
+    ckpt = Checkpointer(run_dir, rank, world, resume_cfg, legacy=LEGACY_RESUME)
     pos = ckpt.check_compatible()  # raises before anything is written
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
