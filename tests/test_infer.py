@@ -31,7 +31,7 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=240, check=False)
 
 
-@pytest.mark.parametrize(("strategy", "extra"), [("tp", ()), ("pp", ("--ghosts", "3"))])
+@pytest.mark.parametrize(("strategy", "extra"), [("tp", ()), ("pp", ("--ghosts", "3")), ("fsdp", ())])
 def test_two_ranks_report_latency_and_throughput(tmp_path: Path, strategy: str, extra) -> None:
     out = tmp_path / "infer.json"
     res = run(infer_cmd("--strategy", strategy, "--batch-size", "16", "--json", str(out), *extra))
