@@ -21,7 +21,7 @@ from phantom_parallel.data import (
     verify,
 )
 
-# 4 train shards (256, 256, 256, 232 rows) and 2 val shards (256, 44)
+# 4 train shards (256, 256, 256, 232 rows), 2 val shards (256, 44), 2 test shards (n_test = n_val)
 SMALL = DataConfig(
     d_in=8,
     d_out=3,
@@ -66,12 +66,13 @@ def test_deterministic_bytes(tmp_path: Path, ds_dir: Path) -> None:
         ["manifest.json"]
         + [f"train-{k}-{i:05d}.npy" for k in "xy" for i in range(4)]
         + [f"val-{k}-{i:05d}.npy" for k in "xy" for i in range(2)]
+        + [f"test-{k}-{i:05d}.npy" for k in "xy" for i in range(2)]
     )
     assert not list(ds_dir.glob(".*"))  # no temporary or progress files left
 
 
 def test_order_independent(tmp_path: Path, ds_dir: Path) -> None:
-    plan = [("train", i) for i in range(4)] + [("val", i) for i in range(2)]
+    plan = [(s, i) for s, n in (("train", 4), ("val", 2), ("test", 2)) for i in range(n)]
     rev = tmp_path / "rev"
     generate(SMALL, rev, order=plan[::-1])
     assert _files(rev) == _files(ds_dir)
@@ -99,10 +100,48 @@ def test_golden_hashes(ds_dir: Path) -> None:
     val1 = m["splits"]["val"]["shards"][1]
     assert val1["sha256_x"] == GOLDEN_VAL1_X
     assert val1["sha256_y"] == GOLDEN_VAL1_Y
+    test1 = m["splits"]["test"]["shards"][1]
+    assert test1["sha256_x"] == GOLDEN_TEST1_X
+    assert test1["sha256_y"] == GOLDEN_TEST1_Y
 
 
+# val: unchanged since before the test split existed (adding it changed no train/val byte)
 GOLDEN_VAL1_X = "8094ae7b0b7ff5dc2511f61235a8e13a78c017b93a294079e109fdb45b8fdd9c"
 GOLDEN_VAL1_Y = "af5e5cf7df74913614c7bb8efcc11c32de7b632e3af00a548dc3f69bcb6542d4"
+GOLDEN_TEST1_X = "9db6a9201dce612f01fdcb2225217a34b94f16a12e3ebb8a3a5a570f8ff4f124"
+GOLDEN_TEST1_Y = "c868a814040ff8cfdde12dd71caf392e023b16262fdba640bf58f82ba43794cc"
+
+
+def test_test_split_is_its_own_stream(ds_dir: Path, tmp_path: Path) -> None:
+    """Test rows differ from train/val rows; n_test changes no train/val byte; 0 = no test
+    split (the dataset still loads)."""
+    xt = np.load(ds_dir / "test-x-00000.npy")
+    for other in ("train-x-00000.npy", "val-x-00000.npy"):
+        assert not np.isin(xt[:, 0], np.load(ds_dir / other)[:, 0]).any()
+    none = tmp_path / "none"
+    generate(DataConfig(**{**vars(SMALL), "n_test": 0}), none)
+    assert _files(none).keys() - {"manifest.json"} == {
+        f for f in _files(ds_dir) if not f.startswith("test-") and f != "manifest.json"}
+    for f in _files(none):
+        if f != "manifest.json":
+            assert (none / f).read_bytes() == (ds_dir / f).read_bytes(), f
+    assert ShardedDataset(none, "test").rows == 0
+    assert DataConfig(n_val=5).n_test == 5 and DataConfig(n_val=5, n_test=9).n_test == 9
+
+
+def test_dataset_made_before_the_test_split_loads_and_upgrades(ds_dir: Path) -> None:
+    m = json.loads((ds_dir / "manifest.json").read_text())
+    del m["config"]["n_test"], m["splits"]["test"]
+    for f in ds_dir.glob("test-*.npy"):
+        f.unlink()
+    (ds_dir / "manifest.json").write_text(json.dumps(m))
+    assert ShardedDataset(ds_dir, "val").rows == 300
+    with pytest.raises(ValueError, match="no split 'test'"):
+        ShardedDataset(ds_dir, "test")
+    kept = {f.name: f.stat().st_mtime_ns for f in ds_dir.glob("*.npy")}
+    generate(SMALL, ds_dir)  # adds the test shards, keeps train/val files untouched
+    assert {f: (ds_dir / f).stat().st_mtime_ns for f in kept} == kept
+    assert ShardedDataset(ds_dir, "test").rows == 300
 
 
 def test_manifest_content(ds_dir: Path) -> None:
@@ -114,9 +153,10 @@ def test_manifest_content(ds_dir: Path) -> None:
     assert len(t["output_mean"]) == len(t["output_std"]) == 3
     assert m["config"] == vars(SMALL)
     assert m["splits"]["train"]["rows"] == 1000 and m["splits"]["val"]["rows"] == 300
+    assert m["splits"]["test"]["rows"] == 300
     assert [s["rows"] for s in m["splits"]["train"]["shards"]] == [256, 256, 256, 232]
     assert [s["rows"] for s in m["splits"]["val"]["shards"]] == [256, 44]
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         for s in m["splits"][split]["shards"]:
             assert set(s) == {"x", "y", "rows", "sha256_x", "sha256_y"}
             assert _sha((ds_dir / s["x"]).read_bytes()) == s["sha256_x"]
@@ -200,8 +240,10 @@ def test_config_validation() -> None:
         DataConfig(activation="softsign")
     with pytest.raises(ValueError, match="noise"):
         DataConfig(noise=-1.0)
-    with pytest.raises(ValueError, match="'test'"):
-        SMALL.split_rows("test")
+    with pytest.raises(ValueError, match="'bogus'"):
+        SMALL.split_rows("bogus")
+    with pytest.raises(ValueError, match="n_test"):
+        DataConfig(n_test=-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,7 +287,7 @@ def test_missing_shard_names_file(ds_dir: Path) -> None:
 
 
 def test_corrupt_shard_detected(ds_dir: Path) -> None:
-    assert verify(ds_dir)["files"] == 12
+    assert verify(ds_dir)["files"] == 16
     f = ds_dir / "train-x-00001.npy"
     raw = bytearray(f.read_bytes())
     raw[-1] ^= 0x01
@@ -397,7 +439,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "OK" in capsys.readouterr().out
     assert data.main(["info", str(out)]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["rows"] == {"train": 1000, "val": 300}
+    assert info["rows"] == {"train": 1000, "val": 300, "test": 300}
     (out / "val-x-00001.npy").write_bytes(b"x")
     assert data.main(["verify", str(out)]) == 1
     assert "val-x-00001.npy" in capsys.readouterr().err

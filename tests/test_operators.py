@@ -69,6 +69,12 @@ def test_dtensor_matches_dense(layers: int) -> None:
     assert run_on_ranks(_compare_to_reference, 2, "dtensor", cfg, None) == ["ok"] * 2
 
 
+def test_fsdp_matches_dense() -> None:
+    """fully_shard over 2 ranks, the same batch on both: the dense outputs and gradients."""
+    cfg = FFNConfig(d_in=6, width=8, layers=2, d_out=3)
+    assert run_on_ranks(_compare_to_reference, 2, "fsdp", cfg, None) == ["ok"] * 2
+
+
 @pytest.mark.parametrize(("p", "ghosts"), [(2, 1), (2, 3), (4, 2)])
 def test_pp_matches_block_reference(p: int, ghosts: int) -> None:
     cfg = FFNConfig(d_in=6, width=12, layers=3, d_out=3, activation="tanh")

@@ -76,7 +76,7 @@ def test_same_seed_same_command_gives_identical_losses(data_dir: Path, tmp_path:
 
 def test_killed_run_resumes_to_the_uninterrupted_result(data_dir: Path, tmp_path: Path) -> None:
     full, killed = tmp_path / "full", tmp_path / "killed"
-    extra = ("--epochs", "3", "--checkpoint-every", "7")  # 3 x 128 steps
+    extra = ("--epochs", "3", "--checkpoint-every", "7", "--eval-every", "20")  # 3 x 128 steps
     res = run(train_cmd(data_dir, full, *extra))
     assert res.returncode == 0, res.stderr
 
@@ -103,6 +103,12 @@ def test_killed_run_resumes_to_the_uninterrupted_result(data_dir: Path, tmp_path
     for wa, wb in zip(final_weights(killed), final_weights(full), strict=True):
         for key in wa:
             assert torch.equal(wa[key], wb[key]), key
+    # evals.csv continues without duplicates: the same evaluated steps and losses
+    ek, ef = (pd.read_csv(d / "evals.csv", dtype={"val_loss": str}) for d in (killed, full))
+    cols = ["step", "samples", "epoch", "val_loss"]
+    pd.testing.assert_frame_equal(ek[cols], ef[cols])
+    assert ef["step"].tolist() == sorted({*range(20, 385, 20), 128, 256, 384})
+    assert ek["train_time_s"].is_monotonic_increasing
     events = (killed / "events.jsonl").read_text()
     assert '"resume"' in events
     manifest = json.loads((killed / "manifest.json").read_text())
@@ -128,6 +134,12 @@ def test_serial_and_tp_follow_the_same_loss_curve(data_dir: Path, tmp_path: Path
     (("--ghosts", "17"), 2, "--ghosts=17 must satisfy 1 <= k <= m"),
     (("--strategy", "magic"), 1, "invalid choice: 'magic'"),
     (("--batch-size", "4096"), 2, "--batch-size=4096 exceeds the 2048 training rows"),
+    (("--eval-every", "129"), 2, "--eval-every=129 must be 0 (epoch ends only) or between 1 and "
+                                 "the 128 steps of an epoch"),
+    (("--eval-every", "-1"), 1, "--eval-every=-1 must be 0"),
+    (("--strategy", "fsdp", "--batch-size", "15"), 2,
+     "--batch-size=15 is not divisible by the number of ranks p=2"),
+    (("--pp-init", "xavier"), 1, "invalid choice: 'xavier'"),
 ])
 def test_bad_input_is_rejected_naming_the_value(data_dir: Path, tmp_path: Path, args, p, message) -> None:
     run_dir = tmp_path / "run"
@@ -225,3 +237,75 @@ def test_without_a_progress_bar_rank0_logs_every_n_steps(data_dir: Path, tmp_pat
     assert res.returncode == 0, res.stderr
     lines = [x for x in res.stderr.splitlines() if x.startswith("phantom-train: step ")]
     assert [x.split()[2] for x in lines] == ["2/6", "4/6", "6/6"]
+def test_evals_csv_time_and_test_loss(data_dir: Path, tmp_path: Path) -> None:
+    """--eval-every 30 over 1.5 epochs (128 steps each): rows at every 30th step, each epoch end
+    and the last step; train_time_s = cumulative step_time_s; final_test_loss from the test
+    split; --pp-init in the manifest's config."""
+    run_dir = tmp_path / "run"
+    res = run(train_cmd(data_dir, run_dir, "--epochs", "2", "--max-steps", "192",
+                        "--eval-every", "30", p=1, strategy="serial"))
+    assert res.returncode == 0, res.stderr
+    ev = pd.read_csv(run_dir / "evals.csv")
+    assert list(ev.columns) == ["step", "samples", "epoch", "val_loss", "train_time_s", "t_ns"]
+    assert ev["step"].tolist() == [30, 60, 90, 120, 128, 150, 180, 192]
+    assert ev["epoch"].tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
+    assert (ev["samples"] == ev["step"] * 16).all()
+    cum = pd.read_csv(run_dir / "metrics.csv")["step_time_s"].cumsum()
+    assert ev["train_time_s"].tolist() == pytest.approx(cum.iloc[ev["step"] - 1].tolist(), rel=1e-12)
+    assert ev["t_ns"].is_monotonic_increasing
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["final_val_loss"] == pytest.approx(ev["val_loss"].iloc[-1], rel=1e-12)
+    assert summary["final_test_loss"] is not None and summary["final_test_loss"] > 0
+    assert summary["final_test_loss"] != summary["final_val_loss"]
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    assert epochs["val_loss"].iloc[0] == pytest.approx(ev.loc[ev["step"] == 128, "val_loss"].item())
+    config = json.loads((run_dir / "manifest.json").read_text())["config"]
+    assert (config["pp_init"], config["eval_every"]) == ("variance", 30)
+
+
+def test_dataset_without_test_split_gives_null_test_loss(tmp_path: Path) -> None:
+    data = tmp_path / "ds"
+    generate(DataConfig(d_in=8, d_out=2, teacher_width=32, teacher_layers=2, n_train=512,
+                        n_val=64, n_test=0, shard_rows=512, seed=0), data)
+    res = run(train_cmd(data, tmp_path / "run", "--max-steps", "3", p=1, strategy="serial"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_loss"] is None
+
+
+def test_fsdp_follows_serial_and_resumes(data_dir: Path, tmp_path: Path) -> None:
+    """fsdp on 2 gloo ranks (8 of the 16 rows of each batch per rank, gradients averaged)
+    follows serial's loss curve; a run stopped at step 12 and continued to 24 ends with the
+    losses of the uninterrupted run."""
+    res_s = run(train_cmd(data_dir, tmp_path / "s", "--max-steps", "24", p=1, strategy="serial"))
+    res_f = run(train_cmd(data_dir, tmp_path / "f", "--max-steps", "24", strategy="fsdp"))
+    assert res_s.returncode == 0 and res_f.returncode == 0, res_s.stderr + res_f.stderr
+    s = [float(v) for v in losses(tmp_path / "s")]
+    f = [float(v) for v in losses(tmp_path / "f")]
+    assert f == pytest.approx(s, rel=1e-4)
+    summary = json.loads((tmp_path / "f" / "summary.json").read_text())
+    serial = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["params_total"] == serial["params_total"]
+    assert summary["comm_bytes_per_step"] is None  # torch's collectives: not in our ledger
+    assert summary["final_val_loss"] == pytest.approx(serial["final_val_loss"], rel=1e-4)
+    part = tmp_path / "part"
+    assert run(train_cmd(data_dir, part, "--max-steps", "12", strategy="fsdp")).returncode == 0
+    (part / "summary.json").unlink()
+    res = run(train_cmd(data_dir, part, "--max-steps", "24", strategy="fsdp"))
+    assert res.returncode == 0, res.stderr
+    assert losses(part) == losses(tmp_path / "f")
+
+
+def test_checkpoint_from_before_pp_init_resumes_as_fan_in(tmp_path: Path) -> None:
+    """Checkpoints that predate --pp-init/--eval-every were fan-in runs validated at epoch ends."""
+    from phantom_parallel.checkpoint import Checkpointer, ResumeMismatchError
+    from phantom_parallel.train import LEGACY_RESUME
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.json").write_text(json.dumps(
+        {"step": 4, "epoch": 0, "step_in_epoch": 4, "world_size": 1, "config": {"seed": 0}}))
+    old = Checkpointer(tmp_path, 0, 1, {"seed": 0, "pp_init": "fan-in", "eval_every": 0},
+                       legacy=LEGACY_RESUME)
+    assert old.check_compatible().step == 4
+    new = Checkpointer(tmp_path, 0, 1, {"seed": 0, "pp_init": "variance"}, legacy=LEGACY_RESUME)
+    with pytest.raises(ResumeMismatchError, match="pp_init='fan-in', this launch has pp_init='variance'"):
+        new.check_compatible()

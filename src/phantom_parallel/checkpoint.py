@@ -47,9 +47,10 @@ def _barrier() -> None:
 
 class Checkpointer:
     def __init__(self, run_dir: Path, rank: int, world_size: int, config: dict[str, Any],
-                 keep: int = 2) -> None:
+                 keep: int = 2, legacy: dict[str, Any] | None = None) -> None:
         self.dir = run_dir / "checkpoints"
         self.rank, self.world_size, self.config, self.keep = rank, world_size, config, keep
+        self.legacy = legacy or {}  # the value a setting had before it was recorded
 
     def latest(self) -> dict[str, Any] | None:
         path = self.dir / "latest.json"
@@ -72,9 +73,10 @@ class Checkpointer:
                 f"{latest['world_size']}, this launch has world size {self.world_size}: "
                 "relaunch with the same number of ranks or use another --run-dir")
         for key, value in self.config.items():
-            if latest["config"].get(key) != value:
+            had = latest["config"].get(key, self.legacy.get(key))
+            if had != value:
                 raise ResumeMismatchError(
-                    f"{self.dir}/latest.json was written with {key}={latest['config'].get(key)!r}, "
+                    f"{self.dir}/latest.json was written with {key}={had!r}, "
                     f"this launch has {key}={value!r}: use the same command or another --run-dir")
         return Position(latest["step"], latest["epoch"], latest["step_in_epoch"])
 

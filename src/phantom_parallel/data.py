@@ -51,13 +51,13 @@ from phantom_parallel.atomic import write_json_atomic
 FORMAT = "phantom-data/1"
 """Value of ``manifest["format"]``."""
 
-SPLITS: tuple[str, ...] = ("train", "val")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 MANIFEST = "manifest.json"
 PARTIAL = ".manifest.partial.json"
 
 # SeedSequence spawn-key purposes (first element of spawn_key); never change them: they define
 # the data.
-_PURPOSE = {"train": 0, "val": 1, "teacher": 2, "calibration": 3, "epoch": 4}
+_PURPOSE = {"train": 0, "val": 1, "teacher": 2, "calibration": 3, "epoch": 4, "test": 5}
 
 ACTIVATIONS = ("tanh", "gelu", "relu", "sin")
 
@@ -82,6 +82,8 @@ class DataConfig:
             ``B`` r x d_in): the targets depend on ``x`` only through ``r`` directions (a
             multi-index model); 0 = full rank.
         n_train, n_val: rows per split.
+        n_test: rows of the held-out test split (``None``: ``n_val``; 0: no test split). Its
+            shards are their own streams, so adding it changes no train/val byte.
         shard_rows: rows per shard (last shard of a split may be shorter).
         noise: standard deviation of the additive Gaussian noise on the standardised targets.
         seed: root seed.
@@ -98,6 +100,7 @@ class DataConfig:
     teacher_rank: int = 8
     n_train: int = 65536
     n_val: int = 8192
+    n_test: int | None = None
     shard_rows: int = 16384
     noise: float = 0.05
     seed: int = 0
@@ -105,11 +108,13 @@ class DataConfig:
     calibration_rows: int = 8192
 
     def __post_init__(self) -> None:
+        if self.n_test is None:
+            object.__setattr__(self, "n_test", self.n_val)
         for name in ("d_in", "d_out", "teacher_width", "shard_rows", "calibration_rows"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"DataConfig.{name} must be a positive int, got {v!r}")
-        for name in ("teacher_layers", "teacher_rank", "n_train", "n_val", "seed"):
+        for name in ("teacher_layers", "teacher_rank", "n_train", "n_val", "n_test", "seed"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"DataConfig.{name} must be a non-negative int, got {v!r}")
@@ -125,9 +130,9 @@ class DataConfig:
             raise ValueError(f"quantum must be > 0, got {self.quantum!r}")
 
     def split_rows(self, split: str) -> int:
-        """Rows of ``split`` (``train`` or ``val``)."""
+        """Rows of ``split`` (``train``, ``val`` or ``test``)."""
         _check_split(split)
-        return self.n_train if split == "train" else self.n_val
+        return {"train": self.n_train, "val": self.n_val, "test": self.n_test}[split]  # type: ignore[return-value]
 
     def shard_sizes(self, split: str) -> list[int]:
         """Rows of each shard of ``split``."""
@@ -373,7 +378,8 @@ def _build_manifest(
         "generator": {
             "bit_generator": "PCG64",
             "streams": "np.random.SeedSequence(entropy=seed, spawn_key=(purpose, index)); "
-            "purpose train=0 (index=shard), val=1 (index=shard), teacher=2, calibration=3; "
+            "purpose train=0 (index=shard), val=1 (index=shard), teacher=2, calibration=3, "
+            "test=5 (index=shard); "
             "per shard: x = standard_normal((rows, d_in)) then eps = standard_normal((rows, d_out))",
             "targets": "y = round(((teacher(x) - output_mean) / output_std + noise * eps) / quantum) "
             "* quantum, teacher in float64, cast to float32",
@@ -422,6 +428,8 @@ def generate(
     known: dict[tuple[str, int], dict[str, Any]] = {}
     if state is not None:
         have = state.get("config")
+        if isinstance(have, dict) and "n_test" not in have:  # made before the test split existed:
+            have = {**have, "n_test": want["n_test"]}  # same train/val bytes, add the test shards
         if have != want:
             if not overwrite:
                 diff = sorted(
@@ -696,6 +704,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--teacher-rank", type=int, default=d.teacher_rank, help="0 = full rank")
     g.add_argument("--n-train", type=int, default=d.n_train)
     g.add_argument("--n-val", type=int, default=d.n_val)
+    g.add_argument("--n-test", type=int, default=None,
+                   help="rows of the held-out test split (default: --n-val; 0: none)")
     g.add_argument("--shard-rows", type=int, default=d.shard_rows)
     g.add_argument("--noise", type=float, default=d.noise)
     g.add_argument("--seed", type=int, default=d.seed)
@@ -723,6 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 teacher_rank=args.teacher_rank,
                 n_train=args.n_train,
                 n_val=args.n_val,
+                n_test=args.n_test,
                 shard_rows=args.shard_rows,
                 noise=args.noise,
                 seed=args.seed,
@@ -732,7 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             n = sum(len(s["shards"]) for s in m["splits"].values())
             print(
                 f"{args.out}: train {m['splits']['train']['rows']} rows, "
-                f"val {m['splits']['val']['rows']} rows, {n} shards "
+                f"val {m['splits']['val']['rows']} rows, "
+                f"test {m['splits']['test']['rows']} rows, {n} shards "
                 f"({time.perf_counter() - t0:.1f}s)"
             )
         elif args.command == "verify":

@@ -43,7 +43,7 @@ from phantom_parallel.emulate_energy import EnergyMeter
 from phantom_parallel.models import STRATEGIES, FFNConfig, build_model, validate_layout
 from phantom_parallel.train import DTYPES, POWER_SOURCES, cpu_model, make_optimizer
 
-EMULATED = tuple(s for s in STRATEGIES if s != "dtensor")  # dtensor needs a real mesh
+EMULATED = tuple(s for s in STRATEGIES if s not in ("dtensor", "fsdp"))  # need a real group
 
 
 class StandInComm:

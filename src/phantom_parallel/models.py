@@ -12,9 +12,14 @@ tiles of :data:`INIT_TILE` (edge tiles clipped), tile (i, j) drawn from its own 
 by (seed, layer name, i, j), the bias likewise in tiles of the same length. The tile size does
 not depend on p, so every rank draws only the tiles that meet its own shard (init time and host
 memory per rank fall as 1/p) and serial, TP (any p) and DTensor start from bit-identical
-weights. Phantom layers: W_rr, D_r and b_r have fan_in = m + (p-1)k, C_r has
-fan_in = m; drawn per (seed, layer name, p, rank). With p = 1 a phantom layer is dense and uses
-the dense rule, so PP with p = 1 equals serial for the same seed.
+weights. Phantom layers (``pp_init``, see ``docs/method.md``): "variance" (default) draws
+W_rr and b_r from U(-1/sqrt(n), 1/sqrt(n)) like the dense layer, C_r from U(-sqrt(3/m),
+sqrt(3/m)) (Var C = 1/m: a ghost has the second moment of an activation) and D_r from
+U(-1/sqrt(pk), 1/sqrt(pk)), so the pre-activation variance and its cross-rank share (p-1)/p
+equal the dense layer's for any p and k; "fan-in" (the old rule) draws W_rr, D_r and b_r with
+fan_in = m + (p-1)k and C_r with fan_in = m. Drawn per (seed, layer name, p, rank), in the same
+order under both rules (the two differ by one scale per tensor). With p = 1 a phantom layer is
+dense and uses the dense rule, so PP with p = 1 equals serial for the same seed.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from torch import nn
 from phantom_parallel.comm import Comm
 from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
 
-STRATEGIES = ("serial", "tp", "pp", "dtensor")
+STRATEGIES = ("serial", "tp", "pp", "dtensor", "fsdp")
+"""Every strategy of :func:`build_model` (and ``phantom-train --strategy``): the one list."""
 ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -195,32 +201,53 @@ def _shard(size: int, p: int, rank: int) -> range:
     return range(rank * part, (rank + 1) * part)
 
 
+PP_INITS = ("variance", "fan-in")
+"""Phantom-layer initialisation rules (``build_model(..., pp_init=...)``); the first is the default."""
+
+
+def phantom_bounds(width: int, ghosts: int, p: int, rule: str = "variance") -> dict[str, float]:
+    """Uniform bounds a (U(-a, a)) of a phantom layer's ``weight`` (W_rr), ``decompress`` (D_r),
+    ``bias`` (b_r) and ``compress`` (C_r) for width n, k ghosts per rank and p > 1 ranks.
+
+    "variance": E[z^2] = E[h^2]/3 + 1/(3n), the dense layer's, with (p-1)/p of the h-term from
+    the other ranks; "fan-in": nn.Linear's rule with fan_in m + (p-1)k (m for C)."""
+    if rule not in PP_INITS:
+        raise ValueError(f"pp_init={rule!r}: choose one of {', '.join(PP_INITS)}")
+    m = width // p
+    if rule == "fan-in":
+        a = 1.0 / math.sqrt(m + (p - 1) * ghosts)
+        return {"weight": a, "decompress": a, "bias": a, "compress": 1.0 / math.sqrt(m)}
+    a = 1.0 / math.sqrt(width)
+    return {"weight": a, "decompress": 1.0 / math.sqrt(p * ghosts), "bias": a,
+            "compress": math.sqrt(3.0 / m)}
+
+
 def phantom_init(seed: int, name: str, width: int, ghosts: int, p: int, rank: int,
-                 dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Rank ``rank``'s parameters of phantom layer ``name`` (see the module docstring)."""
+                 dtype: torch.dtype, rule: str = "variance") -> dict[str, torch.Tensor]:
+    """Rank ``rank``'s parameters of phantom layer ``name``: ``weight`` (m x m), ``decompress``
+    (m x (p-1)k), ``bias`` (m), ``compress`` (k x m); only ``weight`` and ``bias`` (the dense
+    rule) when p = 1. ``rule``: one of :data:`PP_INITS` (see :func:`phantom_bounds`)."""
     if p == 1:
         w, b = dense_init(seed, name, width, width, dtype)
         return {"weight": w, "bias": b}
     m = width // p
     gen = _generator("phantom", seed, name, p, rank)
-    bound = 1.0 / math.sqrt(m + (p - 1) * ghosts)
-    return {
-        "weight": _uniform((m, m), bound, gen, dtype),
-        "decompress": _uniform((m, (p - 1) * ghosts), bound, gen, dtype),
-        "bias": _uniform((m,), bound, gen, dtype),
-        "compress": _uniform((ghosts, m), 1.0 / math.sqrt(m), gen, dtype),
-    }
+    a = phantom_bounds(width, ghosts, p, rule)
+    shapes = {"weight": (m, m), "decompress": (m, (p - 1) * ghosts), "bias": (m,),
+              "compress": (ghosts, m)}
+    return {key: _uniform(shape, a[key], gen, dtype) for key, shape in shapes.items()}
 
 
 # ----------------------------------------------------------------------------- materialise
 def _materialize(name: str, linear: nn.Linear, style: Style, comm: Comm | None, seed: int,
-                 device: torch.device, dtype: torch.dtype) -> nn.Module:
+                 device: torch.device, dtype: torch.dtype, pp_init: str = "variance") -> nn.Module:
     out_f, in_f = linear.out_features, linear.in_features
     f = {"device": device, "dtype": dtype}
     if isinstance(style, Phantom):
         assert comm is not None and out_f == in_f
         layer: nn.Module = PhantomLinear(out_f, style.ghosts, comm, **f)
-        tensors = phantom_init(seed, name, out_f, style.ghosts, comm.world_size, comm.rank, dtype)
+        tensors = phantom_init(seed, name, out_f, style.ghosts, comm.world_size, comm.rank, dtype,
+                               pp_init)
     else:
         rows = cols = None
         if isinstance(style, Replicate):
@@ -244,15 +271,16 @@ def _materialize(name: str, linear: nn.Linear, style: Style, comm: Comm | None, 
 
 
 def parallelize(model: FFN, plan: Plan, comm: Comm | None, *, seed: int,
-                device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> FFN:
+                device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                pp_init: str = "variance") -> FFN:
     """Replace each linear of ``model`` (typically on the meta device) by its styled,
-    initialised layer. Returns ``model``."""
+    initialised layer (phantom layers by rule ``pp_init``). Returns ``model``."""
     device = torch.device(device)
     for name in layer_names(model.cfg):
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         linear = parent.get_submodule(child)
-        layer = _materialize(name, linear, plan[name], comm, seed, device, dtype)
+        layer = _materialize(name, linear, plan[name], comm, seed, device, dtype, pp_init)
         parent.register_module(child, layer)
     return model
 
@@ -277,28 +305,54 @@ def validate_layout(strategy: str, width: int, world_size: int, ghosts: int | No
 
 def build_model(strategy: str, cfg: FFNConfig, comm: Comm | None = None, *, ghosts: int | None = None,
                 seed: int = 0, device: torch.device | str = "cpu",
-                dtype: torch.dtype = torch.float32) -> nn.Module:
+                dtype: torch.dtype = torch.float32, pp_init: str = "variance") -> nn.Module:
     """One way to build the model of any strategy on this rank.
 
     Args:
         strategy: "serial" (one process, dense), "tp" (our Megatron-style operators), "pp"
             (phantom layers with ``ghosts`` per rank), "dtensor" (dense FFN parallelised by
-            ``torch.distributed.tensor.parallel.parallelize_module``).
+            ``torch.distributed.tensor.parallel.parallelize_module``), "fsdp" (dense FFN, data
+            parallel, parameters sharded by ``torch.distributed.fsdp.fully_shard``: each linear
+            and the root; with no process group the dense FFN itself).
         cfg: the FFN shape. comm: the group (``None``: "serial", or "tp"/"pp" on one process
             with no process group, which compute the dense FFN).
+        pp_init: initialisation rule of phantom layers, one of :data:`PP_INITS` ("variance":
+            the dense layer's pre-activation variance for any p, k; "fan-in": the old rule).
     """
+    if pp_init not in PP_INITS:
+        raise ValueError(f"pp_init={pp_init!r}: choose one of {', '.join(PP_INITS)}")
     if comm is None and strategy in ("tp", "pp"):
         comm = Comm()  # no process group: one rank, every collective is the identity
     world_size = 1 if comm is None else comm.world_size
     validate_layout(strategy, cfg.width, world_size, ghosts)
     with torch.device("meta"):
         model = FFN(cfg)
-    if strategy in ("serial", "dtensor"):
+    if strategy in ("serial", "dtensor", "fsdp"):
         model = parallelize(model, serial_plan(cfg), comm, seed=seed, device=device, dtype=dtype)
+        if strategy == "fsdp":
+            return _fsdp_shard(model, comm)
         return _dtensor_parallelize(model, comm) if strategy == "dtensor" else model
     assert comm is not None
     plan = tensor_parallel_plan(cfg) if strategy == "tp" else phantom_plan(cfg, ghosts or 0)
-    return parallelize(model, plan, comm, seed=seed, device=device, dtype=dtype)
+    return parallelize(model, plan, comm, seed=seed, device=device, dtype=dtype, pp_init=pp_init)
+
+
+def _fsdp_shard(model: FFN, comm: Comm | None) -> FFN:
+    """FSDP2: every linear, then the root, sharded over all ranks (dim 0 of each parameter).
+    Gradients are averaged over ranks, so each rank feeds its own rows of the global batch."""
+    if comm is None or comm.world_size == 1:
+        return model  # one rank: nothing to shard, the dense FFN
+    if not dist.is_initialized():
+        raise ValueError("strategy 'fsdp' needs a process group (torch.distributed)")
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    device_type = next(model.parameters()).device.type
+    mesh = init_device_mesh(device_type, (comm.world_size,))
+    for name in layer_names(model.cfg):
+        fully_shard(model.get_submodule(name), mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
 
 
 def _dtensor_parallelize(model: FFN, comm: Comm | None) -> FFN:
@@ -328,43 +382,62 @@ def _dtensor_parallelize(model: FFN, comm: Comm | None) -> FFN:
 # ----------------------------------------------------------------------------- references
 class PhantomReference(nn.Module):
     """Single-process reference of a p-rank PP model: the same parameters (all ranks' blocks),
-    the same maths, no communication. forward: x (B x d_in) -> y (B x d_out)."""
+    the same maths, no communication. forward: x (B x d_in) -> y (B x d_out).
 
-    def __init__(self, cfg: FFNConfig, p: int, ghosts: int, *, dtype: torch.dtype = torch.float64) -> None:
+    The blocks are zero unless ``seed`` is given: then every rank's block is drawn as
+    :func:`build_model` ("pp", ``seed``, ``pp_init``) draws it (input/output layers: seed 0)."""
+
+    def __init__(self, cfg: FFNConfig, p: int, ghosts: int, *, dtype: torch.dtype = torch.float64,
+                 seed: int | None = None, pp_init: str = "variance") -> None:
         super().__init__()
         self.cfg, self.p, self.ghosts = cfg, p, ghosts
+        outer = FFNConfig(cfg.d_in, cfg.width, 0, cfg.d_out, cfg.activation)  # no hidden layers
         with torch.device("meta"):
-            dense = FFN(cfg)
-        dense = parallelize(dense, serial_plan(cfg), None, seed=0, dtype=dtype)
+            dense = FFN(outer)
+        dense = parallelize(dense, serial_plan(outer), None, seed=0, dtype=dtype)
         self.input, self.output, self.act = dense.input, dense.output, dense.act
         m = cfg.width // p
         self.blocks = nn.ModuleList()
-        for _ in range(cfg.layers):
+        for i in range(cfg.layers):
             ranks = nn.ModuleList()
-            for _ in range(p):
+            for r in range(p):
                 mod = nn.Module()
                 mod.weight = nn.Parameter(torch.zeros(m, m, dtype=dtype))
                 mod.bias = nn.Parameter(torch.zeros(m, dtype=dtype))
                 if p > 1:
                     mod.compress = nn.Parameter(torch.zeros(ghosts, m, dtype=dtype))
                     mod.decompress = nn.Parameter(torch.zeros(m, (p - 1) * ghosts, dtype=dtype))
+                if seed is not None:
+                    with torch.no_grad():
+                        for key, t in phantom_init(seed, f"hidden.{i}", cfg.width, ghosts, p, r,
+                                                   dtype, pp_init).items():
+                            getattr(mod, key).copy_(t)
                 ranks.append(mod)
             self.blocks.append(ranks)
 
+    def preactivation_parts(self, layer: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                      torch.Tensor]:
+        """Hidden layer ``layer``'s pre-activation z = local + cross + bias for its input h
+        (B x n): ``local`` (B x n, sum_r of h_r W_rr^T placed in block r), ``cross`` (B x n, the
+        ghosts of the other ranks, g_s D_rs^T; zero when p = 1) and ``bias`` (n)."""
+        ranks, p = self.blocks[layer], self.p
+        hs = h.chunk(p, dim=-1)
+        local = torch.cat([hs[r] @ ranks[r].weight.t() for r in range(p)], dim=-1)
+        bias = torch.cat([ranks[r].bias for r in range(p)])
+        if p == 1:
+            return local, torch.zeros_like(local), bias
+        g = [hs[r] @ ranks[r].compress.t() for r in range(p)]
+        cross = []
+        for r in range(p):
+            others = torch.cat([g[s] for s in range(p) if s != r], dim=-1)
+            cross.append(others @ ranks[r].decompress.t())
+        return local, torch.cat(cross, dim=-1), bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.input(x))
-        p = self.p
-        for ranks in self.blocks:
-            hs = h.chunk(p, dim=-1)
-            if p == 1:
-                h = self.act(hs[0] @ ranks[0].weight.t() + ranks[0].bias)
-                continue
-            g = [hs[r] @ ranks[r].compress.t() for r in range(p)]
-            z = []
-            for r in range(p):
-                others = torch.cat([g[s] for s in range(p) if s != r], dim=-1)
-                z.append(hs[r] @ ranks[r].weight.t() + others @ ranks[r].decompress.t() + ranks[r].bias)
-            h = self.act(torch.cat(z, dim=-1))
+        for i in range(len(self.blocks)):
+            local, cross, bias = self.preactivation_parts(i, h)
+            h = self.act(local + cross + bias)
         return self.output(h)
 
 

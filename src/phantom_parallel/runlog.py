@@ -1,4 +1,5 @@
-"""The run folder: manifest, per-step metrics, per-epoch validation, timestamped events.
+"""The run folder: manifest, per-step metrics, per-epoch and per-evaluation validation,
+timestamped events.
 
 Layout and field meanings are in ``docs/interfaces.md``. Only rank 0 writes these files (the
 :class:`RunLog` of other ranks is inert). Every file is appended line by line and flushed, so a
@@ -23,6 +24,11 @@ METRIC_FIELDS = (
     "comm_bytes", "samples_per_s", "t_ns",
 )
 EPOCH_FIELDS = ("epoch", "step", "train_loss", "val_loss", "t_ns")
+EVAL_FIELDS = ("step", "samples", "epoch", "val_loss", "train_time_s", "t_ns")
+"""``evals.csv``: one row per validation (every ``--eval-every`` steps, at each epoch end and
+after the last step, each step once); ``train_time_s``: sum of the measured step times up to
+``step`` (s, evaluation excluded); ``t_ns``: wall clock when the evaluation finished."""
+CSV_FILES = {"metrics.csv": METRIC_FIELDS, "epochs.csv": EPOCH_FIELDS, "evals.csv": EVAL_FIELDS}
 
 
 def _truncate_csv(path: Path, keep: Any) -> None:
@@ -59,10 +65,11 @@ class RunLog:
         if resume_step is not None:
             _truncate_csv(self.path("metrics.csv"), lambda r: int(r["step"]) <= resume_step)
             _truncate_csv(self.path("epochs.csv"), lambda r: int(r["epoch"]) < (resume_epoch or 0))
+            _truncate_csv(self.path("evals.csv"), lambda r: int(r["step"]) <= resume_step)
         else:
-            for name in ("metrics.csv", "epochs.csv", "events.jsonl"):
+            for name in (*CSV_FILES, "events.jsonl"):
                 self.path(name).unlink(missing_ok=True)
-        for name, fields in (("metrics.csv", METRIC_FIELDS), ("epochs.csv", EPOCH_FIELDS)):
+        for name, fields in CSV_FILES.items():
             new = not self.path(name).exists() or self.path(name).stat().st_size == 0
             f = self.path(name).open("a", newline="")
             writer = csv.DictWriter(f, fieldnames=fields)
@@ -103,6 +110,9 @@ class RunLog:
 
     def epoch(self, row: dict[str, Any]) -> None:
         self._row("epochs.csv", row)
+
+    def evaluation(self, row: dict[str, Any]) -> None:
+        self._row("evals.csv", row)
 
     def write_json(self, name: str, obj: Any) -> None:
         if self.active:

@@ -1,4 +1,4 @@
-"""``phantom-train``: one FFN training run (serial, tp, pp or dtensor) into one run folder.
+"""``phantom-train``: one FFN training run (serial, tp, pp, dtensor or fsdp) into one run folder.
 
 Launch with ``torchrun --standalone --nproc-per-node P -m phantom_parallel.train ...`` locally
 or ``srun -n P python -m phantom_parallel.train ...`` under SLURM (ranks and the rendezvous
@@ -37,14 +37,23 @@ from phantom_parallel.distributed import (
 )
 from phantom_parallel.energy.devices import device_identity, rank_devices_manifest
 from phantom_parallel.energy.sources import POWER_SOURCES
+from phantom_parallel.evals import (
+    Evaluations,
+    check_eval_every,
+    evaluate,  # noqa: F401  (re-exported: phantom_parallel.train.evaluate)
+    open_test_split,
+    steps_per_epoch_of,
+)
 from phantom_parallel.layers import RowParallelLinear
-from phantom_parallel.models import ACTIVATIONS, STRATEGIES, FFNConfig, build_model
+from phantom_parallel.models import ACTIVATIONS, PP_INITS, STRATEGIES, FFNConfig, build_model
 from phantom_parallel.runlog import RunLog
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 # Settings that must not change when a run resumes (names as in the CLI).
 RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer", "lr", "seed",
-               "dtype", "activation", "data", "momentum")
+               "dtype", "activation", "data", "momentum", "pp_init", "eval_every")
+# What a key meant in checkpoints written before it was recorded (they resume as such).
+LEGACY_RESUME = {"pp_init": "fan-in", "eval_every": 0}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=int, required=True, help="hidden width n (divisible by ranks p)")
     p.add_argument("--layers", type=int, default=2, help="number L of hidden n x n layers")
     p.add_argument("--ghosts", type=int, default=None, help="ghost neurons k per rank (pp; 1 <= k <= n/p)")
+    p.add_argument("--pp-init", choices=PP_INITS, default=PP_INITS[0],
+                   help="phantom-layer init (pp): variance-preserving (default) or the old fan-in rule")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu", help="hidden activation")
     p.add_argument("--batch-size", type=int, default=64, help="samples per optimizer step (global)")
     p.add_argument("--epochs", type=int, default=1, help="passes over the training split")
@@ -67,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu or cuda (ROCm GPUs are cuda in torch)")
     p.add_argument("--backend", default="auto", help="auto, gloo or nccl (RCCL on ROCm)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per rank")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="validate every N steps into evals.csv (0: only at epoch ends; "
+                        "1 <= N <= steps per epoch)")
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also checkpoint every N steps (0: only at the end of each epoch)")
     p.add_argument("--power-source", choices=POWER_SOURCES, default="auto", help="power sensor to sample")
@@ -120,6 +134,12 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
     rows = json.loads((args.data / "manifest.json").read_text())["splits"]["train"]["rows"]
     if args.batch_size > rows:
         bad(f"--batch-size={args.batch_size} exceeds the {rows} training rows of --data={args.data}")
+    if args.strategy == "fsdp" and args.batch_size % world_size:
+        bad(f"--batch-size={args.batch_size} is not divisible by the number of ranks p={world_size} "
+            "(fsdp splits each batch over the ranks)")
+    spe = steps_per_epoch_of(args.data, args.batch_size)
+    if (msg := check_eval_every(args.eval_every, spe)) is not None:
+        bad(msg)
     _refuse_a_different_finished_run(args, world_size, bad)
 
 
@@ -188,20 +208,6 @@ def _sync(device: torch.device) -> None:
 
 def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(out.float(), y.float())
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, data: ShardedDataset, batch_size: int, device: torch.device,
-             dtype: torch.dtype) -> float:
-    """Mean squared error over the whole split (float64 accumulation)."""
-    total, rows = 0.0, 0
-    for start in range(0, data.rows, batch_size):
-        idx = range(start, min(start + batch_size, data.rows))
-        x, y = data.get_batch(list(idx))
-        out = model(x.to(device, dtype))
-        total += F.mse_loss(out.double(), y.to(device).double(), reduction="sum").item()
-        rows += len(idx) * y.shape[1]
-    return total / rows
 
 
 def count_matmul_flops(model: torch.nn.Module, data: ShardedDataset, batch_size: int,
@@ -275,10 +281,11 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         return 0
     train_data = ShardedDataset(args.data, "train")
     val_data = ShardedDataset(args.data, "val")
+    test_data = open_test_split(args.data)
     cfg = FFNConfig(train_data.d_in, args.width, args.layers, train_data.d_out, args.activation)
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     resume_cfg = {k: config[k] for k in RESUME_KEYS}
-    ckpt = Checkpointer(run_dir, rank, world, resume_cfg)
+    ckpt = Checkpointer(run_dir, rank, world, resume_cfg, legacy=LEGACY_RESUME)
     pos = ckpt.check_compatible()  # raises before anything is written
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -318,7 +325,9 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         log.write_json("manifest.json", manifest)
 
         model = build_model(args.strategy, cfg, comm, ghosts=args.ghosts, seed=args.seed,
-                            device=device, dtype=dtype)
+                            device=device, dtype=dtype, pp_init=args.pp_init)
+        evals = Evaluations(log, args.eval_every, val_data, args.batch_size, device, dtype,
+                            resumed=pos is not None)
         optimizer = make_optimizer(args.optimizer, model, lr=args.lr, momentum=args.momentum)
         if pos is not None:
             ckpt.load(pos, model, optimizer)
@@ -333,8 +342,10 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         n_params = sum(_local(p).numel() for p in model.parameters())
         # FlopCounterMode sees DTensor ops at their global shapes, not this rank's share: no
         # per-rank count for dtensor (its plan is TP's, whose count equals costs.predict).
+        # fsdp: each rank's forward + backward runs on batch/p rows of the dense model.
+        local_batch = args.batch_size // world if args.strategy == "fsdp" else args.batch_size
         matmul_flops = None if args.strategy == "dtensor" else count_matmul_flops(
-            model, train_data, args.batch_size, device, dtype)
+            model, train_data, local_batch, device, dtype)
         progress = None
         if rank == 0 and not args.no_progress:
             from tqdm import tqdm
@@ -354,6 +365,9 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
                     break
                 if comm is not None:
                     comm.ledger.reset()
+                if args.strategy == "fsdp":  # this rank's rows of the global batch
+                    x, y = x[rank * local_batch:(rank + 1) * local_batch], \
+                        y[rank * local_batch:(rank + 1) * local_batch]
                 x, y = x.to(device, dtype), y.to(device)
                 _sync(device)
                 t0 = time.perf_counter()
@@ -365,10 +379,15 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
                 last_loss = loss.item()  # synchronises
                 _sync(device)
                 dt = time.perf_counter() - t0
+                if args.strategy == "fsdp" and comm is not None:  # the global batch's mean loss
+                    last_loss = _mean_over_ranks(last_loss, device)
+                evals.add_step(dt)
                 step += 1
                 step_in_epoch += 1
                 epoch_losses.append(last_loss)
-                led = comm.ledger if comm is not None and args.strategy != "dtensor" else None
+                # dtensor and fsdp collectives are torch's own: the ledger does not see them
+                led = comm.ledger if comm is not None and args.strategy not in ("dtensor", "fsdp") \
+                    else None
                 log.metric({
                     "step": step, "epoch": epoch, "loss": repr(last_loss), "step_time_s": dt,
                     "compute_time_s": dt - led.seconds if led else (dt if comm is None else ""),
@@ -383,12 +402,14 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
                 elif rank == 0 and args.log_every > 0 and step % args.log_every == 0:
                     print(f"phantom-train: step {step}/{total_steps} epoch {epoch} loss "
                           f"{last_loss:.6g} step {dt * 1e3:.2f} ms", file=sys.stderr, flush=True)
+                if evals.due(step) and step_in_epoch < steps_per_epoch:
+                    evals.run(model, step, epoch)
                 if args.checkpoint_every and step % args.checkpoint_every == 0 \
                         and step_in_epoch < steps_per_epoch and step < total_steps:
                     ckpt.save(Position(step, epoch, step_in_epoch), model, optimizer)
             epoch_done = step_in_epoch >= steps_per_epoch
             if epoch_done:
-                val = evaluate(model, val_data, max(args.batch_size, 1024), device, dtype)
+                val = evals.run(model, step, epoch)
                 log.epoch({"epoch": epoch, "step": step,
                            "train_loss": repr(sum(epoch_losses) / max(len(epoch_losses), 1)),
                            "val_loss": repr(val), "t_ns": time.time_ns()})
@@ -400,11 +421,13 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         log.event("measure_end", epoch=epoch, step=step)
         if progress is not None:
             progress.close()
-        val_loss = evaluate(model, val_data, max(args.batch_size, 1024), device, dtype)
+        val_loss = evals.run(model, step, epoch)
+        test_loss = evals.test(model, test_data)
         peak = _peak_memory_bytes(device, comm)
         total_params = count_distinct_params(model, comm)
         summary = _summarise(run_dir, rank, {
-            "final_train_loss": last_loss, "final_val_loss": val_loss, "steps": step,
+            "final_train_loss": last_loss, "final_val_loss": val_loss,
+            "final_test_loss": test_loss, "steps": step,
             "epochs_completed": epoch, "peak_memory_bytes": peak, "params_total": total_params,
             "params_per_rank": n_params, "world_size": world,
             "matmul_flops_per_step": matmul_flops, "strategy": args.strategy,
@@ -421,6 +444,13 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         if sampler is not None:
             sampler.stop()
     return 0
+
+
+def _mean_over_ranks(value: float, device: torch.device) -> float:
+    """Mean of a float over all ranks (float64; not training traffic: not in the ledger)."""
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
 
 
 def _logged_losses(run_dir: Path, epoch: int) -> list[float]:
