@@ -152,6 +152,10 @@ class LayerCost:
     matmuls_fwd: int = 0
     matmuls_bwd: int = 0
     param_tensors: int = 0
+    gemms_fwd: tuple[tuple[int, int, int], ...] = ()
+    """Forward GEMMs of this layer on this rank as ``(M, K, N)``: ``(M x K) @ (K x N)``; each
+    has a dgrad ``(M, N, K)`` and a wgrad ``(K, M, N)`` backward (no dgrad for the input layer,
+    see ``matmuls_bwd``). Read by :mod:`phantom_parallel.timing` for per-shape efficiency."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,12 @@ def _gemm(batch: int, a: int, b: int) -> int:
     return 2 * batch * a * b
 
 
+def _split_gemm(batch: int, inner: int, out: int, parts: int) -> tuple[tuple[int, int, int], ...]:
+    """``(batch x inner) @ (inner x out)`` as ``parts`` GEMMs over near-equal slices of ``inner``."""
+    sizes = [inner // parts + (1 if i < inner % parts else 0) for i in range(parts)]
+    return tuple((batch, s, out) for s in sizes if s > 0)
+
+
 def _linear(
     name: str,
     kind: str,
@@ -308,6 +318,7 @@ def _linear(
         matmuls_fwd=1,
         matmuls_bwd=2 if input_needs_grad else 1,
         param_tensors=2,
+        gemms_fwd=((B, in_local, out_local),),
     )
 
 
@@ -384,6 +395,7 @@ def _layers_pp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
                     matmuls_fwd=2 + peer_gemms,
                     matmuls_bwd=2 * (2 + peer_gemms),
                     param_tensors=4,
+                    gemms_fwd=((B, m, m), (B, m, k), *_split_gemm(B, (p - 1) * k, m, peer_gemms)),
                 )
             )
             calls.append(_call("all_gather", "fwd", name, B * k, shape))
