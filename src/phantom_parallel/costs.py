@@ -992,7 +992,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``phantom-costs`` entry point: print one row per (strategy, grid point)."""
+    """``phantom-costs`` entry point: print one row per (strategy, grid point);
+    ``phantom-costs project ...`` runs :func:`phantom_parallel.projection.main`."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["project"]:
+        from phantom_parallel.projection import main as project_main
+
+        return project_main(argv[1:])
     args = build_parser().parse_args(argv)
     constants: AlphaBeta | None = None
     if args.constants:
