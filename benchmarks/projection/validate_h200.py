@@ -11,7 +11,8 @@ Three constants of the profile are fitted, each on one row, and marked so in the
 bound: step / ops) and ``kernel_s`` on the pp p = 64 graph row ((step - busy) / ops). All other
 rows are held out. ``--fit`` prints the fitted values (the profile holds them rounded to 3
 digits; tests/test_hardware.py checks that); ``--markdown`` prints the table that
-docs/method.md carries (tests/test_projection.py checks it is this script's output).
+docs/method.md carries (tests/test_projection.py checks it is this script's output);
+``--update-docs`` writes it there.
 
     python benchmarks/projection/validate_h200.py --markdown
 """
@@ -114,16 +115,31 @@ def markdown(hw: hardware.Profile) -> str:
     return "\n".join(lines) + "\n"
 
 
+BEGIN, END = "<!-- validate_h200.py begin -->", "<!-- validate_h200.py end -->"
+
+
+def update_docs(hw: hardware.Profile, path: Path = ROOT / "docs" / "method.md") -> None:
+    """Replace the block between :data:`BEGIN` and :data:`END` in ``path`` by the table."""
+    text = path.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{markdown(hw)}{END}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fit", action="store_true", help="print the fitted constants")
     ap.add_argument("--markdown", action="store_true", help="print the error table (Markdown)")
+    ap.add_argument("--update-docs", action="store_true",
+                    help="write the table into docs/method.md (between its markers)")
     args = ap.parse_args(argv)
     hw = hardware.load("nvidia-h200")
     if args.fit:
         for k, v in fit(hw).items():
             print(f"{k}: {v:.3g}")
-    if args.markdown or not args.fit:
+    if args.update_docs:
+        update_docs(hw)
+    if args.markdown or not (args.fit or args.update_docs):
         print(markdown(hw), end="")
     return 0
 

@@ -12,6 +12,7 @@ before anything is computed or written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from pathlib import Path
@@ -79,10 +80,8 @@ def available(folder: Path = HARDWARE_DIR) -> list[str]:
 
 def _number(file: Path, key: str, what: str, v: Any) -> float:
     if isinstance(v, str):  # YAML 1.1 reads 4.8e12 (no dot, no sign) as a string
-        try:
+        with contextlib.suppress(ValueError):
             v = float(v)
-        except ValueError:
-            pass
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         raise ProfileError(f"{file}: constants.{key}.{what}: not a finite number: {v!r}")
     return float(v)
