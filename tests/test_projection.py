@@ -129,3 +129,22 @@ def test_h200_validation_within_30_percent_and_documented() -> None:
     held = [r for r in rows if r["use"] == "held out"]
     assert len(held) == 14 and all(abs(r["time_err"]) <= 0.30 for r in held)
     assert mod.markdown(H200) in (ROOT / "docs" / "method.md").read_text()
+
+
+def test_calibration_recovers_the_constants_that_made_the_runs() -> None:
+    from phantom_parallel import calibration as cal
+
+    hw = hardware.load("local-cpu")
+    true = hw.with_values(collective_launch_s=1e-3, intra_bandwidth=5e8,
+                          injection_bandwidth_per_node=1e9, gemm_efficiency=0.5, host_op_s=2e-5)
+    runs = []
+    for s, p, n, k in [("tp", 2, 256, 0), ("pp", 2, 256, 8), ("tp", 2, 512, 0), ("pp", 2, 512, 16),
+                       ("serial", 1, 512, 0), ("tp", 4, 512, 0)]:
+        shape = FFNShape(64, n, 4, 8, 256, p, k)
+        t = cal.model(cal.Run(s, shape, 0, 0, 0), true)
+        runs.append(cal.Run(s, shape, t.comm_s, t.total_s - t.comm_s, t.total_s))
+    got = cal.fit(hw, runs, label="synthetic runs")
+    for key in (*cal.COMM_KEYS, *cal.COMPUTE_KEYS):
+        assert got[key] == pytest.approx(true[key], rel=1e-4), key
+        assert "fitted" in got.constants[key].source
+    assert got["injection_bandwidth_per_node"] == pytest.approx(1e9, rel=1e-4)

@@ -13,7 +13,8 @@ validation (``benchmarks/projection/validate_h200.py``). Per step and rank, in s
 * **optimizer** (Adam): reads parameter, gradient, two moments and writes three, ``7 elem`` bytes
   per parameter element on the rank.
 * **kernels**: ``ops x kernel_s`` of launch/tail per kernel; in eager mode the host must also
-  dispatch ``ops x host_op_s``, and the compute phase is the longer of host and device.
+  dispatch ``ops x host_op_s``, and the compute phase is the longer of host and device (see
+  :data:`MODES`).
 * **communication**: each collective call of the step from :mod:`phantom_parallel.collectives`
   (``comm="network"``), or, to compare with ``phantom-emulate``, the memory traffic of its local
   stand-ins (``comm="stand-in"``: all-reduce reads and writes the tensor; all-gather writes ``p``
@@ -39,8 +40,10 @@ OPS_PER_STEP_L4: dict[str, int] = {"serial": 125, "tp": 141, "dtensor": 141, "pp
 ``ops_per_step`` of benchmarks/results/2026-12-04-h200/emulate_eager.json (float32; bf16 adds 3
 casts). Other ``L`` scale by ``(L + 2) / 6`` (an approximation: ops per linear layer)."""
 
-MODES = ("eager", "graph")
-"""Execution modes: eager PyTorch (host dispatch per operator) or CUDA-graph replay."""
+MODES = ("eager", "graph", "sync")
+"""Execution modes: ``eager`` PyTorch on an accelerator (the host dispatches while the device
+runs: the longer of the two), ``graph`` (CUDA-graph replay: no host dispatch), ``sync`` (a CPU
+rank: the same thread dispatches and computes, so ``busy + ops x (host_op_s + kernel_s)``)."""
 
 COMM_MODES = ("network", "stand-in")
 
@@ -141,7 +144,12 @@ def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: st
     busy = gemm + elementwise + optimizer + standin
     n_ops = ops_per_step(cost.strategy, cost.shape.layers) if ops is None else float(ops)
     device = busy + n_ops * hw["kernel_s"]
-    wall = max(n_ops * hw["host_op_s"], device) if mode == "eager" else device
+    if mode == "eager":
+        wall = max(n_ops * hw["host_op_s"], device)
+    elif mode == "sync":
+        wall = device + n_ops * hw["host_op_s"]
+    else:
+        wall = device
     idle = wall - busy
     if comm == "network":
         comm_s = sum(collective_s(c.op, c.payload_bytes, cost.shape.p, hw) for c in cost.calls)
