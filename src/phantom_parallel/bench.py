@@ -12,7 +12,7 @@ What one run does (every rank, same shapes, same ``p``):
    (bias add, activation forward/backward, bias-grad sum) on rank 0 -> nominal elementwise
    FLOP/s; all-reduce / all-gather / reduce-scatter of a few sizes through :class:`Comm` on all
    ranks -> latency ``alpha`` (s) and bandwidth ``beta`` (bytes/s) by non-negative least squares
-   of time vs ring wire bytes (:func:`phantom_parallel.costs.calibrate`, rows weighted by
+   of time vs ring wire bytes (:func:`phantom_parallel.alphabeta.calibrate`, rows weighted by
    1/time so small and large messages count alike).
 2. **Interleaved training steps**: forward + MSE loss + backward + Adam step on a fixed
    synthetic batch, round-robin over ``pp -> tp -> dtensor`` for several rounds so that machine
@@ -21,11 +21,11 @@ What one run does (every rank, same shapes, same ``p``):
    optimizer phases.
 3. **Report** (rank 0): median and IQR per strategy, achieved matmul FLOP/s against the
    microbenchmark rate, the cost model's predicted step time
-   (:func:`phantom_parallel.costs.predict_time`) next to the measured one, ratios PP/TP and
+   (:func:`phantom_parallel.alphabeta.predict_time`) next to the measured one, ratios PP/TP and
    TP/DTensor with an IQR-based uncertainty, and PASS/MISS for the two targets:
    PP step time within 15 % of the prediction, our TP no slower than DTensor TP.
    The PP target's prediction uses the microbenchmark constants **re-calibrated on this run's
-   measured TP steps** (:func:`phantom_parallel.costs.recalibrate`: one factor per phase,
+   measured TP steps** (:func:`phantom_parallel.alphabeta.recalibrate`: one factor per phase,
    communication, compute and optimizer, so that the constants reproduce TP's measured
    phases); PP's own steps are never used, so PP is predicted out of sample by the model's
    structure (FLOPs, bytes, calls, GEMMs, parameter tensors). The microbenchmark-only
@@ -58,7 +58,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from phantom_parallel import __version__, costs
+from phantom_parallel import __version__, alphabeta, costs
 from phantom_parallel.comm import Comm
 from phantom_parallel.distributed import init_distributed, read_launch_env, resolve_backend
 from phantom_parallel.models import ACTIVATIONS, FFNConfig, build_model
@@ -665,7 +665,7 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
     # 3. analysis (rank 0) -------------------------------------------------------------------
     weighted = [(r["seconds"] / r["seconds"], 1 / r["seconds"], r["wire_bytes"] / r["seconds"])
                 for r in coll_rows]
-    constants = costs.calibrate(
+    constants = alphabeta.calibrate(
         weighted, [(r["seconds"], r["flops"]) for r in matmul_rows],
         elementwise_rate=rate_through_origin([(r["seconds"], r["flops"]) for r in elem_rows]),
     )
@@ -676,23 +676,23 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
     # elementwise rate likewise; Adam seconds per element and per tensor (mean over ranks)
     gemm_rows = [(statistics.fmean(rows[i]["seconds"] for rows in concurrent_all),
                   concurrent[i]["flops"]) for i in range(len(concurrent))]
-    flop_rate_ext, call_s = costs.calibrate_matmul(gemm_rows)
+    flop_rate_ext, call_s = alphabeta.calibrate_matmul(gemm_rows)
     elem_rate_ext = rate_through_origin(
         [(statistics.fmean(rows[i]["seconds"] for rows in elem_conc_all), elem_conc[i]["flops"])
          for i in range(len(elem_conc))])
-    coll_fit = costs.calibrate_collectives(
+    coll_fit = alphabeta.calibrate_collectives(
         [(r["op"], r["seconds"], r["wire_bytes"]) for r in in_step_rows])
     opt_fit_rows = [(statistics.fmean(rows[i]["seconds"] for rows in opt_rows_all),
                      opt_rows[i]["elements"], opt_rows[i]["tensors"])
                     for i in range(len(opt_rows))]
-    s_elem, s_tensor = costs.calibrate_optimizer(opt_fit_rows)
+    s_elem, s_tensor = alphabeta.calibrate_optimizer(opt_fit_rows)
     alphas = [v for key, v in coll_fit.items() if key.startswith("alpha_")]
-    extended = costs.AlphaBeta(
+    extended = alphabeta.AlphaBeta(
         alpha_s=statistics.median(alphas), elementwise_rate=elem_rate_ext,
         flop_rate=flop_rate_ext, matmul_call_s=call_s,
         optimizer_s_per_element=s_elem, optimizer_s_per_tensor=s_tensor, **coll_fit)
     # sensitivity (reported, not the check): the same fit on the per-call medians
-    extended_median = dataclasses.replace(extended, **costs.calibrate_collectives(
+    extended_median = dataclasses.replace(extended, **alphabeta.calibrate_collectives(
         [(r["op"], r["seconds_median"], r["wire_bytes"]) for r in in_step_rows]))
     in_step_err = [(extended.alpha(r["op"]) + r["wire_bytes"] / extended.beta_bytes_per_s)
                    / r["seconds"] - 1 for r in in_step_rows]
@@ -745,7 +745,7 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
             med_step = strategies[s]["step"]["median_s"]
             se = strategies[s]["step"]["se_s"]
             for key, k_s in (("prediction", extended), ("prediction_basic", constants)):
-                t = costs.predict_time(cost, k_s)
+                t = alphabeta.predict_time(cost, k_s)
                 strategies[s][key] = {
                     "comm_s": t.comm_s, "compute_s": t.compute_s,
                     "matmul_overhead_s": t.matmul_overhead_s,
@@ -754,7 +754,7 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
                     "measured_over_predicted_se": se / t.total_s,
                 }
             strategies[s]["prediction"]["adam_microbenchmark_s"] = adam_s[s]
-            t_med = costs.predict_time(cost, extended_median)
+            t_med = alphabeta.predict_time(cost, extended_median)
             strategies[s]["prediction_in_step_median"] = {
                 "comm_s": t_med.comm_s, "total_s": t_med.total_s,
                 "measured_over_predicted": med_step / t_med.total_s}
@@ -812,21 +812,21 @@ def run(args: argparse.Namespace, comm: Comm, device: torch.device) -> dict[str,
     }
 
 
-def tp_calibrated_prediction(strategies: dict[str, Any], constants: costs.AlphaBeta,
+def tp_calibrated_prediction(strategies: dict[str, Any], constants: alphabeta.AlphaBeta,
                              cost_of: dict[str, costs.CostBreakdown]) -> dict[str, Any]:
     """PP's step time from the extended model re-calibrated on this run's measured TP steps.
 
-    :func:`phantom_parallel.costs.recalibrate` scales the microbenchmark constants phase by
+    :func:`phantom_parallel.alphabeta.recalibrate` scales the microbenchmark constants phase by
     phase so that they reproduce TP's measured medians: communication (ledger), compute
     (step - comm - optimizer) and the optimizer step; the model's structure (FLOPs, bytes,
     calls, GEMMs, parameter tensors per strategy) then predicts PP. PP's own steps are not used:
     an out-of-sample prediction from constants "calibrated from measured runs".
     """
     tp, pp = strategies["tp"], strategies["pp"]
-    rec = costs.recalibrate(constants, cost_of["tp"], comm_s=tp["comm"]["median_s"],
+    rec = alphabeta.recalibrate(constants, cost_of["tp"], comm_s=tp["comm"]["median_s"],
                             compute_s=tp["compute_no_opt"]["median_s"],
                             optimizer_s=tp["opt"]["median_s"])
-    t = costs.predict_time(cost_of["pp"], rec.constants)
+    t = alphabeta.predict_time(cost_of["pp"], rec.constants)
     return {"comm_scale": rec.comm_scale, "compute_scale": rec.compute_scale,
             "optimizer_scale": rec.optimizer_scale, "comm_s": t.comm_s,
             "compute_s": t.compute_s + t.elementwise_s, "optimizer_s": t.optimizer_s,
@@ -959,7 +959,7 @@ def format_report(res: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "cost model (costs.predict_time, no overlap; ms; matmul includes per-GEMM overhead):",
+        "cost model (alphabeta.predict_time, no overlap; ms; matmul includes per-GEMM overhead):",
         f"  {'strategy':9} {'model':9} {'comm':>8} {'matmul':>8} {'elemw':>8} {'optim':>8} "
         f"{'total':>8} {'measured':>9} {'meas/pred':>10}",
     ]
