@@ -24,31 +24,8 @@ from phantom_parallel.cost_types import (
     CostBreakdown,
     FFNShape,
     LayerCost,
+    ring_wire_bytes,
 )
-
-# --------------------------------------------------------------------------------------------
-# collectives
-# --------------------------------------------------------------------------------------------
-
-
-def ring_wire_bytes(op: str, payload_bytes: float, p: int) -> float:
-    """Bytes one rank sends (= receives) for one ring collective.
-
-    Args:
-        op: ``all_reduce``, ``all_gather`` or ``reduce_scatter``.
-        payload_bytes: payload as counted (all-reduce: tensor; all-gather: local chunk;
-            reduce-scatter: full input of ``p`` chunks), in bytes.
-        p: number of ranks.
-    """
-    if p == 1:
-        return 0.0
-    if op == "all_reduce":
-        return 2.0 * (p - 1) / p * payload_bytes
-    if op == "all_gather":
-        return float((p - 1) * payload_bytes)
-    if op == "reduce_scatter":
-        return (p - 1) / p * payload_bytes
-    raise ValueError(f"unknown collective {op!r}; expected one of {COLLECTIVES}")
 
 
 def _call(op: str, phase: str, layer: str, numel: int, shape: FFNShape) -> CommCall:
