@@ -1,8 +1,8 @@
 """Held-out validation of the time model on this machine's committed CPU runs.
 
 Reads benchmarks/results/2026-11-22-cpu-p2/n{512,1024,2048}_r*.json (``phantom-bench`` at p = 2
-on the 2-vCPU KVM guest, gloo, n = 512/1024/2048, L = 4, k = 32, B = 128: medians of measured TP
-and PP steps, with the seconds in collectives from the ledger), fits the ``local-cpu`` profile's
+on the 2-vCPU KVM guest, gloo, L = 4, (n, k, B) = (512, 16, 64), (1024, 32, 128), (2048, 64,
+256): medians of measured TP and PP steps, with the seconds in collectives from the ledger), fits the ``local-cpu`` profile's
 communication and compute constants (:func:`phantom_parallel.calibration.fit`, mode ``sync``)
 on the n = 512 runs only, and predicts the step time of the n = 1024 and n = 2048 runs. No p = 4
 run is committed, so p = 4 is not predicted here. ``--markdown`` prints the error table that
@@ -52,8 +52,8 @@ def fitted() -> hardware.Profile:
 def markdown() -> str:
     """The error table and the median absolute error of the held-out runs."""
     hw = fitted()
-    lines = ["| file | strategy | p | n | row | measured ms | modelled ms | error |",
-             "|" + "---|" * 8]
+    lines = ["| file | strategy | p | n | k | B | row | measured ms | modelled ms | error |",
+             "|" + "---|" * 10]
     held = []
     for f, r in runs():
         t = calibration.model(r, hw, "sync").total_s
@@ -61,7 +61,9 @@ def markdown() -> str:
         use = "fit" if r.shape.width <= FIT_WIDTH else "held out"
         if use == "held out":
             held.append(abs(err))
-        lines.append(f"| {f} | {r.strategy} | {r.shape.p} | {r.shape.width} | {use} "
+        k = r.shape.ghosts if r.strategy == "pp" else "-"
+        lines.append(f"| {f} | {r.strategy} | {r.shape.p} | {r.shape.width} | {k} "
+                     f"| {r.shape.batch} | {use} "
                      f"| {r.step_s * 1e3:.2f} | {t * 1e3:.2f} | {err:+.0%} |")
     keys = (*calibration.COMM_KEYS, *calibration.COMPUTE_KEYS)
     consts = ", ".join(f"{k} = {hw[k]:.3g} {hw.constants[k].unit}" for k in keys)
