@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from phantom_parallel import costs
+from phantom_parallel import alphabeta, costs
 from phantom_parallel.bench import (
     BENCH_STRATEGIES,
     median_iqr,
@@ -109,13 +109,13 @@ def test_cli_runs_on_two_gloo_ranks_and_reports_every_field(tmp_path: Path) -> N
     tp_cost = costs.predict("tp", costs.FFNShape(c["d_in"], c["width"], c["layers"], c["d_out"],
                                                  c["batch"], c["world_size"]),
                             optimizer="adam", activation=c["activation"])
-    t = costs.predict_time(tp_cost, costs.AlphaBeta.from_dict(cal_pred["constants"]))
+    t = alphabeta.predict_time(tp_cost, alphabeta.AlphaBeta.from_dict(cal_pred["constants"]))
     assert t.comm_s == pytest.approx(tp["comm"]["median_s"])
     assert t.compute_s + t.elementwise_s == pytest.approx(tp["compute_no_opt"]["median_s"])
     assert t.optimizer_s == pytest.approx(tp["opt"]["median_s"])
     # ... and are the microbenchmark constants scaled group by group
-    micro = costs.AlphaBeta.from_dict(d["calibration"]["constants"])
-    rec = costs.AlphaBeta.from_dict(cal_pred["constants"])
+    micro = alphabeta.AlphaBeta.from_dict(d["calibration"]["constants"])
+    rec = alphabeta.AlphaBeta.from_dict(cal_pred["constants"])
     assert rec.alpha("all_gather") == pytest.approx(micro.alpha("all_gather")
                                                     * cal_pred["comm_scale"])
     assert rec.flop_rate == pytest.approx(micro.flop_rate / cal_pred["compute_scale"])

@@ -9,7 +9,6 @@ and both must equal :func:`predict` exactly.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from phantom_parallel import costs
-from phantom_parallel.costs import AlphaBeta, FFNShape, calibrate, predict, predict_time, project
+from phantom_parallel.costs import FFNShape, predict
 
 # --------------------------------------------------------------------------------------------
 # single-rank emulation
@@ -400,73 +399,6 @@ def test_ring_wire_bytes() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# time model, calibration, projection
-# --------------------------------------------------------------------------------------------
-
-
-def test_predict_time() -> None:
-    s = FFNShape(64, 1024, 4, 8, 64, 8, 32)
-    c = predict("pp", s)
-    k = AlphaBeta(alpha_s=1e-5, beta_bytes_per_s=1e10, flop_rate=1e12)
-    t = predict_time(c, k)
-    assert t.comm_s == pytest.approx(c.n_comm_calls * 1e-5 + c.wire_bytes / 1e10)
-    assert t.compute_s == pytest.approx(c.matmul_flops / 1e12)
-    assert t.elementwise_s == 0
-    assert t.total_s == pytest.approx(t.comm_s + t.compute_s)
-    t2 = predict_time(c, AlphaBeta(1e-5, 1e10, 1e12, elementwise_rate=1e9))
-    assert t2.elementwise_s == pytest.approx(c.elementwise_flops / 1e9)
-
-
-def test_calibrate_recovers_constants() -> None:
-    true = AlphaBeta(alpha_s=2e-5, beta_bytes_per_s=5e9, flop_rate=3e11)
-    comm, comp = [], []
-    for strategy in ("tp", "pp"):
-        for p in (2, 4, 8):
-            for B in (16, 64, 256):
-                c = predict(strategy, FFNShape(64, 512, 4, 8, B, p, 8))
-                t = predict_time(c, true)
-                comm.append((t.comm_s, c.n_comm_calls, c.wire_bytes))
-                comp.append((t.compute_s, c.matmul_flops))
-    fit = calibrate(comm, comp)
-    assert fit.alpha_s == pytest.approx(true.alpha_s, rel=1e-6)
-    assert fit.beta_bytes_per_s == pytest.approx(true.beta_bytes_per_s, rel=1e-6)
-    assert fit.flop_rate == pytest.approx(true.flop_rate, rel=1e-9)
-    assert AlphaBeta.from_dict(json.loads(json.dumps(fit.to_dict()))) == fit
-
-
-def test_calibrate_is_non_negative() -> None:
-    # data that an unconstrained fit explains with a negative latency
-    comm = [(1.0, 10, 1e9), (2.0, 1, 2e9), (3.0, 5, 3e9)]
-    fit = calibrate(comm, [(1.0, 1e9)])
-    assert fit.alpha_s >= 0 and fit.beta_bytes_per_s > 0
-    assert fit.alpha_s == pytest.approx(0.0, abs=1e-12)
-    assert fit.beta_bytes_per_s == pytest.approx(1e9)
-    free = calibrate([], [(2.0, 1e9)])
-    assert free.alpha_s == 0 and math.isinf(free.beta_bytes_per_s) and free.flop_rate == 5e8
-    assert json.loads(json.dumps(free.to_dict()))["beta_bytes_per_s"] == "inf"
-    with pytest.raises(ValueError):
-        calibrate([], [])
-
-
-def test_project() -> None:
-    k = AlphaBeta(alpha_s=1e-5, beta_bytes_per_s=1e10, flop_rate=1e12)
-    s = FFNShape(64, 4096, 4, 8, 64, 1, 0)
-    ps = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-    rows = project("pp", s, ps, k, power_w=500.0, ghosts=lambda p, m: min(8, m))
-    assert [r["p"] for r in rows] == ps
-    for r in rows:
-        c = predict("pp", s.replace(p=r["p"], ghosts=r["ghosts"]))
-        assert r["time_s"] == pytest.approx(predict_time(c, k).total_s)
-        assert r["energy_j"] == pytest.approx(r["p"] * 500.0 * r["time_s"])
-    weak = project(
-        "tp", FFNShape(64, 256, 2, 8, 64, 2), [2, 4, 1024], k, power_w=1.0, scaling="weak"
-    )
-    assert [r["width"] for r in weak] == [256, 512, 128 * 1024]
-    with pytest.raises(ValueError, match="k=8"):
-        project("pp", FFNShape(64, 1024, 2, 8, 64, 1, 8), [256], k, power_w=1.0)
-
-
-# --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
 
@@ -484,32 +416,23 @@ def test_cli_csv(capsys: pytest.CaptureFixture[str]) -> None:
     assert int(row["payload_bytes"]) == ref.payload_bytes
 
 
-def test_cli_json_time_and_skip(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_json_and_skip(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         *("--strategy", "serial", "pp", "--width", "256", "--p", "1", "4", "64"),
-        *("--ghosts", "8", "--alpha", "1e-5", "--beta", "1e10", "--flop-rate", "1e12"),
-        *("--power-w", "300", "--format", "json"),
+        *("--ghosts", "8", "--format", "json"),
     ]
     assert costs.main(argv) == 0
     out = capsys.readouterr()
     rows = json.loads(out.out)
     assert [(r["strategy"], r["p"]) for r in rows] == [("serial", 1), ("pp", 1), ("pp", 4)]
     assert "k=8 exceeds" in out.err
-    assert rows[-1]["energy_j"] == pytest.approx(4 * 300 * rows[-1]["time_s"])
+    assert "time_s" not in rows[-1]  # time is the projection's (phantom-costs project)
     assert costs.main([*argv, "--strict"]) == 2
 
 
-def test_cli_constants_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    f = tmp_path / "k.json"
-    f.write_text(json.dumps(AlphaBeta(0.0, math.inf, 1e12).to_dict()))
-    assert costs.main(["--strategy", "tp", "--p", "2", "--constants", str(f)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    row = dict(zip(out[0].split(","), out[1].split(","), strict=True))
-    assert float(row["comm_s"]) == 0.0
-
 
 # --------------------------------------------------------------------------------------------
-# extended time model: per-op latency, per-GEMM overhead, optimizer step
+# parameter tensors and GEMM calls
 # --------------------------------------------------------------------------------------------
 
 
@@ -534,120 +457,3 @@ def test_param_tensor_count_matches_the_model() -> None:
     cfg = FFNConfig(d_in=6, width=16, layers=3, d_out=3)
     serial = build_model("serial", cfg, None, seed=0)
     assert len(list(serial.parameters())) == predict("serial", FFNShape(6, 16, 3, 3, 7)).param_tensors_per_rank
-
-
-def test_extended_constants_default_to_the_basic_model() -> None:
-    c = predict("pp", FFNShape(64, 1024, 4, 8, 64, 8, 32))
-    basic = AlphaBeta(1e-5, 1e10, 1e12, elementwise_rate=1e9)
-    same = AlphaBeta(1e-5, 1e10, 1e12, elementwise_rate=1e9, alpha_all_gather_s=None)
-    assert predict_time(c, basic) == predict_time(c, same)
-    assert predict_time(c, basic).optimizer_s == 0
-
-
-def test_predict_time_extended() -> None:
-    s = FFNShape(64, 512, 4, 8, 64, 2, 16)
-    c = predict("pp", s)
-    k = AlphaBeta(alpha_s=1.0, beta_bytes_per_s=1e9, flop_rate=1e11, elementwise_rate=1e9,
-                  alpha_all_reduce_s=3e-4, alpha_all_gather_s=2e-4, alpha_reduce_scatter_s=5e-4,
-                  matmul_call_s=1e-5, optimizer_s_per_element=1e-9, optimizer_s_per_tensor=2e-5)
-    t = predict_time(c, k)
-    comm = 1 * 3e-4 + 4 * 2e-4 + 4 * 5e-4 + c.wire_bytes / 1e9
-    assert c.comm_calls == {"all_reduce": 1, "all_gather": 4, "reduce_scatter": 4}
-    assert t.comm_s == pytest.approx(comm)
-    assert t.matmul_overhead_s == pytest.approx(c.matmul_calls * 1e-5)
-    assert t.compute_s == pytest.approx(c.matmul_flops / 1e11 + c.matmul_calls * 1e-5)
-    assert t.optimizer_s == pytest.approx(c.params_per_rank * 1e-9 + c.param_tensors_per_rank * 2e-5)
-    assert t.total_s == pytest.approx(t.comm_s + t.compute_s + t.elementwise_s + t.optimizer_s)
-    assert k.alpha("all_gather") == 2e-4 and AlphaBeta(1.0, 1e9, 1e11).alpha("all_gather") == 1.0
-    assert AlphaBeta.from_dict(json.loads(json.dumps(k.to_dict()))) == k
-    with pytest.raises(ValueError, match="alpha_all_gather_s"):
-        AlphaBeta(1.0, 1e9, 1e11, alpha_all_gather_s=-1.0)
-    with pytest.raises(ValueError, match="unknown collective"):
-        k.alpha("broadcast")
-
-
-def test_calibrate_collectives_recovers_per_op_latency() -> None:
-    alpha = {"all_reduce": 3e-4, "all_gather": 2e-4, "reduce_scatter": 6e-4}
-    beta = 1e9
-    rows = [(op, a + w / beta, w) for op, a in alpha.items() for w in (0.0, 4e3, 1e6, 8e6)]
-    fit = costs.calibrate_collectives(rows)
-    for op, a in alpha.items():
-        assert fit[f"alpha_{op}_s"] == pytest.approx(a, rel=1e-6)
-    assert fit["beta_bytes_per_s"] == pytest.approx(beta, rel=1e-6)
-    only = costs.calibrate_collectives([("all_gather", 1e-4, 0.0), ("all_gather", 1e-4, 1e3)])
-    assert set(only) == {"alpha_all_gather_s", "beta_bytes_per_s"}
-    assert math.isinf(only["beta_bytes_per_s"])
-    with pytest.raises(ValueError, match="unknown collective"):
-        costs.calibrate_collectives([("bcast", 1.0, 1.0)])
-
-
-def test_calibrate_matmul_and_optimizer() -> None:
-    rate, call = 1e11, 2e-5
-    rows = [(f / rate + call, f) for f in (1e5, 1e7, 1e9)]
-    got_rate, got_call = costs.calibrate_matmul(rows)
-    assert got_rate == pytest.approx(rate, rel=1e-6) and got_call == pytest.approx(call, rel=1e-6)
-    with pytest.raises(ValueError):
-        costs.calibrate_matmul([(1.0, 0.0)])
-    # overhead only (time independent of FLOPs): rate through the origin, no overhead
-    assert costs.calibrate_matmul([(1.0, 1.0), (1.0, 2.0)]) == (pytest.approx(5 / 3), 0.0)
-    e_s, t_s = 2e-9, 3e-5
-    opt_rows = [(e * e_s + n * t_s, e, n) for e, n in ((1e3, 2), (1e6, 2), (1e4, 16), (4e6, 16))]
-    got_e, got_t = costs.calibrate_optimizer(opt_rows)
-    assert got_e == pytest.approx(e_s, rel=1e-6) and got_t == pytest.approx(t_s, rel=1e-6)
-    with pytest.raises(ValueError, match="> 0"):
-        costs.calibrate_optimizer([(0.0, 1.0, 1.0)])
-
-
-def _extended_constants() -> AlphaBeta:
-    return AlphaBeta(alpha_s=4e-4, beta_bytes_per_s=1e9, flop_rate=1e11, elementwise_rate=2e9,
-                     alpha_all_reduce_s=5e-4, alpha_all_gather_s=6e-4, alpha_reduce_scatter_s=7e-4,
-                     matmul_call_s=3e-6, optimizer_s_per_element=2e-9, optimizer_s_per_tensor=2e-5)
-
-
-def test_recalibrate_reproduces_the_measured_run_phase_by_phase() -> None:
-    k = _extended_constants()
-    tp = predict("tp", FFNShape(64, 512, 4, 8, 64, 2))
-    r = costs.recalibrate(k, tp, comm_s=3e-3, compute_s=3.5e-3, optimizer_s=2e-3)
-    t = predict_time(tp, r.constants)
-    assert t.comm_s == pytest.approx(3e-3)
-    assert t.compute_s + t.elementwise_s == pytest.approx(3.5e-3)
-    assert t.optimizer_s == pytest.approx(2e-3)
-    before = predict_time(tp, k)
-    assert r.comm_scale == pytest.approx(3e-3 / before.comm_s)
-    assert r.compute_scale == pytest.approx(3.5e-3 / (before.compute_s + before.elementwise_s))
-    assert r.optimizer_scale == pytest.approx(2e-3 / before.optimizer_s)
-    # every constant of a group moves by its group's factor: per-op alphas keep their ratios
-    assert r.constants.alpha("reduce_scatter") / r.constants.alpha("all_gather") == pytest.approx(7 / 6)
-    assert r.constants.beta_bytes_per_s == pytest.approx(1e9 / r.comm_scale)
-    assert r.constants.matmul_call_s == pytest.approx(3e-6 * r.compute_scale)
-    # so another strategy's prediction scales phase by phase (out of sample)
-    pp = predict("pp", FFNShape(64, 512, 4, 8, 64, 2, 16))
-    a, b = predict_time(pp, k), predict_time(pp, r.constants)
-    assert b.comm_s == pytest.approx(a.comm_s * r.comm_scale)
-    assert b.compute_s + b.elementwise_s == pytest.approx(
-        (a.compute_s + a.elementwise_s) * r.compute_scale)
-    assert b.optimizer_s == pytest.approx(a.optimizer_s * r.optimizer_scale)
-
-
-def test_recalibrate_folds_the_optimizer_into_compute_when_not_measured_apart() -> None:
-    k = _extended_constants()
-    tp = predict("tp", FFNShape(64, 256, 2, 8, 32, 2))
-    r = costs.recalibrate(k, tp, comm_s=1e-3, compute_s=4e-3)
-    t = predict_time(tp, r.constants)
-    assert r.optimizer_scale is None
-    assert t.compute_s + t.elementwise_s + t.optimizer_s == pytest.approx(4e-3)
-    assert t.total_s == pytest.approx(5e-3)
-
-
-def test_recalibrate_rejects_what_it_cannot_scale() -> None:
-    k = _extended_constants()
-    serial = predict("serial", FFNShape(64, 256, 2, 8, 32))
-    with pytest.raises(ValueError, match="communication"):
-        costs.recalibrate(k, serial, comm_s=1e-3, compute_s=1e-3)
-    same = costs.recalibrate(k, serial, comm_s=0.0, compute_s=1e-3)  # nothing to scale: kept
-    assert same.comm_scale == 1.0
-    with pytest.raises(ValueError, match="compute_s"):
-        costs.recalibrate(k, serial, comm_s=0.0, compute_s=float("nan"))
-    with pytest.raises(ValueError, match="optimizer"):
-        costs.recalibrate(AlphaBeta(1e-4, 1e9, 1e11), serial, comm_s=0.0, compute_s=1e-3,
-                          optimizer_s=1e-3)

@@ -1,0 +1,148 @@
+"""Validate the time model (``phantom_parallel.timing``) on the committed H200 emulation runs.
+
+Reads benchmarks/results/2026-12-04-h200/emulate_{eager,graph,bf16}.json (rank 0's share of a
+p-rank step, collectives replaced by local stand-ins, measured by ``bash
+benchmarks/gpu/check.sh``) and predicts each row's step time and energy per step from the
+``nvidia-h200`` profile with ``comm="stand-in"``, the row's mode (eager or CUDA graph) and its
+counted operators.
+
+Three constants of the profile are fitted, each on one row, and marked so in the table:
+``gemm_efficiency`` on the serial eager row, ``host_op_s`` on the pp p = 64 eager row (launch
+bound: step / ops) and ``kernel_s`` on the pp p = 64 graph row ((step - busy) / ops). All other
+rows are held out. ``--fit`` prints the fitted values (the profile holds them rounded to 3
+digits; tests/test_hardware.py checks that); ``--markdown`` prints the table that
+docs/method.md carries (tests/test_projection.py checks it is this script's output);
+``--update-docs`` writes it there.
+
+    python benchmarks/projection/validate_h200.py --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from phantom_parallel import hardware
+from phantom_parallel.costs import FFNShape, predict
+from phantom_parallel.timing import step_time
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results" / "2026-12-04-h200"
+FILES = ("emulate_eager.json", "emulate_graph.json", "emulate_bf16.json")
+FIT_ROWS = {  # constant -> (file, strategy, p) of the one row it is fitted on
+    "gemm_efficiency": ("emulate_eager.json", "serial", 1),
+    "host_op_s": ("emulate_eager.json", "pp", 64),
+    "kernel_s": ("emulate_graph.json", "pp", 64),
+}
+ELEM = {"float32": 4, "bfloat16": 2, "float64": 8}
+
+
+def rows() -> list[tuple[str, dict]]:
+    """``(file name, row)`` for every committed emulation row."""
+    return [(f, r) for f in FILES for r in json.loads((RESULTS / f).read_text())["rows"]]
+
+
+def cost_of(r: dict):
+    shape = FFNShape(64, r["n"], r["layers"], 8, r["batch"], r["p"], r["k"] or 0, ELEM[r["dtype"]])
+    return predict(r["strategy"], shape)
+
+
+def model(r: dict, hw: hardware.Profile):
+    return step_time(cost_of(r), hw, mode="graph" if r["cuda_graph"] else "eager",
+                     comm="stand-in", ops=r["ops_per_step"])
+
+
+def _row(file: str, strategy: str, p: int) -> dict:
+    return next(r for f, r in rows() if f == file and r["strategy"] == strategy and r["p"] == p)
+
+
+def fit(hw: hardware.Profile) -> dict[str, float]:
+    """The three fitted constants, in the order of :data:`FIT_ROWS` (each uses the previous)."""
+    s = _row(*FIT_ROWS["gemm_efficiency"])
+    # serial eager is GEMM-bound: scale the efficiency until the modelled step matches
+    eff = hw["gemm_efficiency"]
+    for _ in range(50):
+        t = model(s, hw.with_values(gemm_efficiency=eff))
+        eff *= t.gemm_s / max(t.gemm_s + s["step_s"] - t.total_s, 1e-12)
+    hw = hw.with_values(gemm_efficiency=eff)
+    e = _row(*FIT_ROWS["host_op_s"])
+    host = e["step_s"] / e["ops_per_step"]
+    g = _row(*FIT_ROWS["kernel_s"])
+    busy = model(g, hw.with_values(kernel_s=0.0)).busy_s
+    kernel = (g["step_s"] - busy) / g["ops_per_step"]
+    return {"gemm_efficiency": eff, "host_op_s": host, "kernel_s": kernel}
+
+
+def table(hw: hardware.Profile) -> list[dict]:
+    """One dict per row: measured and modelled step (ms) and energy (J), errors, fit/held-out."""
+    fitted = {(f, s, p) for f, s, p in FIT_ROWS.values()}
+    out = []
+    for f, r in rows():
+        t = model(r, hw)
+        meas_j = r.get("energy_j_per_step")
+        out.append({
+            "file": f, "strategy": r["strategy"], "p": r["p"], "dtype": r["dtype"],
+            "mode": "graph" if r["cuda_graph"] else "eager",
+            "use": "fit" if (f, r["strategy"], r["p"]) in fitted else "held out",
+            "measured_ms": r["step_s"] * 1e3, "modelled_ms": t.total_s * 1e3,
+            "time_err": t.total_s / r["step_s"] - 1,
+            "measured_j": meas_j, "modelled_j": t.energy_j,
+            "energy_err": None if meas_j is None else t.energy_j / meas_j - 1,
+        })
+    return out
+
+
+def markdown(hw: hardware.Profile) -> str:
+    """The error table as Markdown, with the median absolute errors of the held-out rows."""
+    rs = table(hw)
+    lines = ["| file | strategy | p | dtype | mode | row | measured ms | modelled ms | time err "
+             "| measured J | modelled J | energy err |", "|" + "---|" * 12]
+    for r in rs:
+        ej = "-" if r["energy_err"] is None else f"{r['energy_err']:+.0%}"
+        mj = "-" if r["measured_j"] is None else f"{r['measured_j']:.3f}"
+        lines.append(f"| {r['file']} | {r['strategy']} | {r['p']} | {r['dtype']} | {r['mode']} "
+                     f"| {r['use']} | {r['measured_ms']:.3f} | {r['modelled_ms']:.3f} "
+                     f"| {r['time_err']:+.0%} | {mj} | {r['modelled_j']:.3f} | {ej} |")
+    held = [r for r in rs if r["use"] == "held out"]
+    t_med = statistics.median(abs(r["time_err"]) for r in held)
+    t_max = max(abs(r["time_err"]) for r in held)
+    e_med = statistics.median(abs(r["energy_err"]) for r in held if r["energy_err"] is not None)
+    lines += ["", f"Held-out rows: {len(held)}; step time median |error| {t_med:.0%}, max "
+              f"{t_max:.0%} (target: within 30 %); energy per step median |error| {e_med:.0%} "
+              "(modelled vs NVML counter)."]
+    return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- validate_h200.py begin -->", "<!-- validate_h200.py end -->"
+
+
+def update_docs(hw: hardware.Profile, path: Path = ROOT / "docs" / "method.md") -> None:
+    """Replace the block between :data:`BEGIN` and :data:`END` in ``path`` by the table."""
+    text = path.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{markdown(hw)}{END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fit", action="store_true", help="print the fitted constants")
+    ap.add_argument("--markdown", action="store_true", help="print the error table (Markdown)")
+    ap.add_argument("--update-docs", action="store_true",
+                    help="write the table into docs/method.md (between its markers)")
+    args = ap.parse_args(argv)
+    hw = hardware.load("nvidia-h200")
+    if args.fit:
+        for k, v in fit(hw).items():
+            print(f"{k}: {v:.3g}")
+    if args.update_docs:
+        update_docs(hw)
+    if args.markdown or not (args.fit or args.update_docs):
+        print(markdown(hw), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

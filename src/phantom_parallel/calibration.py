@@ -1,0 +1,99 @@
+"""Fit a hardware profile's constants to measured training runs (the time model of
+:mod:`phantom_parallel.timing`, nothing else).
+
+Two groups are fitted, each by least squares on ``log(modelled / measured)`` (relative errors,
+small and large runs alike): communication (``collective_launch_s`` and ``intra_bandwidth``,
+with ``injection_bandwidth_per_node`` kept in its profile ratio to ``intra_bandwidth``) on the
+runs' measured seconds in collectives per step, and compute (``gemm_efficiency`` and
+``host_op_s``) on their measured seconds outside collectives per step. Every other constant
+keeps its profile value. The fitted values may leave the profile's ranges (they are reported);
+the result is a derived :class:`~phantom_parallel.hardware.Profile` whose fitted constants say so
+in their ``source``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from phantom_parallel.costs import FFNShape, predict
+from phantom_parallel.hardware import Profile
+from phantom_parallel.timing import StepTime, step_time
+
+COMM_KEYS = ("collective_launch_s", "intra_bandwidth")
+COMPUTE_KEYS = ("gemm_efficiency", "host_op_s")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run: its strategy and shape, and seconds per step in collectives
+    (``comm_s``), outside them (``compute_s``) and in all (``step_s``)."""
+
+    strategy: str
+    shape: FFNShape
+    comm_s: float
+    compute_s: float
+    step_s: float
+    optimizer: str = "adam"
+
+
+def model(run: Run, hw: Profile, mode: str = "sync") -> StepTime:
+    """The model's step of ``run`` on ``hw``."""
+    shape = run.shape if run.strategy == "pp" and run.shape.p > 1 else run.shape.replace(ghosts=0)
+    return step_time(predict(run.strategy, shape, optimizer=run.optimizer), hw, mode=mode)
+
+
+def _apply(hw: Profile, keys: Sequence[str], logs: np.ndarray) -> Profile:
+    values = {k: math.exp(v) for k, v in zip(keys, logs, strict=True)}
+    if "intra_bandwidth" in values:
+        ratio = hw["injection_bandwidth_per_node"] / hw["intra_bandwidth"]
+        values["injection_bandwidth_per_node"] = values["intra_bandwidth"] * ratio
+    return hw.with_values(**values)
+
+
+def _fit_group(hw: Profile, runs: Sequence[Run], keys: Sequence[str], attr: str, measured: str,
+               mode: str) -> Profile:
+    from scipy.optimize import least_squares
+
+    use = [r for r in runs if getattr(r, measured) > 0 and (attr != "comm_s" or r.shape.p > 1)]
+    if not use:
+        return hw
+
+    def residuals(logs: np.ndarray) -> np.ndarray:
+        h = _apply(hw, keys, logs)
+        out = []
+        for r in use:
+            t = model(r, h, mode)
+            value = t.comm_s if attr == "comm_s" else t.total_s - t.comm_s
+            out.append(math.log(max(value, 1e-15) / getattr(r, measured)))
+        return np.asarray(out)
+
+    x0 = np.log([hw[k] for k in keys])
+    sol = least_squares(residuals, x0, method="trf", x_scale=1.0)
+    return _apply(hw, keys, sol.x)
+
+
+def fit(hw: Profile, runs: Sequence[Run], mode: str = "sync", label: str = "measured runs"
+        ) -> Profile:
+    """``hw`` with the communication and compute groups fitted to ``runs``.
+
+    Args:
+        hw: the starting profile (e.g. ``local-cpu``).
+        runs: measured runs (at least one with ``p > 1`` for the communication group).
+        mode: execution mode of the runs (``sync`` for CPU ranks).
+        label: what the runs are, written into the fitted constants' ``source``.
+    """
+    if not runs:
+        raise ValueError("fit needs at least one run")
+    out = _fit_group(hw, runs, COMM_KEYS, "comm_s", "comm_s", mode)
+    out = _fit_group(out, runs, COMPUTE_KEYS, "compute_s", "compute_s", mode)
+    consts = dict(out.constants)
+    for key in (*COMM_KEYS, *COMPUTE_KEYS, "injection_bandwidth_per_node"):
+        consts[key] = dataclasses.replace(
+            consts[key], source=f"fitted by phantom_parallel.calibration.fit on {len(runs)} "
+                                f"{label} (profile value {hw[key]:.3g})")
+    return dataclasses.replace(out, constants=consts)

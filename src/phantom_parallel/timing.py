@@ -1,0 +1,169 @@
+"""Step time and energy by phase of one rank, from the cost counts and a hardware profile.
+
+The one time model of the projection (:mod:`phantom_parallel.projection`) and of the GPU
+validation (``benchmarks/projection/validate_h200.py``). Per step and rank, in seconds:
+
+* **GEMMs**: every GEMM of :attr:`LayerCost.gemms_fwd` (``(M, K, N)``) and its dgrad and wgrad
+  takes ``max(2 M K N / (peak x gemm_efficiency), bytes / (hbm_bandwidth x memory_efficiency))``
+  with ``bytes = elem (M K + K N + M N)``: the efficiency of each GEMM shape follows from its
+  arithmetic intensity against the profile's peaks (``peak_flops_bf16`` for 2-byte, ``_fp32``
+  for 4-byte elements).
+* **elementwise** (bias, activation, their backward): one read + one write of ``elem`` bytes per
+  nominal elementwise FLOP of :func:`phantom_parallel.costs.predict`, at streaming bandwidth.
+* **optimizer** (Adam): reads parameter, gradient, two moments and writes three, ``7 elem`` bytes
+  per parameter element on the rank.
+* **kernels**: ``ops x kernel_s`` of launch/tail per kernel; in eager mode the host must also
+  dispatch ``ops x host_op_s``, and the compute phase is the longer of host and device (see
+  :data:`MODES`).
+* **communication**: each collective call of the step from :mod:`phantom_parallel.collectives`
+  (``comm="network"``), or, to compare with ``phantom-emulate``, the memory traffic of its local
+  stand-ins (``comm="stand-in"``: all-reduce reads and writes the tensor; all-gather writes ``p``
+  chunks; reduce-scatter reads ``p`` chunks and writes one).
+
+No overlap of communication and compute. Energy per step (J) is by phase: every device draws
+``power_busy_w`` while its kernels run, ``power_comm_w`` in collectives, ``power_idle_w`` in
+launch gaps and host waits; each node adds ``node_baseline_w`` over the whole step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from phantom_parallel.collectives import collective_s
+from phantom_parallel.costs import CostBreakdown
+from phantom_parallel.hardware import Profile
+
+OPS_PER_STEP_L4: dict[str, int] = {"serial": 125, "tp": 141, "dtensor": 141, "pp": 285}
+"""Operators per training step at ``L = 4`` (forward + MSE + backward + foreach Adam), the
+``ops_per_step`` of benchmarks/results/2026-12-04-h200/emulate_eager.json (float32; bf16 adds 3
+casts). Other ``L`` scale by ``(L + 2) / 6`` (an approximation: ops per linear layer)."""
+
+MODES = ("eager", "graph", "sync")
+"""Execution modes: ``eager`` PyTorch on an accelerator (the host dispatches while the device
+runs: the longer of the two), ``graph`` (CUDA-graph replay: no host dispatch), ``sync`` (a CPU
+rank: the same thread dispatches and computes, so ``busy + ops x (host_op_s + kernel_s)``)."""
+
+COMM_MODES = ("network", "stand-in")
+
+
+def ops_per_step(strategy: str, layers: int) -> float:
+    """Estimated operators (kernels) per step of ``strategy`` with ``layers`` hidden layers."""
+    return OPS_PER_STEP_L4[strategy] * (layers + 2) / 6
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Modelled seconds and joules of one step (seconds per rank; energy over all devices and
+    nodes of the run). ``busy_s = gemm_s + elementwise_s + optimizer_s + standin_s``;
+    ``total_s = busy_s + idle_s + comm_s``."""
+
+    gemm_s: float
+    elementwise_s: float
+    optimizer_s: float
+    standin_s: float
+    busy_s: float
+    idle_s: float
+    comm_s: float
+    total_s: float
+    energy_compute_j: float
+    energy_comm_j: float
+    energy_idle_j: float
+    energy_node_j: float
+    energy_j: float
+
+    def row(self) -> dict[str, Any]:
+        """Flat dict of all fields."""
+        return asdict(self)
+
+
+def _peak(hw: Profile, elem_bytes: int) -> float:
+    if elem_bytes <= 2:
+        return hw["peak_flops_bf16"]
+    if elem_bytes >= 8:
+        return hw.get("peak_flops_fp64") or hw["peak_flops_fp32"] / 2
+    return hw["peak_flops_fp32"]
+
+
+def gemm_s(m: int, k: int, n: int, elem_bytes: int, hw: Profile) -> float:
+    """Roofline seconds of one ``(m x k) @ (k x n)`` GEMM at the profile's efficiencies."""
+    flops = 2.0 * m * k * n
+    data = elem_bytes * (m * k + k * n + m * n)
+    return max(flops / (_peak(hw, elem_bytes) * hw["gemm_efficiency"]),
+               data / (hw["hbm_bandwidth"] * hw["memory_efficiency"]))
+
+
+def _stream_s(nbytes: float, hw: Profile) -> float:
+    return nbytes / (hw["hbm_bandwidth"] * hw["memory_efficiency"])
+
+
+def standin_bytes(cost: CostBreakdown) -> float:
+    """Memory bytes of ``phantom-emulate``'s local stand-ins for the step's collectives."""
+    p = cost.shape.p
+    total = 0.0
+    for c in cost.calls:
+        if c.op == "all_reduce":
+            total += 2 * c.payload_bytes
+        elif c.op == "all_gather":
+            total += (p + 1) * c.payload_bytes
+        else:
+            total += c.payload_bytes * (1 + 1 / p)
+    return total
+
+
+def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: str = "network",
+              ops: float | None = None, devices: int | None = None) -> StepTime:
+    """Modelled time and energy of one step of ``cost`` on profile ``hw``.
+
+    Args:
+        cost: :func:`phantom_parallel.costs.predict` of the strategy and shape.
+        hw: the hardware profile.
+        mode: ``eager`` or ``graph`` (see module docstring).
+        comm: ``network`` (collectives on the profile's links) or ``stand-in`` (the
+            emulation's local stand-ins, no network).
+        ops: operators per step; ``None`` for :func:`ops_per_step`.
+        devices: devices whose energy is summed; ``None`` for ``cost.shape.p`` (all ranks).
+            Nodes are ``ceil(devices / devices_per_node)``; ``comm="stand-in"`` counts one
+            device and no node baseline (what a per-GPU sensor measures).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if comm not in COMM_MODES:
+        raise ValueError(f"unknown comm {comm!r}; expected one of {COMM_MODES}")
+    e = cost.shape.elem_bytes
+    gemm = 0.0
+    for layer in cost.layers:
+        for m, k, n in layer.gemms_fwd:
+            gemm += gemm_s(m, k, n, e, hw) + gemm_s(k, m, n, e, hw)  # forward + wgrad
+            if layer.name != "input":
+                gemm += gemm_s(m, n, k, e, hw)  # dgrad
+    elementwise = _stream_s(2.0 * e * cost.elementwise_flops, hw)
+    optimizer = _stream_s(7.0 * e * cost.params_per_rank, hw)
+    standin = _stream_s(standin_bytes(cost), hw) if comm == "stand-in" else 0.0
+    busy = gemm + elementwise + optimizer + standin
+    n_ops = ops_per_step(cost.strategy, cost.shape.layers) if ops is None else float(ops)
+    device = busy + n_ops * hw["kernel_s"]
+    if mode == "eager":
+        wall = max(n_ops * hw["host_op_s"], device)
+    elif mode == "sync":
+        wall = device + n_ops * hw["host_op_s"]
+    else:
+        wall = device
+    idle = wall - busy
+    if comm == "network":
+        comm_s = sum(collective_s(c.op, c.payload_bytes, cost.shape.p, hw) for c in cost.calls)
+    else:
+        comm_s = 0.0
+    total = wall + comm_s
+    if comm == "stand-in":
+        n_dev, nodes = 1, 0
+    else:
+        n_dev = cost.shape.p if devices is None else devices
+        nodes = math.ceil(n_dev / hw["devices_per_node"])
+    e_busy = n_dev * hw["power_busy_w"] * busy
+    e_comm = n_dev * hw["power_comm_w"] * comm_s
+    e_idle = n_dev * hw["power_idle_w"] * idle
+    e_node = nodes * hw["node_baseline_w"] * total
+    return StepTime(gemm, elementwise, optimizer, standin, busy, idle, comm_s, total,
+                    e_busy, e_comm, e_idle, e_node, e_busy + e_comm + e_idle + e_node)

@@ -1,0 +1,80 @@
+"""Hardware profiles: every committed profile passes the schema; bad profiles fail with one line
+naming the file, the key and the value; the fitted H200 constants are what the script fits."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from phantom_parallel import hardware
+
+ROOT = Path(__file__).resolve().parents[1]
+HW = ROOT / "config" / "hardware"
+
+
+def test_committed_profiles_are_valid_and_sourced() -> None:
+    names = hardware.available()
+    assert names == ["frontier-mi250x", "local-cpu", "nvidia-h200"]
+    spec = hardware.schema()
+    for name in names:
+        prof = hardware.load(name)
+        assert set(spec["required"]) <= set(prof.constants)
+        for key, c in prof.constants.items():
+            assert c.range[0] <= c.value <= c.range[1], (name, key)
+            assert len(c.source) >= 8 and c.unit == {**spec["optional"], **spec["required"]}[key]
+
+
+def _write(tmp: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
+    (tmp / "schema.yaml").write_text((HW / "schema.yaml").read_text())
+    data = yaml.safe_load((HW / "nvidia-h200.yaml").read_text())
+    data["name"] = "bad"
+    mutate(data["constants"])
+    f = tmp / "bad.yaml"
+    f.write_text(yaml.safe_dump(data))
+    return f
+
+
+@pytest.mark.parametrize(("mutate", "words"), [
+    (lambda c: c.pop("hbm_bandwidth"), ["hbm_bandwidth", "missing"]),
+    (lambda c: c["kernel_s"].pop("source"), ["kernel_s.source", "missing", "1.86e-06"]),
+    (lambda c: c["power_idle_w"].update(value=-5.0), ["power_idle_w", "-5.0"]),
+    (lambda c: c["power_busy_w"].update(value=900.0), ["power_busy_w", "900.0", "outside"]),
+    (lambda c: c["gemm_efficiency"].update(range=[0.5, 1.5], value=1.2), ["gemm_efficiency",
+                                                                         "1.2"]),
+    (lambda c: c["hbm_bandwidth"].update(unit="GB/s"), ["hbm_bandwidth.unit", "GB/s"]),
+    (lambda c: c.update(warp_drive={"value": 1, "unit": "1", "source": "fiction novel",
+                                    "range": [0, 2]}), ["warp_drive", "not in schema"]),
+    (lambda c: c["intra_latency"].update(value="fast"), ["intra_latency.value", "fast"]),
+])
+def test_bad_profile_one_line_naming_file_key_value(tmp_path: Path, mutate, words) -> None:  # type: ignore[no-untyped-def]
+    f = _write(tmp_path, mutate)
+    with pytest.raises(hardware.ProfileError) as err:
+        hardware.load(f, folder=tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(f) in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_unknown_profile_names_the_flag_and_known_ones() -> None:
+    with pytest.raises(hardware.ProfileError, match=r"--hardware 'h100'.*nvidia-h200"):
+        hardware.load("h100")
+
+
+def _validate_h200():  # type: ignore[no-untyped-def]
+    path = ROOT / "benchmarks" / "projection" / "validate_h200.py"
+    spec = importlib.util.spec_from_file_location("validate_h200", path)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def test_h200_fitted_constants_are_what_the_script_fits() -> None:
+    prof = hardware.load("nvidia-h200")
+    fitted = _validate_h200().fit(prof)
+    for key, value in fitted.items():
+        assert prof[key] == pytest.approx(value, rel=0.01), key
+        assert "validate_h200.py --fit" in prof.constants[key].source
