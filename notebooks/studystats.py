@@ -21,7 +21,7 @@ LEVEL = 0.95
 
 def ci_method(level: float = LEVEL, paired: bool = False) -> str:
     """The words that go with every interval: 'Student t 95 % CI over seeds (paired by seed)'."""
-    return f"Student t {level:.0%} CI over seeds" + (" (paired by seed)" if paired else "")
+    return f"Student t {level * 100:g} % CI over seeds" + (" (paired by seed)" if paired else "")
 
 
 def t_interval(values: Iterable[float], level: float = LEVEL) -> tuple[float, float, float, int]:

@@ -17,7 +17,6 @@
 Run by Snakemake (``script:``); every function also works on DataFrames for the tests.
 """
 
-from __future__ import annotations
 
 import json
 import math
