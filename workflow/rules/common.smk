@@ -72,7 +72,8 @@ def config_of(entry):
     )
 
 
-def _check_config(key, strategy, p, n, k):
+def _check_config(key, strategy, p, n, k, ghost_key=None):
+    """Refuse a configuration that cannot run, naming `key` (`ghost_key` for k > m)."""
     if strategy == "serial" and p != 1:
         _fail(key, f"strategy serial needs 1 rank, got {p}")
     if strategy != "serial" and p < 2:
@@ -89,14 +90,14 @@ def _check_config(key, strategy, p, n, k):
         _fail(key, f"width {n} is not divisible by {p} ranks")
     if strategy == "pp" and k > n // p:
         _fail(
-            key,
+            ghost_key or key,
             f"ghosts k = {k} > m = n/p = {n // p} at p = {p}, n = {n} (need k <= m)",
         )
 
 
-def _add_run(runs, key, strategy, p, n, k, experiment, init=None):
+def _add_run(runs, key, strategy, p, n, k, experiment, init=None, ghost_key=None):
     """Add one configuration (all seeds) to the run table, checking it first."""
-    _check_config(key, strategy, p, n, k)
+    _check_config(key, strategy, p, n, k, ghost_key)
     k = k if strategy == "pp" else 0
     if init is not None and init == TRAINING.get("pp_init"):
         init = (
@@ -162,12 +163,13 @@ def build_runs(sc, scale):
                 for k in ghosts:
                     _add_run(
                         runs,
-                        f"{base}.ghosts" if k else base,
+                        base,
                         strategy,
                         p,
                         n,
                         k,
                         "scaling",
+                        ghost_key=f"{base}.ghosts",
                     )
     qc = sc.get("quality_cost") or {}
     if "ghost_sweep" in qc:
@@ -175,13 +177,22 @@ def build_runs(sc, scale):
         for n in g["widths"]:
             for p in g["ranks"]:
                 for k in g["ghosts"]:
-                    _add_run(runs, f"{key}.ghosts", "pp", p, n, k, "quality_cost")
+                    _add_run(
+                        runs,
+                        key,
+                        "pp",
+                        p,
+                        n,
+                        k,
+                        "quality_cost",
+                        ghost_key=f"{key}.ghosts",
+                    )
     if "width_sweep" in qc:
         w, key = qc["width_sweep"], f"scales.{scale}.quality_cost.width_sweep"
         for strategy in w["strategies"]:
             for p in [1] if strategy == "serial" else w["ranks"]:
                 for n in w["widths"]:
-                    _add_run(runs, f"{key}.widths", strategy, p, n, 0, "quality_cost")
+                    _add_run(runs, key, strategy, p, n, 0, "quality_cost")
     hard = hardness_plan(sc, scale, runs)
     if hard:
         for n in (hard["width"], hard["width"] // 2):
