@@ -51,7 +51,8 @@ def resolve(path: str | Path) -> Path:
 
 
 def load(table: str | Path) -> dict[str, pd.DataFrame]:
-    """The study tables next to ``table`` (study.parquet): study, curves, cost_model."""
+    """The study tables next to ``table`` (study.parquet): study, curves, cost_model and the
+    derived tables of ``tables/`` (same_loss, frontier, hardness, inference) by name."""
     table = resolve(table)
     if not table.exists():
         raise FileNotFoundError(
@@ -68,7 +69,12 @@ def load(table: str | Path) -> dict[str, pd.DataFrame]:
         c["label"] = c["strategy"].map(STRATEGY_LABEL)
         out["curves"] = c
     for csv in sorted((table.parent / "tables").glob("*.csv")):
-        t = pd.read_csv(csv)
+        # the derived tables (rules table_*); one being rewritten by a concurrent job is skipped:
+        # a notebook's rule declares (and so waits for) the tables it reads
+        try:
+            t = pd.read_csv(csv)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError):
+            continue
         if "strategy" in t:
             t["label"] = t["strategy"].map(STRATEGY_LABEL)
         out[csv.stem] = t
