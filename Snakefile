@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/energy.smk"
+include: "workflow/rules/inference.smk"
 include: "workflow/rules/costs.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/notebooks.smk"
@@ -31,13 +32,6 @@ localrules:
     costs,
     aggregate,
     plan,
-    fig_cost_model,
-    fig_predicted_vs_measured,
-    fig_strong_scaling,
-    fig_energy,
-    fig_same_loss,
-    fig_projection,
-    tables,
     reference,
     reference_copy,
 

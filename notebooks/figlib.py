@@ -17,12 +17,19 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
+from studystats import ci_errorbar, ci_method, summarise, t_interval
 
-STRATEGY_ORDER = ["serial", "tp", "dtensor", "pp"]
-STRATEGY_LABEL = {"serial": "serial", "tp": "TP", "dtensor": "DTensor TP", "pp": "PP"}
-PALETTE = {"serial": "#7f7f7f", "tp": "#1f77b4", "dtensor": "#17becf", "pp": "#d62728"}
+__all__ = ["ci_errorbar", "ci_method", "summarise", "t_interval"]
+
+STRATEGY_ORDER = ["serial", "tp", "dtensor", "fsdp", "pp"]
+STRATEGY_LABEL = {"serial": "serial", "tp": "TP", "dtensor": "DTensor TP", "fsdp": "FSDP",
+                  "pp": "PP"}
+PALETTE = {"serial": "#7f7f7f", "tp": "#1f77b4", "dtensor": "#17becf", "fsdp": "#2ca02c",
+           "pp": "#d62728"}
 LABEL_PALETTE = {STRATEGY_LABEL[k]: v for k, v in PALETTE.items()}
-LABEL_MARKERS = {"serial": "s", "TP": "X", "DTensor TP": "P", "PP": "o"}
+LABEL_MARKERS = {"serial": "s", "TP": "X", "DTensor TP": "P", "FSDP": "D", "PP": "o"}
+OVERSUBSCRIBED_LABEL = "oversubscribed (ranks x threads > cores): time/energy inflated"
 # fonts embedded as TrueType (Type 42) in PDF and PostScript output, never Type 3
 FONT_RC = {"pdf.fonttype": 42, "ps.fonttype": 42}
 
@@ -44,7 +51,8 @@ def resolve(path: str | Path) -> Path:
 
 
 def load(table: str | Path) -> dict[str, pd.DataFrame]:
-    """The study tables next to ``table`` (study.parquet): study, curves, cost_model."""
+    """The study tables next to ``table`` (study.parquet): study, curves, cost_model and the
+    derived tables of ``tables/`` (same_loss, frontier, hardness, inference) by name."""
     table = resolve(table)
     if not table.exists():
         raise FileNotFoundError(
@@ -60,12 +68,51 @@ def load(table: str | Path) -> dict[str, pd.DataFrame]:
         c = pd.read_parquet(curves)
         c["label"] = c["strategy"].map(STRATEGY_LABEL)
         out["curves"] = c
+    for csv in sorted((table.parent / "tables").glob("*.csv")):
+        # the derived tables (rules table_*); one being rewritten by a concurrent job is skipped:
+        # a notebook's rule declares (and so waits for) the tables it reads
+        try:
+            t = pd.read_csv(csv)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError):
+            continue
+        if "strategy" in t:
+            t["label"] = t["strategy"].map(STRATEGY_LABEL)
+        out[csv.stem] = t
     grid = table.parent / "costs" / "cost_model.csv"
     if grid.exists():
         g = pd.read_csv(grid)
         g["label"] = g["strategy"].map(STRATEGY_LABEL)
         out["cost_model"] = g
     return out
+
+
+def mark_oversubscribed(ax: plt.Axes, df: pd.DataFrame, x: str, y: str,
+                        keys: tuple[str, ...] = ("strategy", "n", "k", "p")) -> int:
+    """Ring the per-configuration mean of every oversubscribed configuration of ``df`` on ``ax``
+    and add the legend entry; returns how many configurations were marked."""
+    if "oversubscribed" not in df or not df["oversubscribed"].fillna(False).astype(bool).any():
+        return 0
+    over = df[df["oversubscribed"].fillna(False).astype(bool)]
+    pts = over.groupby([k for k in keys if k in over], dropna=False)[[x, y]].mean()
+    ax.scatter(pts[x], pts[y], s=260, facecolors="none", edgecolors="k", linewidths=1.2,
+               zorder=5)
+    handles, labels = ax.get_legend_handles_labels()
+    ring = Line2D([], [], marker="o", ls="", markersize=12, markerfacecolor="none",
+                  markeredgecolor="k", label=OVERSUBSCRIBED_LABEL)
+    ax.legend(handles=[*handles, ring], labels=[*labels, OVERSUBSCRIBED_LABEL], fontsize=7)
+    return len(pts)
+
+
+def oversubscription_note(study: pd.DataFrame) -> str:
+    """One line for titles: which configurations are oversubscribed and where cores came from."""
+    if "oversubscribed" not in study:
+        return ""
+    over = study[study["oversubscribed"].fillna(False).astype(bool)]
+    if over.empty:
+        return "no run oversubscribed"
+    ps = ", ".join(str(p) for p in sorted(over["p"].unique()))
+    src = "; ".join(sorted(set(study["cores_source"].dropna())))
+    return f"oversubscribed (ringed): p = {ps} on {int(study['cores'].max())} cores ({src})"
 
 
 def energy_kind(study: pd.DataFrame) -> str:
@@ -93,8 +140,14 @@ def provenance(study: pd.DataFrame, scale: str, energy: bool = True) -> str:
     return line
 
 
-def title(fig: plt.Figure, text: str, study: pd.DataFrame, scale: str, energy: bool) -> None:
-    fig.suptitle(f"{text}\n{provenance(study, scale, energy)}", fontsize=10)
+def title(fig: plt.Figure, text: str, study: pd.DataFrame, scale: str, energy: bool,
+          times: bool = False) -> None:
+    """Figure title + provenance line; ``times``: the figure shows times or energies, so it
+    also says which points are oversubscribed."""
+    line = provenance(study, scale, energy)
+    if times or energy:
+        line += f"\n{oversubscription_note(study)}"
+    fig.suptitle(f"{text}\n{line}", fontsize=10)
 
 
 def _check_axes(fig: plt.Figure, name: str) -> None:
@@ -133,7 +186,8 @@ def save_table(df: pd.DataFrame, out_dir: str | Path, name: str, caption: str) -
     return paths
 
 
-def seed_stats(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Mean, standard deviation and count of ``value`` over seeds for each ``keys`` group."""
-    g = df.groupby(keys, dropna=False)[value]
-    return g.agg(mean="mean", sd="std", seeds="count").reset_index()
+def seed_stats(df: pd.DataFrame, keys: list[str], value: str, level: float = 0.95) -> pd.DataFrame:
+    """Mean and Student t interval (``level``) of ``value`` over seeds for each ``keys`` group."""
+    out = summarise(df, keys, [value], level)
+    out["ci_method"] = ci_method(level)
+    return out

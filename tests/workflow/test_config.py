@@ -60,21 +60,34 @@ def test_semantic_check_names_key(wf):
 def _expected_runs(scale: dict) -> set[str]:
     """The run grid of one scale, written independently of workflow/rules/common.smk."""
     seeds = scale["training"]["seeds"]
+    cfgs = set()
     g = scale["scaling"]
-    runs = set()
     for n in g["widths"]:
-        for s in seeds:
-            if g.get("serial_baseline", True):
-                runs.add(f"serial-p1-n{n}-k0-s{s}")
-            for strat in g["strategies"]:
-                for p in g["ranks"]:
-                    for k in g["ghosts"] if strat == "pp" else [0]:
-                        runs.add(f"{strat}-p{p}-n{n}-k{k}-s{s}")
+        if g.get("serial_baseline", True):
+            cfgs.add(("serial", 1, n, 0))
+        for strat in g["strategies"]:
+            for p in g["ranks"]:
+                for k in g["ghosts"] if strat == "pp" else [0]:
+                    cfgs.add((strat, p, n, k))
     for r in scale["same_loss"]["runs"]:
         k = r.get("ghosts", 0) if r["strategy"] == "pp" else 0
-        for s in seeds:
-            runs.add(f"{r['strategy']}-p{r['ranks']}-n{r['width']}-k{k}-s{s}")
-    return runs
+        cfgs.add((r["strategy"], r["ranks"], r["width"], k))
+        if r["strategy"] == "pp" and scale["same_loss"].get("comparators", True):
+            cfgs |= {("serial", 1, r["width"], 0), ("tp", r["ranks"], r["width"], 0)}
+    qc = scale.get("quality_cost", {})
+    gs = qc.get("ghost_sweep")
+    if gs:
+        cfgs |= {("pp", p, n, k) for n in gs["widths"] for p in gs["ranks"] for k in gs["ghosts"]}
+    ws = qc.get("width_sweep")
+    if ws:
+        for strat in ws["strategies"]:
+            for p in [1] if strat == "serial" else ws["ranks"]:
+                cfgs |= {(strat, p, n, 0) for n in ws["widths"]}
+    h = scale.get("hardness")
+    if h and h.get("enabled", True):
+        w = h.get("width") or max(n for _, _, n, _ in cfgs)
+        cfgs |= {(h.get("strategy", "serial"), h.get("ranks", 1), n, 0) for n in (w, w // 2)}
+    return {f"{s}-p{p}-n{n}-k{k}-s{seed}" for s, p, n, k in cfgs for seed in seeds}
 
 
 def _job_counts(out: str) -> dict[str, int]:

@@ -39,7 +39,7 @@ def _ranks(job: dict) -> int:
 
 
 def test_enough_gpus_each_job_gets_its_own_devices(wf):
-    """4 GPUs (the widest smoke run has 4 ranks): every training job runs on cuda, takes
+    """4 GPUs (more than the widest smoke run's 2 ranks): every training job runs on cuda, takes
     `gpu` = p, and starts under gpu_slots.py, which locks p of the 4 devices for it alone."""
     rc, out, jobs = _dry(wf, 4)
     assert rc == 0, out
@@ -54,18 +54,18 @@ def test_enough_gpus_each_job_gets_its_own_devices(wf):
 
 
 def test_too_few_gpus_with_auto_runs_the_whole_study_on_cpu(wf):
-    rc, out, jobs = _dry(wf, 2)
+    rc, out, jobs = _dry(wf, 1)
     assert rc == 0, out
-    assert ("execution.device auto -> cpu: run tp-p4-n256-k0-s0 of scale 'smoke' has 4 ranks "
-            "and torch sees 2 GPU(s)") in out
+    assert ("execution.device auto -> cpu: run pp-p2-n128-k8-s0 of scale 'smoke' has 2 ranks "
+            "and torch sees 1 GPU(s)") in out
     for job in _train(jobs):
         assert "gpu" not in job["res"] and "gpu_slots.py" not in job["shell"], job
         assert "--device cpu" in job["shell"] and "--threads 1" in job["shell"]
 
 
 @pytest.mark.parametrize("gpus,needle", [
-    (2, "cuda runs one rank per GPU, but run tp-p4-n256-k0-s0 of scale 'smoke' has 4 ranks "
-        "and torch sees 2 GPU(s)"),
+    (1, "cuda runs one rank per GPU, but run pp-p2-n128-k8-s0 of scale 'smoke' has 2 ranks "
+        "and torch sees 1 GPU(s)"),
     (0, "cuda, but torch sees no GPU"),
 ])
 def test_explicit_cuda_with_too_few_gpus_is_refused_before_any_job(wf, gpus, needle):

@@ -26,8 +26,9 @@ def _config(wf: Path) -> list[str]:
         "scaling": {"strategies": ["pp"], "ranks": [2], "widths": [64], "ghosts": [4]},
         "same_loss": {"runs": [{"strategy": "pp", "ranks": 2, "width": 64, "ghosts": 4},
                                {"strategy": "serial", "ranks": 1, "width": 64}],
-                      "target_val_loss": None},
+                      "target_val_loss": 0.1},
         "cost_model": {"ranks": [1, 2], "widths": [64], "ghosts": [4]},
+        "statistics": {"interval": "none"},  # one seed: no intervals asked for
     }
     (wf / "resume.yaml").write_text(yaml.safe_dump({"scale": "resume", "scales": {"resume": scale}}))
     return ["--profile", "local", "--cores", "2", "--configfile", "resume.yaml"]

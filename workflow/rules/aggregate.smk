@@ -1,6 +1,6 @@
 rule aggregate:
     """One tidy table for the whole study (study.parquet, one row per run; curves.parquet,
-    one row per run and epoch) and its data dictionary, from the run folders."""
+    one row per run and evaluation) and its data dictionary, from the run folders."""
     input:
         summaries=all_summaries(),
         energies=all_energies(),
@@ -26,9 +26,42 @@ rule aggregate:
         runs=[RUNS[r] for r in sorted(RUNS)],
         scale=SCALE,
         training=TRAINING,
-        same_loss=SC["same_loss"],
+        cpus_per_rank=EXE["cpus_per_rank"],
     script:
         "../scripts/aggregate.py"
+
+
+for _table in DERIVED_TABLES:
+
+    rule:
+        name:
+            f"table_{_table}"
+        input:
+            [f"{RES}/{i}" for i in DERIVED_TABLES[_table]["inputs"]],
+        output:
+            report(
+                derived_table(_table),
+                caption=f"../report/table_{_table}.rst",
+                category="0 Data",
+            ),
+        log:
+            f"{RES}/logs/tables/{_table}.log",
+        localrule: True
+        conda:
+            "../../envs/phantom.yaml"
+        params:
+            kind=_table,
+            doc=DERIVED_TABLES[_table]["doc"],
+            scale=SCALE,
+            same_loss=SAME_LOSS,
+            hardness=HARDNESS,
+            statistics=STATS,
+            cpus_per_rank=EXE["cpus_per_rank"],
+            infer_runs=INFER_RUNS,
+        script:
+            "../scripts/derive.py"
+
+    workflow.get_rule(f"table_{_table}").docstring = DERIVED_TABLES[_table]["doc"]
 
 
 rule plan:

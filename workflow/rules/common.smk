@@ -53,24 +53,58 @@ FIG = f"{config['paths']['figures']}/{SCALE}"
 DATA = f"{RES}/data"
 
 
-def run_id(strategy, p, n, k, seed):
-    """Folder name of one training run; k is 0 for strategies without ghosts."""
-    return f"{strategy}-p{p}-n{n}-k{k}-s{seed}"
+def run_id(strategy, p, n, k, seed, init=None):
+    """Folder name of one training run; k is 0 for strategies without ghosts; init is the
+    PP initialisation of an ablation run that differs from training.pp_init (else None).
+    """
+    return f"{strategy}-p{p}-n{n}-k{k}-s{seed}" + (f"-init{init}" if init else "")
 
 
-def _add_run(runs, key, strategy, p, n, k, experiment):
-    """Add one configuration (all seeds) to the run table, checking it first."""
+def config_key(strategy, p, n, k):
+    """(strategy, p, n, k) of one configuration; k is 0 for strategies without ghosts."""
+    return (strategy, int(p), int(n), int(k) if strategy == "pp" else 0)
+
+
+def config_of(entry):
+    """The configuration key of a config entry {strategy, ranks, width, ghosts}."""
+    return config_key(
+        entry["strategy"], entry["ranks"], entry["width"], entry.get("ghosts", 0)
+    )
+
+
+def _check_config(key, strategy, p, n, k, ghost_key=None):
+    """Refuse a configuration that cannot run, naming `key` (`ghost_key` for k > m)."""
     if strategy == "serial" and p != 1:
         _fail(key, f"strategy serial needs 1 rank, got {p}")
     if strategy != "serial" and p < 2:
         _fail(key, f"strategy {strategy} needs at least 2 ranks, got {p}")
     if strategy == "pp" and not k:
         _fail(key, "strategy pp needs ghosts (k >= 1)")
-    if n % p:
+    if strategy == "fsdp":
+        if TRAINING["batch_size"] % p:
+            _fail(
+                key,
+                f"fsdp splits the batch {TRAINING['batch_size']} over {p} ranks: not divisible",
+            )
+    elif n % p:
         _fail(key, f"width {n} is not divisible by {p} ranks")
+    if strategy == "pp" and k > n // p:
+        _fail(
+            ghost_key or key,
+            f"ghosts k = {k} > m = n/p = {n // p} at p = {p}, n = {n} (need k <= m)",
+        )
+
+
+def _add_run(runs, key, strategy, p, n, k, experiment, init=None, ghost_key=None):
+    """Add one configuration (all seeds) to the run table, checking it first."""
+    _check_config(key, strategy, p, n, k, ghost_key)
     k = k if strategy == "pp" else 0
+    if init is not None and init == TRAINING.get("pp_init"):
+        init = (
+            None  # the ablation arm equal to the scale's own init is the ordinary run
+        )
     for seed in TRAINING["seeds"]:
-        rid = run_id(strategy, p, n, k, seed)
+        rid = run_id(strategy, p, n, k, seed, init)
         spec = runs.setdefault(
             rid,
             dict(
@@ -80,6 +114,10 @@ def _add_run(runs, key, strategy, p, n, k, experiment):
                 n=n,
                 k=k,
                 seed=seed,
+                init=(
+                    (init or TRAINING.get("pp_init") or "") if strategy == "pp" else ""
+                ),
+                ablation_arm=bool(init),
                 experiments=[],
             ),
         )
@@ -87,8 +125,32 @@ def _add_run(runs, key, strategy, p, n, k, experiment):
             spec["experiments"].append(experiment)
 
 
+def _check_training(sc, scale):
+    t = sc["training"]
+    base = f"scales.{scale}.training"
+    steps_per_epoch = sc["data"]["n_train"] // t["batch_size"]
+    every = t.get("eval_every", 0)
+    if every < 0:
+        _fail(f"{base}.eval_every", f"{every} < 0; use 0 for 'only at epoch ends'")
+    if every > steps_per_epoch:
+        _fail(
+            f"{base}.eval_every",
+            f"{every} steps is more than one epoch ({steps_per_epoch} steps = n_train // "
+            "batch_size); use 0 for 'only at epoch ends'",
+        )
+    stats = sc.get("statistics", {}) or {}
+    if stats.get("interval", "t") != "none" and len(t["seeds"]) < 2:
+        _fail(
+            f"{base}.seeds",
+            f"{len(t['seeds'])} seed(s): a {stats.get('level', 0.95):.0%} interval needs at "
+            f"least 2 (or set scales.{scale}.statistics.interval: none)",
+        )
+
+
 def build_runs(sc, scale):
-    """The training runs of one scale: scaling grid, serial baselines, same-loss pairs."""
+    """The training runs of one scale: scaling grid, serial baselines, same-loss runs and their
+    comparators, quality-cost sweeps, hardness pair, init ablation."""
+    _check_training(sc, scale)
     runs = {}
     grid = sc["scaling"]
     base = f"scales.{scale}.scaling"
@@ -99,21 +161,179 @@ def build_runs(sc, scale):
             for p in grid["ranks"]:
                 ghosts = grid["ghosts"] if strategy == "pp" else [0]
                 for k in ghosts:
-                    _add_run(runs, base, strategy, p, n, k, "scaling")
-    for i, r in enumerate(sc["same_loss"]["runs"]):
+                    _add_run(
+                        runs,
+                        base,
+                        strategy,
+                        p,
+                        n,
+                        k,
+                        "scaling",
+                        ghost_key=f"{base}.ghosts",
+                    )
+    qc = sc.get("quality_cost") or {}
+    if "ghost_sweep" in qc:
+        g, key = qc["ghost_sweep"], f"scales.{scale}.quality_cost.ghost_sweep"
+        for n in g["widths"]:
+            for p in g["ranks"]:
+                for k in g["ghosts"]:
+                    _add_run(
+                        runs,
+                        key,
+                        "pp",
+                        p,
+                        n,
+                        k,
+                        "quality_cost",
+                        ghost_key=f"{key}.ghosts",
+                    )
+    if "width_sweep" in qc:
+        w, key = qc["width_sweep"], f"scales.{scale}.quality_cost.width_sweep"
+        for strategy in w["strategies"]:
+            for p in [1] if strategy == "serial" else w["ranks"]:
+                for n in w["widths"]:
+                    _add_run(runs, key, strategy, p, n, 0, "quality_cost")
+    hard = hardness_plan(sc, scale, runs)
+    if hard:
+        for n in (hard["width"], hard["width"] // 2):
+            _add_run(
+                runs,
+                f"scales.{scale}.hardness",
+                hard["strategy"],
+                hard["ranks"],
+                n,
+                0,
+                "hardness",
+            )
+    abl = sc.get("init_ablation") or {}
+    if abl.get("enabled", False):
+        for i, r in enumerate(abl.get("runs", [])):
+            key = f"scales.{scale}.init_ablation.runs[{i}]"
+            if r["strategy"] != "pp":
+                _fail(key, f"the init ablation is for pp runs, got {r['strategy']}")
+            for init in abl.get("inits", ["fan-in", "variance"]):
+                _add_run(
+                    runs,
+                    key,
+                    "pp",
+                    r["ranks"],
+                    r["width"],
+                    r.get("ghosts", 0),
+                    "init_ablation",
+                    init,
+                )
+    plan = same_loss_plan(sc, scale, runs)
+    for cfg, _role in plan["judged"]:
+        _add_run(runs, f"scales.{scale}.same_loss.runs", *cfg, "same_loss")
+    if plan["reference"]:
         _add_run(
             runs,
-            f"scales.{scale}.same_loss.runs[{i}]",
-            r["strategy"],
-            r["ranks"],
-            r["width"],
-            r.get("ghosts", 0),
-            "same_loss",
+            f"scales.{scale}.same_loss.target.reference",
+            *plan["reference"],
+            "same_loss_reference",
         )
-    return runs
+    return runs, plan, hard
 
 
-RUNS = build_runs(SC, SCALE)
+def hardness_plan(sc, scale, runs):
+    """The hardness pair of a scale: {strategy, ranks, width, margin}, or None (disabled/absent)."""
+    h = sc.get("hardness")
+    if not h or not h.get("enabled", True):
+        return None
+    key = f"scales.{scale}.hardness"
+    width = h.get("width")
+    if width is None:
+        widths = [r["n"] for r in runs.values()]
+        widths += [r["width"] for r in sc["same_loss"]["runs"]]
+        width = max(widths)
+    if width % 2:
+        _fail(f"{key}.width", f"{width} is odd: no student of half the width")
+    return dict(
+        strategy=h.get("strategy", "serial"),
+        ranks=h.get("ranks", 1),
+        width=width,
+        margin=h.get("margin", 0.1),
+    )
+
+
+def _label(cfg):
+    strategy, p, n, k = cfg
+    return f"{strategy} p={p} n={n}" + (f" k={k}" if strategy == "pp" else "")
+
+
+def same_loss_plan(sc, scale, runs):
+    """The judged configurations (with their role), the target's reference configuration and
+    tolerance, or the absolute target. The reference must be a configuration of the scale
+    (a run of another block) and must not be judged."""
+    sl = sc["same_loss"]
+    key = f"scales.{scale}.same_loss"
+    judged = []
+    for i, r in enumerate(sl["runs"]):
+        cfg = config_of(r)
+        _check_config(f"{key}.runs[{i}]", *cfg)
+        if cfg not in [c for c, _ in judged]:
+            judged.append((cfg, "run"))
+    if sl.get("comparators", True):
+        for (strategy, p, n, _k), _role in list(judged):
+            if strategy != "pp":
+                continue
+            for cfg, role in (
+                (("serial", 1, n, 0), "serial comparator"),
+                (("tp", p, n, 0), "tp comparator"),
+            ):
+                if cfg not in [c for c, _ in judged]:
+                    judged.append((cfg, role))
+    plan = dict(judged=judged, reference=None, tolerance=None, target_val_loss=None)
+    if sl.get("target_val_loss") is not None:
+        plan["target_val_loss"] = float(sl["target_val_loss"])
+        return plan
+    target = sl.get("target") or {}
+    judged_cfgs = {c for c, _ in judged}
+    existing = {
+        config_key(r["strategy"], r["p"], r["n"], r["k"])
+        for r in runs.values()
+        if not r["ablation_arm"]
+    }
+    if target.get("reference"):
+        ref = config_of(target["reference"])
+        if ref not in existing:
+            _fail(
+                f"{key}.target.reference",
+                f"{_label(ref)} is no configuration of scale {scale!r} (runs of scaling, "
+                "quality_cost or hardness); add it to one of them or name another",
+            )
+        if ref in judged_cfgs:
+            _fail(
+                f"{key}.target.reference",
+                f"{_label(ref)} is one of the judged configurations",
+            )
+    else:
+        tps = sorted(
+            (c for c in existing if c[0] == "tp" and c not in judged_cfgs),
+            key=lambda c: (-c[2], c[1]),
+        )
+        if not tps:
+            _fail(
+                f"{key}.target.reference",
+                f"no TP configuration of scale {scale!r} outside the judged runs to take as the "
+                "reference; name one (strategy, ranks, width) or set target_val_loss",
+            )
+        ref = tps[0]
+    plan["reference"] = ref
+    plan["tolerance"] = float(target.get("tolerance", 0.02))
+    return plan
+
+
+RUNS, SAME_LOSS, HARDNESS = build_runs(SC, SCALE)
+STATS = {"interval": "t", "level": 0.95, **(SC.get("statistics") or {})}
+INFERENCE = {
+    "enabled": False,
+    "batch_size": 1024,
+    "steps": 50,
+    "warmup": 5,
+    "repeats": 3,
+    **(SC.get("inference") or {}),
+}
 
 
 # ---------------------------------------------------------------- devices (torchrun launcher)
@@ -154,7 +374,11 @@ def probe_gpus():
 def visible_devices(count, hip):
     """The names of the GPUs torch counted: entries of the visible-device variable the calling
     shell set (HIP_VISIBLE_DEVICES first on ROCm), else 0..count-1."""
-    names = ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES") if hip else ("CUDA_VISIBLE_DEVICES",)
+    names = (
+        ("HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
+        if hip
+        else ("CUDA_VISIBLE_DEVICES",)
+    )
     for name in names:
         value = os.environ.get(name, "").strip()
         if value:
@@ -176,7 +400,9 @@ def resolve_device(exe, runs, scale):
     device, launcher = exe["device"], exe["launcher"]
     if launcher == "srun":
         if device == "auto":
-            _fail("execution.device", "set cpu or cuda explicitly with the srun launcher")
+            _fail(
+                "execution.device", "set cpu or cuda explicitly with the srun launcher"
+            )
         return device, []
     if device == "cpu":
         return "cpu", []
@@ -238,7 +464,9 @@ def run_dir(rid):
 
 
 def _ranks(wildcards):
-    return RUNS[wildcards.run]["p"]
+    """Ranks of the job: a training run (wildcard run) or an inference job (wildcard name)."""
+    run = getattr(wildcards, "run", None)
+    return RUNS[run]["p"] if run is not None else INFER_RUNS[wildcards.name]["p"]
 
 
 # ---------------------------------------------------------------- launching ranks
@@ -294,19 +522,21 @@ def train_runtime(wildcards, attempt):
     return min(runtime, EXE.get("max_runtime_min") or runtime)
 
 
-def launch_prefix(run):
-    """The command that starts the p ranks of one run (without the trainer's arguments)."""
+def launch_prefix(run, module="phantom_parallel.train"):
+    """The command that starts the p ranks of one run (without the program's arguments);
+    module: phantom_parallel.train (phantom-train) or phantom_parallel.infer (phantom-infer).
+    """
     p = run["p"]
     env = {"OMP_NUM_THREADS": EXE["cpus_per_rank"], **EXE.get("env", {})}
     exports = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
-    trainer = "python -m phantom_parallel.train"
+    trainer = f"python -m {module}"
     if p == 1:
         # One rank: no launcher. Under SLURM the plugin already wraps the job in srun -n1.
         return f"env {exports} {trainer}"
     if EXE["launcher"] == "torchrun":
         return (
             f"env {exports} torchrun --standalone --nnodes 1 --nproc-per-node {p}"
-            f" -m phantom_parallel.train"
+            f" -m {module}"
         )
     nodes = math.ceil(p / EXE["ranks_per_node"])
     # --kill-on-bad-exit: a rank that dies ends the whole step at once (no wait for the
@@ -346,6 +576,12 @@ def train_args(run):
     ]
     if run["strategy"] == "pp":
         args.append(f"--ghosts {run['k']}")
+        if run.get(
+            "init"
+        ):  # only when the config sets it (the trainer's default otherwise)
+            args.append(f"--pp-init {run['init']}")
+    if t.get("eval_every", 0) > 0:  # 0: only at epoch ends, the trainer's default
+        args.append(f"--eval-every {t['eval_every']}")
     if EXE["device"] == "cpu":
         args.append(f"--threads {EXE['cpus_per_rank']}")
     if t.get("max_steps"):
@@ -369,6 +605,72 @@ def gpu_prefix(run):
 def train_command(wildcards):
     run = RUNS[wildcards.run]
     return f"{gpu_prefix(run)}{launch_prefix(run)} {train_args(run)}"
+
+
+def data_args():
+    """phantom-data generate arguments of the scale; optional keys are passed only when set."""
+    d = SC["data"]
+    args = [
+        f"--d-in {d['d_in']} --d-out {d['d_out']}",
+        f"--teacher-width {d['teacher_width']} --teacher-layers {d['teacher_layers']}",
+        f"--n-train {d['n_train']} --n-val {d['n_val']}",
+        f"--shard-rows {d['shard_rows']} --noise {d['noise']} --seed {d['seed']}",
+    ]
+    for key, flag in (
+        ("n_test", "--n-test"),
+        ("teacher_rank", "--teacher-rank"),
+        ("teacher_gain", "--teacher-gain"),
+        ("teacher_activation", "--activation"),
+    ):
+        if d.get(key) is not None:
+            args.append(f"{flag} {d[key]}")
+    return " ".join(args)
+
+
+# ---------------------------------------------------------------- inference (phantom-infer)
+
+
+def inference_runs():
+    """One inference configuration per (strategy, p, n, k) of the scaling block, `repeats`
+    independent jobs each: {name: spec}; empty unless inference.enabled."""
+    if not INFERENCE.get("enabled"):
+        return {}
+    out = {}
+    for r in RUNS.values():
+        if "scaling" not in r["experiments"] or r["ablation_arm"]:
+            continue
+        for rep in range(INFERENCE["repeats"]):
+            name = f"{r['strategy']}-p{r['p']}-n{r['n']}-k{r['k']}-r{rep}"
+            out[name] = {**r, "run": name, "repeat": rep}
+    return out
+
+
+INFER_RUNS = inference_runs()
+
+
+def infer_command(wildcards):
+    run = INFER_RUNS[wildcards.name]
+    t, i = TRAINING, INFERENCE
+    args = [
+        f"--data {DATA}",
+        f"--strategy {run['strategy']}",
+        f"--width {run['n']}",
+        f"--layers {t['layers']}",
+        f"--batch-size {i['batch_size']}",
+        f"--steps {i['steps']}",
+        f"--warmup {i['warmup']}",
+        f"--json {RES}/inference/{run['run']}.json",
+        f"--device {EXE['device']}",
+        f"--backend {EXE['backend']}",
+        f"--power-source {EXE['power_source']}",
+        f"--power-interval-ms {EXE['power_interval_ms']}",
+    ]
+    if run["strategy"] == "pp":
+        args.append(f"--ghosts {run['k']}")
+    if EXE["device"] == "cpu":
+        args.append(f"--threads {EXE['cpus_per_rank']}")
+    prefix = launch_prefix(run, module="phantom_parallel.infer")
+    return f"{gpu_prefix(run)}{prefix} {' '.join(args)}"
 
 
 def energy_args(wildcards):
@@ -434,11 +736,13 @@ FIGURE_GROUPS = {
     "fig_same_loss": dict(
         notebook="05_same_loss",
         figures=["fig5_same_loss"],
-        tables=["loss_target"],
-        inputs=["curves.parquet"],
+        tables=["same_loss_summary"],
+        inputs=["curves.parquet", "tables/same_loss.csv"],
         category="5 Same loss, fewer GPUs",
-        doc="Experiment 5: loss curves of smaller PP models on fewer ranks vs larger TP models "
-        "on more ranks; energy and device-hours to a target validation loss.",
+        doc="Experiment 5: validation loss against samples and energy, and the step, time, "
+        "energy and device-hours at the target loss (from a reference configuration that is not "
+        "judged), interpolated between evaluations; mean and 95 % t-interval over seeds; the "
+        "cheapest configuration to reach the target named.",
     ),
     "fig_projection": dict(
         notebook="06_projection",
@@ -456,9 +760,82 @@ FIGURE_GROUPS = {
         inputs=[],
         category="7 Tables",
         doc="Experiment 7: configuration table (n, L, k, p, B, parameters) and "
-        "per-configuration summary of time, energy and final loss, TP vs PP.",
+        "per-configuration summary of time, energy and final loss (mean, 95 % t-interval over "
+        "seeds, oversubscribed marked), TP vs PP.",
+    ),
+    "fig_frontier": dict(
+        notebook="08_quality_cost",
+        figures=["fig8_quality_cost"],
+        tables=["frontier_summary"],
+        inputs=["tables/frontier.csv"],
+        category="8 Quality against cost",
+        doc="Quality against cost: final test loss (validation loss without a test split) "
+        "against energy, device-hours and parameters for the PP ghost sweep and the dense/TP "
+        "width sweep at the same number of samples, Pareto front of the per-configuration means.",
     ),
 }
+if HARDNESS:
+    FIGURE_GROUPS["fig_hardness"] = dict(
+        notebook="09_hardness",
+        figures=["fig9_hardness"],
+        tables=[],
+        inputs=["tables/hardness.csv"],
+        category="9 Task hardness",
+        doc="Task hardness: does a student of half the largest width reach a validation MSE at "
+        "least `hardness.margin` worse (paired by seed, 95 % t-interval excluding zero)?",
+    )
+if INFERENCE.get("enabled"):
+    FIGURE_GROUPS["fig_inference"] = dict(
+        notebook="10_inference",
+        figures=["fig10_inference"],
+        tables=["inference_summary"],
+        inputs=["tables/inference.csv"],
+        category="10 Inference",
+        doc="Inference: forward-only throughput, latency per batch and energy per sample for "
+        "every configuration of the scaling block (phantom-infer), mean and 95 % t-interval.",
+    )
+if (SC.get("init_ablation") or {}).get("enabled"):
+    FIGURE_GROUPS["fig_init_ablation"] = dict(
+        notebook="11_init_ablation",
+        figures=["fig11_init_ablation"],
+        tables=["init_ablation"],
+        inputs=["curves.parquet"],
+        category="11 PP initialisation",
+        doc="PP initialisation ablation: fan-in (old) vs variance-preserving init, validation "
+        "loss curves and final losses, paired by seed.",
+    )
+
+
+# Tables derived from study.parquet and curves.parquet by workflow/scripts/derive.py, one rule
+# each (rules `table_<name>`, generated in workflow/rules/aggregate.smk); every number of their
+# figures is one row of these CSVs.
+DERIVED_TABLES = {
+    "same_loss": dict(
+        inputs=["study.parquet", "curves.parquet"],
+        doc="same_loss.csv: per judged run (and the reference), the step, time, energy and "
+        "device-hours at the target validation loss, interpolated between evaluations.",
+    ),
+    "frontier": dict(
+        inputs=["study.parquet"],
+        doc="frontier.csv: per run of the scale (same samples), params, losses, energy, "
+        "device-hours and whether its configuration is on the Pareto front.",
+    ),
+}
+if HARDNESS:
+    DERIVED_TABLES["hardness"] = dict(
+        inputs=["study.parquet"],
+        doc="hardness.csv: full vs half-width student, paired gap in validation MSE, 95 % "
+        "t-interval, pass/fail.",
+    )
+if INFERENCE.get("enabled"):
+    DERIVED_TABLES["inference"] = dict(
+        inputs=[f"inference/{name}.json" for name in sorted(INFER_RUNS)],
+        doc="inference.csv: one row per phantom-infer job (phantom-infer JSON + oversubscription).",
+    )
+
+
+def derived_table(name):
+    return f"{RES}/tables/{name}.csv"
 
 
 def group_outputs(group):
@@ -509,6 +886,7 @@ def group_inputs(group):
     out = {
         "notebook": f"notebooks/{g['notebook']}.ipynb",
         "lib": "notebooks/figlib.py",
+        "stats": "notebooks/studystats.py",
         "study": f"{RES}/study.parquet",
     }
     out.update({Path(i).stem.replace(".", "_"): f"{RES}/{i}" for i in g["inputs"]})
@@ -525,7 +903,7 @@ def notebook_cmd(group):
     nb = FIGURE_GROUPS[group]["notebook"]
     return (
         f"(papermill --no-progress-bar --cwd . notebooks/{nb}.ipynb {RES}/notebooks/{nb}.ipynb"
-        f" -p table {RES}/study.parquet -p out_dir {FIG} -p scale {SCALE}"
+        f" -p table {RES}/study.parquet -p out_dir {FIG} -p scale {SCALE} -p level {STATS['level']}"
         f" && jupyter nbconvert --log-level WARN --to html --embed-images"
         f" --output-dir {RES}/notebooks {RES}/notebooks/{nb}.ipynb)"
     )
@@ -537,6 +915,7 @@ REF = f"docs/reference-{SCALE}"
 def _reference_sources():
     """docs/reference-<scale>/ file name -> the generated file it copies."""
     out = {"data_dictionary.md": f"{RES}/data_dictionary.md"}
+    out.update({f"tables/{t}.csv": derived_table(t) for t in DERIVED_TABLES})
     for g in FIGURE_GROUPS.values():
         for ext in ("ipynb", "html"):
             out[f"notebooks/{g['notebook']}.{ext}"] = (
@@ -586,7 +965,7 @@ def costs_grid_args():
 
 def costs_runs_args():
     """Every trained configuration (a superset grid; points that do not exist are skipped)."""
-    runs = RUNS.values()
+    runs = [r for r in RUNS.values() if r["strategy"] != "fsdp"]  # fsdp: no cost model
     ghosts = [r["k"] for r in runs if r["k"]] or [1]
     return (
         f"--strategy {_join(r['strategy'] for r in runs)}"

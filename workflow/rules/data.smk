@@ -10,12 +10,7 @@ rule data:
         runtime=30,
         measure=measure_slot,
     params:
-        d=SC["data"],
+        args=data_args(),
         out=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
-        "phantom-data generate --out {params.out}"
-        " --d-in {params.d[d_in]} --d-out {params.d[d_out]}"
-        " --teacher-width {params.d[teacher_width]} --teacher-layers {params.d[teacher_layers]}"
-        " --n-train {params.d[n_train]} --n-val {params.d[n_val]}"
-        " --shard-rows {params.d[shard_rows]} --noise {params.d[noise]} --seed {params.d[seed]}"
-        " > {log} 2>&1"
+        "phantom-data generate --out {params.out} {params.args} > {log} 2>&1"

@@ -18,6 +18,7 @@ for _group in FIGURE_GROUPS:
             **group_rule_outputs(_group),
         log:
             f"{RES}/logs/notebooks/{FIGURE_GROUPS[_group]['notebook']}.log",
+        localrule: True
         conda:
             "../../envs/phantom.yaml"
         params:

@@ -1,5 +1,5 @@
 wildcard_constraints:
-    run="(serial|tp|pp|dtensor)-p[0-9]+-n[0-9]+-k[0-9]+-s[0-9]+",
+    run="(serial|tp|pp|dtensor|fsdp)-p[0-9]+-n[0-9]+-k[0-9]+-s[0-9]+(-init[a-z-]+)?",
 
 
 rule train:

@@ -5,7 +5,9 @@ Reads, per run, the files of the run-folder contract (docs/interfaces.md): ``sum
 predictions of ``phantom-costs`` for the same configuration, and writes
 
 * ``study.parquet``: one row per run,
-* ``curves.parquet``: one row per run and epoch,
+* ``curves.parquet``: one row per run and validation evaluation (``evals.csv`` of a trainer with
+  ``--eval-every``; else ``epochs.csv``, one evaluation per epoch), with the cumulative measured
+  step time, wall time in the measured windows, energy and device-hours at each evaluation,
 * ``data_dictionary.md``: every column of both tables with its unit,
 
 checking that the columns match ``workflow/schemas/data_dictionary.yaml`` exactly. No number is
@@ -20,6 +22,8 @@ Run by Snakemake (rule ``aggregate``) or by hand::
 import argparse
 import json
 import math
+import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,10 @@ import pandas as pd
 import yaml
 
 MEASURED_METHODS = ("counter", "integration")
+RUN_RE = re.compile(
+    r"^(?P<strategy>[a-z]+)-p(?P<p>\d+)-n(?P<n>\d+)-k(?P<k>\d+)-s(?P<seed>\d+)"
+    r"(?:-init(?P<init>[a-z-]+))?$"
+)
 DTYPES = {"string": "string", "int": "Int64", "float": "float64", "bool": "boolean"}
 
 
@@ -39,20 +47,6 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def epoch_times(events: list[dict[str, Any]]) -> dict[int, float]:
-    """Seconds of each epoch: its epoch_end minus the latest epoch_start or resume before it."""
-    out: dict[int, float] = {}
-    start: int | None = None
-    for ev in sorted(events, key=lambda e: e["t_ns"]):
-        kind = ev.get("event")
-        if kind in ("epoch_start", "resume"):
-            start = ev["t_ns"]
-        elif kind == "epoch_end" and start is not None and ev.get("epoch") is not None:
-            out[int(ev["epoch"])] = (ev["t_ns"] - start) / 1e9
-            start = None
-    return out
 
 
 def hardware(manifest: dict[str, Any]) -> tuple[str, str, str, int]:
@@ -75,6 +69,45 @@ def hardware(manifest: dict[str, Any]) -> tuple[str, str, str, int]:
     return kind + (f" ({backend})" if backend else ""), device, backend, hosts
 
 
+def oversubscription(manifest: dict[str, Any], p: int, cpus_per_rank: int) -> dict[str, Any]:
+    """Whether the run's ranks had more threads than cores on their busiest host.
+
+    Ranks per host from the manifest (``ranks_per_host``, else p spread over ``hosts``), threads
+    per rank from its config (``threads``, else execution.cpus_per_rank); cores from the
+    manifest (``cpu_count``/``cores`` when a trainer records it) or, failing that,
+    ``os.cpu_count()`` of the machine that aggregates (the same machine under the local
+    profile; ``cores_source`` says which). On GPUs each rank has a device of its own: a run
+    is oversubscribed there only if two ranks report the same device.
+    """
+    cfg = manifest.get("config", {}) or {}
+    per_host = manifest.get("ranks_per_host") or {}
+    hosts = max(len(manifest.get("hosts", []) or [None]), 1)
+    ranks_host = max(per_host.values()) if per_host else math.ceil(p / hosts)
+    threads = int(cfg.get("threads") or cpus_per_rank or 1)
+    cores, source = None, ""
+    for key in ("cpu_count", "cores", "cpus"):
+        if manifest.get(key):
+            cores, source = int(manifest[key]), f"manifest.json {key}"
+            break
+    if cores is None:
+        cores = os.cpu_count() or 1
+        source = "os.cpu_count() at aggregation (the manifest has no core count)"
+    if str(cfg.get("device", "cpu")).startswith("cuda"):
+        ids = [d.get("uuid") or d.get("bus_id") or d.get("index")
+               for d in manifest.get("rank_devices", []) or []]
+        ids = [d for d in ids if d is not None]
+        over = bool(ids) and len(set(ids)) < len(ids)
+    else:
+        over = ranks_host * threads > cores
+    return {
+        "ranks_per_host": ranks_host,
+        "threads_per_rank": threads,
+        "cores": cores,
+        "cores_source": source,
+        "oversubscribed": over,
+    }
+
+
 def predictions(costs_csv: Path) -> pd.DataFrame:
     """phantom-costs rows keyed by (strategy, p, n, k); dtensor is costed like tp."""
     c = pd.read_csv(costs_csv)
@@ -92,11 +125,19 @@ def predictions(costs_csv: Path) -> pd.DataFrame:
 
 
 def run_keys(scale: str, spec: dict) -> dict:
-    """The columns that identify a run in every table: scale, run name, strategy, p, n, k, seed."""
-    return {"scale": scale, **{key: spec[key] for key in ("run", "strategy", "p", "n", "k", "seed")}}
+    """The columns that identify a run in every table: scale, run name, strategy, p, n, k,
+    seed, and the PP initialisation passed to the trainer (empty: the trainer's default)."""
+    keys = {"scale": scale, **{key: spec[key] for key in ("run", "strategy", "p", "n", "k", "seed")}}
+    keys["pp_init"] = spec.get("init", "") or ""
+    return keys
 
 
-def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, Any]) -> dict:
+EXPERIMENTS = ("scaling", "same_loss", "same_loss_reference", "quality_cost", "hardness",
+               "init_ablation")
+
+
+def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, Any],
+            cpus_per_rank: int = 1) -> dict:
     summary = read_json(folder / "summary.json")
     manifest = read_json(folder / "manifest.json")
     energy = read_json(folder / "energy.json")
@@ -113,12 +154,13 @@ def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, 
         "optimizer": training["optimizer"],
         "lr": training["lr"],
         "dtype": training["dtype"],
-        "in_scaling": "scaling" in spec["experiments"],
-        "in_same_loss": "same_loss" in spec["experiments"],
+        **{f"in_{e}": e in spec["experiments"] for e in EXPERIMENTS},
+        "ablation_arm": bool(spec.get("ablation_arm", False)),
         "hardware": desc,
         "device": device,
         "backend": backend,
         "hosts": hosts,
+        **oversubscription(manifest, spec["p"], cpus_per_rank),
         "resumes": len(manifest.get("resumes", [])),
         "steps": steps,
         "samples": summary.get("samples"),
@@ -138,6 +180,7 @@ def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, 
         "params_per_rank": summary.get("params_per_rank"),
         "final_train_loss": summary.get("final_train_loss"),
         "final_val_loss": summary.get("final_val_loss"),
+        "final_test_loss": summary.get("final_test_loss"),
         "energy_j": energy.get("total_j"),
         "energy_method": method,
         "energy_measured": method in MEASURED_METHODS,
@@ -149,48 +192,157 @@ def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, 
     }
 
 
-def curve_rows(spec: dict[str, Any], folder: Path, scale: str) -> list[dict[str, Any]]:
-    epochs = pd.read_csv(folder / "epochs.csv")
-    times = epoch_times(read_events(folder / "events.jsonl"))
-    per_epoch_j = read_json(folder / "energy.json").get("per_epoch_j", {}) or {}
-    rows, t_cum, e_cum = [], 0.0, 0.0
-    for rec in epochs.sort_values("epoch").to_dict("records"):
-        ep = int(rec["epoch"])
-        t_cum += times.get(ep, math.nan)
-        e_cum += float(per_epoch_j.get(str(ep), math.nan))
+def _overlap_s(a: int, b: int, t: int) -> float:
+    """Seconds of [a, b] (ns) before t (ns)."""
+    return max(0, min(b, t) - a) / 1e9
+
+
+def _subtract(window: tuple[int, int], cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Parts of ``window`` outside every interval of ``cuts``."""
+    parts = [window]
+    for c0, c1 in cuts:
+        nxt = []
+        for a, b in parts:
+            if c1 <= a or c0 >= b:
+                nxt.append((a, b))
+                continue
+            if a < c0:
+                nxt.append((a, c0))
+            if c1 < b:
+                nxt.append((c1, b))
+        parts = nxt
+    return [(a, b) for a, b in parts if b > a]
+
+
+def measured_windows(events: list[dict[str, Any]], energy: dict[str, Any]) -> list[tuple[int, int]]:
+    """The measured windows (ns): energy.json windows_ns, else measure_start/measure_end pairs."""
+    if energy.get("windows_ns"):
+        return [(int(a), int(b)) for a, b in energy["windows_ns"]]
+    out, start = [], None
+    for ev in sorted(events, key=lambda e: e["t_ns"]):
+        if ev.get("event") == "measure_start":
+            start = ev["t_ns"]
+        elif ev.get("event") == "measure_end" and start is not None:
+            out.append((int(start), int(ev["t_ns"])))
+            start = None
+    return out
+
+
+def epoch_windows(events: list[dict[str, Any]]) -> dict[int, list[tuple[int, int]]]:
+    """Wall-clock windows of each epoch (epoch_start/epoch_end pairs; several after a resume)."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    open_: dict[int, int] = {}
+    for ev in sorted(events, key=lambda e: e["t_ns"]):
+        ep = ev.get("epoch")
+        if ep is None:
+            continue
+        if ev.get("event") == "epoch_start":
+            open_[int(ep)] = int(ev["t_ns"])
+        elif ev.get("event") == "epoch_end" and int(ep) in open_:
+            out.setdefault(int(ep), []).append((open_.pop(int(ep)), int(ev["t_ns"])))
+    return out
+
+
+def power_segments(events: list[dict[str, Any]], energy: dict[str, Any]) -> list[tuple[int, int, float]]:
+    """(start_ns, end_ns, watts) segments whose integral over the run is its total energy.
+
+    Each epoch's energy (energy.json ``per_epoch_j``) at constant power over its wall-clock
+    window(s); what total_j has beyond the epochs at constant power over the measured time
+    outside the epochs; without per-epoch energy, total_j at constant power over the measured
+    windows.
+    """
+    total = energy.get("total_j")
+    windows = measured_windows(events, energy)
+    if total is None or not windows:
+        return []
+    per_epoch = {int(k): float(v) for k, v in (energy.get("per_epoch_j") or {}).items()
+                 if v is not None}
+    segs: list[tuple[int, int, float]] = []
+    used = 0.0
+    cuts: list[tuple[int, int]] = []
+    for ep, wins in epoch_windows(events).items():
+        dur = sum(b - a for a, b in wins) / 1e9
+        if ep not in per_epoch or dur <= 0:
+            continue
+        segs += [(a, b, per_epoch[ep] / dur) for a, b in wins]
+        used += per_epoch[ep]
+        cuts += wins
+    rest = [part for w in windows for part in _subtract(w, cuts)]
+    rest_s = sum(b - a for a, b in rest) / 1e9
+    if rest_s > 0:
+        left = max(float(total) - used, 0.0)
+        segs += [(a, b, left / rest_s) for a, b in rest]
+    elif not segs:
+        span = sum(b - a for a, b in windows) / 1e9
+        segs = [(a, b, float(total) / span) for a, b in windows] if span > 0 else []
+    return segs
+
+
+def energy_until(segs: list[tuple[int, int, float]], t_ns: int) -> float:
+    """Energy (J) of the run from its start up to wall-clock time t_ns."""
+    return sum(w * _overlap_s(a, b, t_ns) for a, b, w in segs) if segs else math.nan
+
+
+def measured_until(windows: list[tuple[int, int]], t_ns: int) -> float:
+    """Seconds of the measured windows from the run's start up to t_ns."""
+    return sum(_overlap_s(a, b, t_ns) for a, b in windows) if windows else math.nan
+
+
+def evaluations(folder: Path, batch_size: int) -> tuple[pd.DataFrame, str]:
+    """The run's validation evaluations: step, samples, epoch, val_loss, train_time_s, t_ns.
+
+    RUN/evals.csv when the trainer wrote it (``--eval-every``); else RUN/epochs.csv (one per
+    epoch) with train_time_s = cumulative metrics.csv step_time_s up to that step.
+    """
+    evals = folder / "evals.csv"
+    if evals.exists():
+        return pd.read_csv(evals).sort_values("step").reset_index(drop=True), "evals.csv"
+    ep = pd.read_csv(folder / "epochs.csv").sort_values("epoch")
+    cum: dict[int, float] = {}
+    if (folder / "metrics.csv").exists():
+        m = pd.read_csv(folder / "metrics.csv").drop_duplicates("step", keep="last").sort_values("step")
+        cum = dict(zip(m["step"].astype(int), m["step_time_s"].astype(float).cumsum(), strict=True))
+    df = pd.DataFrame({
+        "step": ep["step"].astype(int).to_numpy(),
+        "samples": ep["step"].astype(int).to_numpy() * batch_size,
+        "epoch": ep["epoch"].astype(int).to_numpy(),
+        "val_loss": ep["val_loss"].astype(float).to_numpy(),
+        "train_time_s": [cum.get(int(s), math.nan) for s in ep["step"]],
+        "t_ns": ep["t_ns"].astype("int64").to_numpy(),
+        "train_loss": ep["train_loss"].astype(float).to_numpy(),
+    })
+    return df, "epochs.csv"
+
+
+def curve_rows(spec: dict[str, Any], folder: Path, scale: str, batch_size: int) -> list[dict[str, Any]]:
+    """One row per evaluation, with cumulative time, energy and device-hours at its t_ns."""
+    evals, source = evaluations(folder, batch_size)
+    events = read_events(folder / "events.jsonl")
+    energy = read_json(folder / "energy.json")
+    segs = power_segments(events, energy)
+    windows = measured_windows(events, energy)
+    rows = []
+    for rec in evals.to_dict("records"):
+        t = int(rec["t_ns"])
+        wall = measured_until(windows, t)
         rows.append(
             {
                 **run_keys(scale, spec),
-                "epoch": ep,
+                "eval_source": source,
+                "epoch": int(rec["epoch"]),
                 "step": int(rec["step"]),
-                "train_loss": float(rec["train_loss"]),
+                "samples": int(rec.get("samples", rec["step"] * batch_size)),
+                "train_loss": float(rec.get("train_loss", math.nan)),
                 "val_loss": float(rec["val_loss"]),
-                "time_s": t_cum,
-                "energy_j": e_cum,
-                "device_hours": spec["p"] * t_cum / 3600,
+                "train_time_s": float(rec.get("train_time_s", math.nan)),
+                "t_ns": t,
+                "measured_time_s": wall,
+                "energy_j": energy_until(segs, t),
+                "energy_method": energy.get("method", ""),
+                "device_hours": spec["p"] * wall / 3600,
             }
         )
     return rows
-
-
-def add_targets(study: pd.DataFrame, curves: pd.DataFrame, target: float | None) -> pd.DataFrame:
-    """Experiment 5: epochs, time, energy and device-hours until val loss <= target."""
-    sel = study["in_same_loss"]
-    if target is None and sel.any():
-        target = float(study.loc[sel, "final_val_loss"].max())
-    cols = ["epochs_to_target", "time_to_target_s", "energy_to_target_j"]
-    study["target_val_loss"] = target if target is not None else math.nan
-    study.loc[~sel, "target_val_loss"] = math.nan
-    for col in [*cols, "device_hours_to_target"]:
-        study[col] = math.nan
-    for idx in study.index[sel]:
-        c = curves[curves["run"] == study.at[idx, "run"]].sort_values("epoch")
-        hit = c[c["val_loss"] <= target]
-        if len(hit):
-            first = hit.iloc[0]
-            study.loc[idx, cols] = [first["epoch"], first["time_s"], first["energy_j"]]
-            study.at[idx, "device_hours_to_target"] = first["device_hours"]
-    return study
 
 
 def typed(df: pd.DataFrame, spec: dict[str, Any], name: str) -> pd.DataFrame:
@@ -230,20 +382,22 @@ def aggregate(
     dictionary_yaml: Path,
     scale: str,
     training: dict[str, Any],
-    target: float | None,
+    cpus_per_rank: int,
     out_study: Path,
     out_curves: Path,
     out_dictionary: Path,
 ) -> None:
     runs = list(runs)
     dictionary = yaml.safe_load(dictionary_yaml.read_text())
-    study = pd.DataFrame([run_row(r, runs_root / r["run"], scale, training) for r in runs])
-    curves = pd.DataFrame([row for r in runs for row in curve_rows(r, runs_root / r["run"], scale)])
+    study = pd.DataFrame([run_row(r, runs_root / r["run"], scale, training, cpus_per_rank)
+                          for r in runs])
+    bs = int(training["batch_size"])
+    curves = pd.DataFrame([row for r in runs for row in curve_rows(r, runs_root / r["run"], scale, bs)])
+    curves = curves.merge(study[["run", "oversubscribed"]], on="run", how="left")
     pred = predictions(costs_csv)
     dt = pred[pred["strategy"] == "tp"].assign(strategy="dtensor")
     pred = pd.concat([pred, dt]).drop_duplicates(["strategy", "p", "n", "k"])
     study = study.merge(pred, on=["strategy", "p", "n", "k"], how="left", validate="many_to_one")
-    study = add_targets(study, curves, target)
     out_study.parent.mkdir(parents=True, exist_ok=True)
     typed(study, dictionary["study"], "study").to_parquet(out_study, index=False)
     typed(curves, dictionary["curves"], "curves").to_parquet(out_curves, index=False)
@@ -257,20 +411,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scale", required=True)
     ap.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     ap.add_argument("--dictionary", type=Path, default=Path("workflow/schemas/data_dictionary.yaml"))
+    ap.add_argument("--cpus-per-rank", type=int, default=1, help="execution.cpus_per_rank")
     args = ap.parse_args(argv)
     sc = yaml.safe_load(args.config.read_text())["scales"][args.scale]
     runs = []
     for folder in sorted((args.results / "runs").glob("*/summary.json")):
-        strategy, p, n, k, seed = folder.parent.name.split("-")
+        m = RUN_RE.match(folder.parent.name)
+        if not m:
+            continue
+        strategy, p, n = m["strategy"], int(m["p"]), int(m["n"])
         runs.append(
             {
                 "run": folder.parent.name,
                 "strategy": strategy,
-                "p": int(p[1:]),
-                "n": int(n[1:]),
-                "k": int(k[1:]),
-                "seed": int(seed[1:]),
-                "experiments": _experiments(sc, strategy, int(p[1:]), int(n[1:])),
+                "p": p,
+                "n": n,
+                "k": int(m["k"]),
+                "seed": int(m["seed"]),
+                "init": m["init"] or "",
+                "ablation_arm": bool(m["init"]),
+                "experiments": _experiments(sc, strategy, p, n),
             }
         )
     aggregate(
@@ -280,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
         args.dictionary,
         args.scale,
         sc["training"],
-        sc["same_loss"]["target_val_loss"],
+        args.cpus_per_rank,
         args.results / "study.parquet",
         args.results / "curves.parquet",
         args.results / "data_dictionary.md",
@@ -288,6 +448,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _experiments(sc: dict[str, Any], strategy: str, p: int, n: int) -> list[str]:
+    """By hand only (Snakemake passes the run table of common.smk): scaling and same_loss
+    membership from the config; the other blocks are left to the workflow."""
     out = []
     g = sc["scaling"]
     if n in g["widths"] and (strategy == "serial" or (strategy in g["strategies"] and p in g["ranks"])):
@@ -316,7 +478,7 @@ def _aggregate_smk(smk: Any) -> None:
         Path(smk.input.dictionary),
         smk.params.scale,
         smk.params.training,
-        smk.params.same_loss["target_val_loss"],
+        smk.params.cpus_per_rank,
         Path(smk.output.study),
         Path(smk.output.curves),
         Path(smk.output.dictionary),

@@ -1,0 +1,105 @@
+"""Config validation of the study design (issue 11) and the flags the rules pass: dry runs only.
+
+A bad study design fails before any job, naming the key: a same-loss reference that is no
+configuration of the scale (or is judged), eval_every < 0 or longer than an epoch, a sweep with
+k > m = n/p, fewer than 2 seeds where intervals are asked for. New trainer flags are passed only
+when the config sets them, so the current trainer keeps working."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .helpers import REPO, copy_workflow, dry_run_jobs, snakemake
+
+
+@pytest.fixture(scope="module")
+def wf(tmp_path_factory) -> Path:
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+def _smoke(**blocks) -> dict:
+    return {"scales": {"smoke": blocks}}
+
+
+def _run(wf: Path, overlay: dict, *extra: str):
+    name = f"overlay-{abs(hash(yaml.safe_dump(overlay)))}.yaml"
+    (wf / name).write_text(yaml.safe_dump(overlay))
+    return snakemake(["--profile", "local", "--cores", "1", "--configfile", name,
+                      "--config", "scale=smoke", *extra], wf, timeout=300)
+
+
+def _fails(wf: Path, overlay: dict, *needles: str) -> None:
+    res = _run(wf, overlay, "--dry-run")
+    assert res.returncode != 0, res.stdout[-3000:]
+    for needle in needles:
+        assert needle in res.stdout, f"{needle!r} not in:\n{res.stdout[-3000:]}"
+    assert not (wf / "results").exists()
+
+
+def _jobs(wf: Path, overlay: dict) -> list[dict[str, str]]:
+    res = _run(wf, overlay, "--dry-run", "--printshellcmds")
+    assert res.returncode == 0, res.stdout[-3000:]
+    return dry_run_jobs(res.stdout)
+
+
+def test_reference_that_names_no_configuration_is_rejected(wf):
+    ref = {"strategy": "tp", "ranks": 2, "width": 1024}
+    _fails(wf, _smoke(same_loss={"target": {"reference": ref}}),
+           "config key 'scales.smoke.same_loss.target.reference'", "no configuration")
+
+
+def test_reference_that_is_judged_is_rejected(wf):
+    ref = {"strategy": "tp", "ranks": 2, "width": 128}  # the TP comparator of PP n = 128, p = 2
+    _fails(wf, _smoke(same_loss={"target": {"reference": ref}}),
+           "config key 'scales.smoke.same_loss.target.reference'", "judged")
+
+
+@pytest.mark.parametrize("every", [-1, 33])  # smoke: 4096 rows / 128 = 32 steps per epoch
+def test_eval_every_outside_one_epoch_is_rejected(wf, every):
+    _fails(wf, _smoke(training={"eval_every": every}), "config key 'scales.smoke.training.eval_every'")
+
+
+def test_ghost_sweep_with_k_above_m_is_rejected(wf):
+    sweep = {"widths": [128], "ranks": [2], "ghosts": [8, 65]}  # m = 64
+    _fails(wf, _smoke(quality_cost={"ghost_sweep": sweep}),
+           "config key 'scales.smoke.quality_cost.ghost_sweep.ghosts'", "k = 65 > m = n/p = 64")
+
+
+def test_one_seed_with_intervals_is_rejected(wf):
+    _fails(wf, _smoke(training={"seeds": [0]}), "config key 'scales.smoke.training.seeds'")
+
+
+def test_local_scale_has_at_least_five_seeds():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert len(config["scales"]["local"]["training"]["seeds"]) >= 5
+
+
+def test_new_flags_only_when_set(wf):
+    """Defaults: no --eval-every, --pp-init, --n-test (the current trainer and data tool)."""
+    jobs = _jobs(wf, {})
+    train = [j["shell"] for j in jobs if j["rule"] == "train"]
+    data = [j["shell"] for j in jobs if j["rule"] == "data"]
+    assert train and not any("--eval-every" in c or "--pp-init" in c for c in train)
+    assert not any("--n-test" in c for c in data)
+    assert not any(j["rule"] in ("infer", "fig_inference", "fig_init_ablation") for j in jobs)
+
+
+def test_flags_passed_when_set(wf):
+    overlay = _smoke(training={"eval_every": 8, "pp_init": "variance"}, data={"n_test": 512},
+                     scaling={"strategies": ["pp", "tp", "dtensor", "fsdp"]},
+                     inference={"enabled": True, "repeats": 2},
+                     init_ablation={"enabled": True, "runs": [
+                         {"strategy": "pp", "ranks": 2, "width": 128, "ghosts": 8}]})
+    jobs = _jobs(wf, overlay)
+    train = {j["output"]: j["shell"] for j in jobs if j["rule"] == "train"}
+    assert all("--eval-every 8" in c for c in train.values())
+    pp = [c for o, c in train.items() if "/pp-" in o]
+    assert pp and all("--pp-init " in c for c in pp)
+    assert any("--pp-init fan-in" in c for o, c in train.items() if o.endswith("-initfan-in/summary.json"))
+    assert any("--strategy fsdp" in c for c in train.values())
+    assert any("--n-test 512" in j["shell"] for j in jobs if j["rule"] == "data")
+    infer = [j for j in jobs if j["rule"] == "infer"]
+    assert infer and all("-m phantom_parallel.infer" in j["shell"] and "--json " in j["shell"] for j in infer)
+    rules = {j["rule"] for j in jobs}
+    assert {"table_inference", "fig_inference", "fig_init_ablation"} <= rules
