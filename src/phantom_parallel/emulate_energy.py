@@ -30,10 +30,12 @@ class EnergyMeter:
         source: a power source name (``none``: every row gets null energy).
         out_dir: folder for the sampler's log (a temporary folder of the run).
         window_s: seconds of back-to-back steps per energy reading.
+        interval_s: the sampler's poll interval (s).
     """
 
-    def __init__(self, source: str, out_dir: Path, window_s: float) -> None:
+    def __init__(self, source: str, out_dir: Path, window_s: float, interval_s: float = 0.1) -> None:
         self.source, self.out_dir, self.window_s = source, out_dir, window_s
+        self.interval_s = interval_s
         self.handle: Any = None
         self.windows: list[tuple[int, int, int, str | None] | None] = []
 
@@ -42,7 +44,7 @@ class EnergyMeter:
             return self
         from phantom_parallel.energy.sampler import start_sampler
 
-        self.handle = start_sampler(self.source, self.out_dir, interval_s=0.1)
+        self.handle = start_sampler(self.source, self.out_dir, interval_s=self.interval_s)
         if self.handle.log_path is None:  # auto found no sensor
             self.handle = None
             return self

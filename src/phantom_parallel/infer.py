@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ghosts", type=int, default=None, help="ghost neurons k per rank (pp)")
     p.add_argument("--pp-init", choices=PP_INITS, default=PP_INITS[0])
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu")
+    p.add_argument("--data", type=Path, default=None,
+                   help="dataset folder: d_in and d_out from its manifest (else --d-in/--d-out)")
     p.add_argument("--d-in", type=int, default=64, help="input features")
     p.add_argument("--d-out", type=int, default=8, help="output features")
     p.add_argument("--batch-size", type=int, default=256, help="rows per forward (all ranks)")
@@ -68,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backend", default="auto", help="auto, gloo or nccl")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per rank")
     p.add_argument("--power-source", choices=POWER_SOURCES, default="auto")
+    p.add_argument("--power-interval-ms", type=float, default=100.0, help="sampler poll interval (ms)")
     p.add_argument("--timeout-s", type=float, default=300.0, help="collective timeout")
     p.add_argument("--json", type=Path, default=None, help="also write the result here")
     return p.parse_args(argv)
@@ -102,6 +105,10 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
         bad(f"--backend: {err}")
     if args.json is not None and args.json.is_dir():
         bad(f"--json={args.json} is a folder")
+    if args.data is not None and not (args.data / "manifest.json").exists():
+        bad(f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)")
+    if args.power_interval_ms <= 0:
+        bad(f"--power-interval-ms={args.power_interval_ms} must be > 0")
 
 
 def _sync(device: torch.device) -> None:
@@ -168,6 +175,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     comm = init_distributed(env, args.backend, args.device, args.timeout_s)
     rank, world = env.rank, env.world_size
     device = torch.device(args.device if args.device != "cuda" else f"cuda:{torch.cuda.current_device()}")
+    if args.data is not None:  # the model is built for this dataset's shapes
+        meta = json.loads((args.data / "manifest.json").read_text())
+        args.d_in, args.d_out = int(meta["d_in"]), int(meta["d_out"])
     cfg = FFNConfig(args.d_in, args.width, args.layers, args.d_out, args.activation)
     model = build_model(args.strategy, cfg, comm, ghosts=args.ghosts, seed=args.seed,
                         device=device, dtype=DTYPES[args.dtype], pp_init=args.pp_init)
@@ -179,7 +189,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         dist.all_gather_object(ranks, me)
     source = args.power_source if env.local_rank == 0 else "none"
     with tempfile.TemporaryDirectory(prefix="phantom-infer-") as tmp, \
-            EnergyMeter(source, Path(tmp), window_s=0.0) as meter:
+            EnergyMeter(source, Path(tmp), window_s=0.0,
+                        interval_s=args.power_interval_ms / 1e3) as meter:
         times, t0, t1 = measure(args, model, device, rank, world)
         node_devices = sorted({d for h, d in ranks if h == me[0] and d is not None}) or None
         node = _node_energy(meter, t0, t1, node_devices) if env.local_rank == 0 else None

@@ -87,7 +87,16 @@ def _expected_runs(scale: dict) -> set[str]:
     if h and h.get("enabled", True):
         w = h.get("width") or max(n for _, _, n, _ in cfgs)
         cfgs |= {(h.get("strategy", "serial"), h.get("ranks", 1), n, 0) for n in (w, w // 2)}
-    return {f"{s}-p{p}-n{n}-k{k}-s{seed}" for s, p, n, k in cfgs for seed in seeds}
+    runs = {f"{s}-p{p}-n{n}-k{k}-s{seed}" for s, p, n, k in cfgs for seed in seeds}
+    abl = scale.get("init_ablation") or {}
+    if abl.get("enabled"):  # an extra arm per init that is not the scale's own
+        own = scale["training"].get("pp_init", "variance")
+        for r in abl["runs"]:
+            for init in abl["inits"]:
+                if init != own:
+                    runs |= {f"pp-p{r['ranks']}-n{r['width']}-k{r['ghosts']}-s{seed}-init{init}"
+                             for seed in seeds}
+    return runs
 
 
 def _job_counts(out: str) -> dict[str, int]:

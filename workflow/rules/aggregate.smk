@@ -49,6 +49,9 @@ for _table in DERIVED_TABLES:
         localrule: True
         conda:
             "../../envs/phantom.yaml"
+        resources:
+            # table_inference needs only the inference jobs: it may run beside training
+            measure=measure_slot,
         params:
             kind=_table,
             doc=DERIVED_TABLES[_table]["doc"],

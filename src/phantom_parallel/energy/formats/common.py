@@ -29,7 +29,8 @@ def read_lines(path: str | Path, result: ParseResult) -> list[tuple[int, str]]:
     """Read a log as (1-based line number, text) pairs without line ends (LF or CRLF).
 
     Bytes that are not UTF-8 are replaced. A last line without a line end is a truncated
-    write: it is reported as a ``truncated`` issue and dropped.
+    write: it is reported as a ``truncated`` issue and dropped; a line with a carriage return
+    inside is reported as ``garbage`` and dropped.
     """
     data = Path(path).read_bytes().decode("utf-8", errors="replace")
     raw = data.split("\n")
@@ -37,7 +38,11 @@ def read_lines(path: str | Path, result: ParseResult) -> list[tuple[int, str]]:
     last = out.pop()  # text after the final "\n" ("" for a complete file)
     if last[1].strip():
         result.issue(last[0], "truncated", last[1])
-    return out
+    # a carriage return inside a line belongs to no supported format (and trips csv): garbage
+    for no, s in out:
+        if "\r" in s:
+            result.issue(no, "garbage", s.replace("\r", "\\r"))
+    return [(no, s) for no, s in out if "\r" not in s]
 
 
 def split_polls(lines: list[tuple[int, str]]) -> list[Poll]:
