@@ -56,7 +56,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from phantom_parallel import __version__, alphabeta, costs
+from phantom_parallel import __version__, alphabeta, cli, costs
 from phantom_parallel.bench_micro import (
     IN_STEP_BURST_GEMMS,
     bench_collectives,
@@ -136,9 +136,9 @@ def rate_through_origin(rows: Sequence[tuple[float, float]]) -> float:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Arguments of ``phantom-bench``."""
-    ap = argparse.ArgumentParser(
-        prog="phantom-bench",
-        description="Step time of pp, tp and dtensor side by side (interleaved) at the same "
+    ap = cli.parser(
+        "phantom-bench",
+        "Step time of pp, tp and dtensor side by side (interleaved) at the same "
         "width and ranks, with the cost model's prediction from microbenchmarks of the same run. "
         "Launch with torchrun --nproc-per-node P (P >= 2).",
     )
@@ -146,7 +146,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--layers", type=int, default=4, help="hidden n x n layers L")
     ap.add_argument("--ghosts", type=int, default=None,
                     help="PP ghosts per rank k (default max(1, n/p/16))")
-    ap.add_argument("--batch", type=int, default=64, help="rows per step B")
+    ap.add_argument("--batch-size", "--batch", dest="batch", type=int, default=64,
+                    help="samples per step B")
     ap.add_argument("--d-in", type=int, default=64, help="input features")
     ap.add_argument("--d-out", type=int, default=8, help="output features")
     ap.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu")

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from phantom_parallel import cli
 from phantom_parallel.costs import (
     _ACT_SAVES_INPUT,
     OPTIMIZER_STATES,
@@ -40,9 +41,9 @@ _DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``phantom-costs``."""
-    ap = argparse.ArgumentParser(
-        prog="phantom-costs",
-        description="Closed-form per-rank, per-step costs (matmul FLOPs, collective calls, "
+    ap = cli.parser(
+        "phantom-costs",
+        "Closed-form per-rank, per-step costs (matmul FLOPs, collective calls, "
         "payload/wire bytes, parameters, memory) of serial / TP / PP FFN training. Lists give a "
         "grid (cartesian product); invalid grid points (n % p != 0, k > m) are skipped with a "
         "note on stderr. Time and energy: `phantom-costs project --hardware NAME ...`.",
@@ -50,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--strategy", nargs="+", default=["tp", "pp"], choices=STRATEGIES)
     ap.add_argument("--width", nargs="+", type=int, default=[1024], help="hidden width n")
     ap.add_argument("--layers", nargs="+", type=int, default=[4], help="hidden n x n layers L")
-    ap.add_argument("--p", nargs="+", type=int, default=[1, 2, 4, 8], help="ranks")
+    ap.add_argument("--ranks", "--p", dest="p", nargs="+", type=int, default=[1, 2, 4, 8],
+                    help="ranks p")
     ap.add_argument("--ghosts", nargs="+", type=int, default=[32], help="PP ghosts per rank k")
-    ap.add_argument("--batch", nargs="+", type=int, default=[64])
+    ap.add_argument("--batch-size", "--batch", dest="batch", nargs="+", type=int, default=[64],
+                    help="samples per step B")
     ap.add_argument("--d-in", type=int, default=64)
     ap.add_argument("--d-out", type=int, default=8)
     ap.add_argument("--dtype", choices=sorted(_DTYPE_BYTES), default="float32")

@@ -46,6 +46,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from phantom_parallel import cli
 from phantom_parallel.atomic import write_json_atomic
 
 FORMAT = "phantom-data/1"
@@ -690,10 +691,10 @@ def iterate_batches(
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``phantom-data``."""
-    ap = argparse.ArgumentParser(prog="phantom-data", description=__doc__.split("\n\n")[0])
+    ap = cli.parser("phantom-data", __doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     d = DataConfig()
-    g = sub.add_parser("generate", help="generate (or resume) a dataset folder")
+    g = sub.add_parser("generate", formatter_class=ap.formatter_class, help="generate (or resume) a dataset folder")
     g.add_argument("--out", required=True, type=Path)
     g.add_argument("--d-in", type=int, default=d.d_in)
     g.add_argument("--d-out", type=int, default=d.d_out)
@@ -711,9 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--overwrite", action="store_true", help="replace a different dataset")
     g.add_argument("--quiet", action="store_true")
-    v = sub.add_parser("verify", help="check every shard's sha256 against the manifest")
+    v = sub.add_parser("verify", formatter_class=ap.formatter_class, help="check every shard's sha256 against the manifest")
     v.add_argument("dir", type=Path)
-    i = sub.add_parser("info", help="print the manifest summary")
+    i = sub.add_parser("info", formatter_class=ap.formatter_class, help="print the manifest summary")
     i.add_argument("dir", type=Path)
     return ap
 

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from phantom_parallel import cli
 from phantom_parallel.distributed import init_distributed, read_launch_env, resolve_backend
 from phantom_parallel.emulate_energy import MIN_COVERAGE, EnergyMeter
 from phantom_parallel.energy.sources import POWER_SOURCES
@@ -49,8 +50,7 @@ from phantom_parallel.train import DTYPES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="phantom-infer", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser("phantom-infer", __doc__)
     p.add_argument("--strategy", choices=STRATEGIES, required=True)
     p.add_argument("--width", type=int, required=True, help="hidden width n (divisible by ranks p)")
     p.add_argument("--layers", type=int, default=2, help="number L of hidden n x n layers")

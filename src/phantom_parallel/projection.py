@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ghosts", type=int, required=True, help="PP ghosts per rank k")
     ap.add_argument("--ranks", type=int, nargs="+", default=list(DEFAULT_RANKS))
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--batch-size", "--batch", dest="batch", type=int, default=1024,
+                    help="samples per step B")
     ap.add_argument("--d-in", type=int, default=64)
     ap.add_argument("--d-out", type=int, default=8)
     ap.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="float32")
