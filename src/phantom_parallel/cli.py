@@ -24,3 +24,9 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description=description, formatter_class=_Formatter)
     ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return ap
+
+
+def layout_error(err: ValueError) -> str:
+    """A :func:`phantom_parallel.models.validate_layout` message in the CLI's flag names."""
+    text = str(err).replace("ghosts k=", "--ghosts=").replace("width n=", "--width=")
+    return text.replace("strategy 'serial'", "--strategy=serial")

@@ -90,8 +90,7 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
     try:
         validate_layout(args.strategy, args.width, world_size, args.ghosts)
     except ValueError as err:
-        text = str(err).replace("ghosts k=", "--ghosts=").replace("width n=", "--width=")
-        bad(text.replace("strategy 'serial'", "--strategy=serial"))
+        bad(cli.layout_error(err))
     if args.strategy == "fsdp" and args.batch_size % world_size:
         bad(f"--batch-size={args.batch_size} is not divisible by the number of ranks p={world_size} "
             "(fsdp splits each batch over the ranks)")

@@ -45,7 +45,14 @@ from phantom_parallel.evals import (
     steps_per_epoch_of,
 )
 from phantom_parallel.layers import RowParallelLinear
-from phantom_parallel.models import ACTIVATIONS, PP_INITS, STRATEGIES, FFNConfig, build_model
+from phantom_parallel.models import (
+    ACTIVATIONS,
+    PP_INITS,
+    STRATEGIES,
+    FFNConfig,
+    build_model,
+    validate_layout,
+)
 from phantom_parallel.runlog import RunLog
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -111,16 +118,12 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
         bad(f"--log-every={args.log_every} must be >= 0 (0: no log lines)")
     if args.max_steps is not None and args.max_steps < 1:
         bad(f"--max-steps={args.max_steps} must be >= 1")
-    if args.width % world_size:
-        bad(f"--width={args.width} is not divisible by the number of ranks p={world_size}")
-    if args.strategy == "serial" and world_size != 1:
-        bad(f"--strategy=serial runs on one process, but world size is {world_size}")
-    if args.strategy == "pp":
-        m = args.width // world_size
-        if args.ghosts is None:
-            bad("--strategy=pp needs --ghosts k")
-        if not 1 <= args.ghosts <= m:
-            bad(f"--ghosts={args.ghosts} must satisfy 1 <= k <= m = n/p = {args.width}/{world_size} = {m}")
+    if args.strategy == "pp" and args.ghosts is None:
+        bad("--strategy=pp needs --ghosts k")
+    try:
+        validate_layout(args.strategy, args.width, world_size, args.ghosts)
+    except ValueError as err:
+        bad(cli.layout_error(err))
     if not args.device.startswith(("cpu", "cuda")):
         bad(f"--device={args.device!r}: use cpu or cuda (ROCm GPUs are cuda in torch)")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
