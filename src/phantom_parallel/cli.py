@@ -30,3 +30,20 @@ def layout_error(err: ValueError) -> str:
     """A :func:`phantom_parallel.models.validate_layout` message in the CLI's flag names."""
     text = str(err).replace("ghosts k=", "--ghosts=").replace("width n=", "--width=")
     return text.replace("strategy 'serial'", "--strategy=serial")
+
+
+def device_error(device: str, backend: str) -> str | None:
+    """What is wrong with ``--device``/``--backend`` on this machine (None: nothing)."""
+    import torch
+
+    from phantom_parallel.distributed import resolve_backend
+
+    if not device.startswith(("cpu", "cuda")):
+        return f"--device={device!r}: use cpu or cuda (ROCm GPUs are cuda in torch)"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return "--device=cuda but torch sees no GPU"
+    try:
+        resolve_backend(backend, device)
+    except ValueError as err:
+        return f"--backend: {err}"
+    return None

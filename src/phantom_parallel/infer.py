@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 
 from phantom_parallel import cli
-from phantom_parallel.distributed import init_distributed, read_launch_env, resolve_backend
+from phantom_parallel.distributed import init_distributed, read_launch_env
 from phantom_parallel.emulate_energy import MIN_COVERAGE, EnergyMeter
 from phantom_parallel.energy.sources import POWER_SOURCES
 from phantom_parallel.models import (
@@ -94,14 +94,8 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
     if args.strategy == "fsdp" and args.batch_size % world_size:
         bad(f"--batch-size={args.batch_size} is not divisible by the number of ranks p={world_size} "
             "(fsdp splits each batch over the ranks)")
-    if not args.device.startswith(("cpu", "cuda")):
-        bad(f"--device={args.device!r}: use cpu or cuda")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        bad("--device=cuda but torch sees no GPU")
-    try:
-        resolve_backend(args.backend, args.device)
-    except ValueError as err:
-        bad(f"--backend: {err}")
+    if (msg := cli.device_error(args.device, args.backend)) is not None:
+        bad(msg)
     if args.json is not None and args.json.is_dir():
         bad(f"--json={args.json} is a folder")
     if args.data is not None and not (args.data / "manifest.json").exists():

@@ -33,7 +33,6 @@ from phantom_parallel.distributed import (
     LaunchEnv,
     init_distributed,
     read_launch_env,
-    resolve_backend,
 )
 from phantom_parallel.energy.devices import device_identity, rank_devices_manifest
 from phantom_parallel.energy.sources import POWER_SOURCES
@@ -124,14 +123,8 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
         validate_layout(args.strategy, args.width, world_size, args.ghosts)
     except ValueError as err:
         bad(cli.layout_error(err))
-    if not args.device.startswith(("cpu", "cuda")):
-        bad(f"--device={args.device!r}: use cpu or cuda (ROCm GPUs are cuda in torch)")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        bad("--device=cuda but torch sees no GPU")
-    try:
-        resolve_backend(args.backend, args.device)
-    except ValueError as err:
-        bad(f"--backend: {err}")
+    if (msg := cli.device_error(args.device, args.backend)) is not None:
+        bad(msg)
     if not (args.data / "manifest.json").exists():
         bad(f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)")
     rows = json.loads((args.data / "manifest.json").read_text())["splits"]["train"]["rows"]
