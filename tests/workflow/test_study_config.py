@@ -75,9 +75,21 @@ def test_local_scale_has_at_least_five_seeds():
     assert len(config["scales"]["local"]["training"]["seeds"]) >= 5
 
 
-def test_new_flags_only_when_set(wf):
-    """Defaults: no --eval-every, --pp-init, --n-test (the current trainer and data tool)."""
-    jobs = _jobs(wf, {})
+def test_new_flags_only_when_set(tmp_path):
+    """Without the keys: no --eval-every, --pp-init, --n-test, no inference jobs (an older
+    trainer and data tool keep working). The repository's smoke scale sets them, so a copy of
+    the workflow with them removed is used."""
+    bare = copy_workflow(tmp_path)
+    cfg_path = bare / "config" / "config.yaml"
+    config = yaml.safe_load(cfg_path.read_text())
+    smoke = config["scales"]["smoke"]
+    for key in ("eval_every", "pp_init"):
+        smoke["training"].pop(key, None)
+    smoke["data"].pop("n_test", None)
+    smoke.pop("inference", None)
+    smoke["scaling"]["strategies"] = [s for s in smoke["scaling"]["strategies"] if s != "fsdp"]
+    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    jobs = _jobs(bare, {})
     train = [j["shell"] for j in jobs if j["rule"] == "train"]
     data = [j["shell"] for j in jobs if j["rule"] == "data"]
     assert train and not any("--eval-every" in c or "--pp-init" in c for c in train)
