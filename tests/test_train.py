@@ -309,3 +309,11 @@ def test_checkpoint_from_before_pp_init_resumes_as_fan_in(tmp_path: Path) -> Non
     new = Checkpointer(tmp_path, 0, 1, {"seed": 0, "pp_init": "variance"}, legacy=LEGACY_RESUME)
     with pytest.raises(ResumeMismatchError, match="pp_init='fan-in', this launch has pp_init='variance'"):
         new.check_compatible()
+
+
+def test_manifest_records_the_usable_cores(data_dir: Path, tmp_path: Path) -> None:
+    """Oversubscription is judged against the cores a run could use (issue 11)."""
+    res = run(train_cmd(data_dir, tmp_path / "r", "--max-steps", "2", p=1, strategy="serial"))
+    assert res.returncode == 0, res.stderr
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["cpu_count"] == len(os.sched_getaffinity(0))

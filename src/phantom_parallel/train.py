@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import resource
 import socket
@@ -197,6 +198,11 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask: a SLURM or cgroup cpuset counts)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -315,6 +321,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
             "data_manifest": str(args.data / "manifest.json"), "started_at": started,
             "power_source": getattr(sampler, "source", "none"),
             "cpu_name": cpu_model(),
+            "cpu_count": usable_cores(),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             **rank_devices_manifest(rank_devices),
         })

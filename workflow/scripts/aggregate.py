@@ -93,7 +93,7 @@ def oversubscription(manifest: dict[str, Any], p: int, cpus_per_rank: int) -> di
         cores = os.cpu_count() or 1
         source = "os.cpu_count() at aggregation (the manifest has no core count)"
     if str(cfg.get("device", "cpu")).startswith("cuda"):
-        ids = [d.get("uuid") or d.get("bus_id") or d.get("index")
+        ids = [d.get("uuid") or d.get("pci_bus_id") or d.get("index")
                for d in manifest.get("rank_devices", []) or []]
         ids = [d for d in ids if d is not None]
         over = bool(ids) and len(set(ids)) < len(ids)
