@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from phantom_parallel import models
 from phantom_parallel.comm import Comm
 from phantom_parallel.emulate import StandInComm
-from phantom_parallel.layers import PhantomLinear, add_peer_ghosts
+from phantom_parallel.layers import PhantomLinear, _PhantomLinear
 from phantom_parallel.models import FFNConfig, build_model, dense_init
 from tests.distributed_harness import run_on_ranks
 from tests.test_counts import _one_step
@@ -24,20 +24,45 @@ F64 = torch.float64
 
 
 # ----------------------------------------------------------------------------- phantom layer
+class _FixedPeers:
+    """Rank ``rank`` of p whose all-gather puts its ghosts among fixed peers' ghosts (p k x B)
+    and whose reduce-scatter keeps its own slot (the peers add nothing)."""
+
+    def __init__(self, p: int, rank: int, peers_t: torch.Tensor) -> None:
+        self.world_size, self.rank, self.peers_t = p, rank, peers_t
+
+    def all_gather(self, t: torch.Tensor) -> torch.Tensor:
+        out = self.peers_t.detach().clone()
+        out[self.rank * t.shape[0]:(self.rank + 1) * t.shape[0]] = t
+        return out.view(self.world_size, *t.shape)
+
+    def reduce_scatter(self, t: torch.Tensor) -> torch.Tensor:
+        return t[self.rank].clone()
+
+
 @pytest.mark.parametrize(("p", "rank"), [(2, 0), (2, 1), (3, 1), (4, 0), (4, 2), (4, 3)])
-def test_add_peer_ghosts_is_the_block_sum_and_passes_gradcheck(p: int, rank: int) -> None:
+def test_phantom_layer_is_the_block_sum_and_passes_gradcheck(p: int, rank: int) -> None:
+    """Rank r's phantom layer = h W^T + b + sum over peers s of g_s D_rs^T (float64), and its
+    hand-written backward passes gradcheck in every input (the cross-rank adjoint, the
+    reduce-scatter, is checked on gloo ranks in tests/test_operators.py)."""
     k, batch, m = 2, 3, 4
     gen = torch.Generator().manual_seed(p * 10 + rank)
-    z = torch.randn(batch, m, generator=gen, dtype=F64, requires_grad=True)
-    ghosts_t = torch.randn(p * k, batch, generator=gen, dtype=F64, requires_grad=True)
-    d = torch.randn(m, (p - 1) * k, generator=gen, dtype=F64, requires_grad=True)
+    peers_t = torch.randn(p * k, batch, generator=gen, dtype=F64)
+    layer = PhantomLinear(m * p, k, _FixedPeers(p, rank, peers_t), dtype=F64)  # type: ignore[arg-type]
+    params = [torch.randn(t.shape, generator=gen, dtype=F64) for t in
+              (layer.weight, layer.bias, layer.compress, layer.decompress)]
+    with torch.no_grad():
+        for param, value in zip(layer.parameters(), params, strict=True):
+            param.copy_(value)
+    h = torch.randn(batch, m, generator=gen, dtype=F64, requires_grad=True)
+    w, b, _, d = params
     peers = [s for s in range(p) if s != rank]
-    expected = z + sum(ghosts_t[s * k:(s + 1) * k].t() @ d[:, j * k:(j + 1) * k].t()
-                       for j, s in enumerate(peers))
-    torch.testing.assert_close(add_peer_ghosts(z, ghosts_t, d, rank, k), expected,
-                               rtol=1e-12, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda a, b, c: add_peer_ghosts(a, b, c, rank, k),
-                                    (z, ghosts_t, d), eps=1e-6, atol=1e-8)
+    expected = h @ w.t() + b + sum(peers_t[s * k:(s + 1) * k].t() @ d[:, j * k:(j + 1) * k].t()
+                                   for j, s in enumerate(peers))
+    torch.testing.assert_close(layer(h), expected, rtol=1e-12, atol=1e-12)
+    inputs = (h, *(t.requires_grad_() for t in params))
+    assert torch.autograd.gradcheck(lambda x, *ps: _PhantomLinear.apply(x, *ps, layer),
+                                    inputs, eps=1e-6, atol=1e-8)
 
 
 def _phantom_gemms(p: int, rank: int) -> int:

@@ -1,4 +1,5 @@
-"""Parallel linear layers composed from the operators in :mod:`phantom_parallel.mappings`.
+"""Parallel linear layers: TP's composed from the operators in :mod:`phantom_parallel.mappings`,
+the phantom layer as one autograd Function that includes its collectives.
 
 Notation: batch B, layer width n, p ranks, m = n / p neurons per rank, k ghosts per rank.
 
@@ -6,7 +7,8 @@ Notation: batch B, layer width n, p ranks, m = n / p neurons per rank, k ghosts 
 - :class:`RowParallelLinear`: rank owns ``in/p`` input columns; sharded input, replicated output
   (one all-reduce of B x out), bias added after the sum.
 - :class:`PhantomLinear`: phantom parallelism's hidden layer; sharded input and output, ranks
-  exchange only ``k`` compressed "ghost" activations each (one all-gather of k x B).
+  exchange only ``k`` compressed "ghost" activations each (one all-gather of k x B forward,
+  its adjoint, one reduce-scatter of p x k x B, backward).
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 from phantom_parallel.comm import Comm
 from phantom_parallel.mappings import (
     copy_to_region,
-    gather_ghosts,
     reduce_from_region,
     scatter_to_region,
 )
@@ -76,62 +76,68 @@ class RowParallelLinear(nn.Module):
         return reduce_from_region(F.linear(x, self.weight), self.comm) + self.bias
 
 
-class _AddPeerGhosts(torch.autograd.Function):
-    """``z + sum_{s != r} g_s D_rs^T`` from the gathered ``(p k x B)`` ghosts ``G^T``.
+class _PhantomLinear(torch.autograd.Function):
+    """One phantom layer, forward and backward, its collectives included.
 
-    The peers' rows of ``G^T`` are the two row blocks around rank r's own ``k`` rows, and
-    ``D_r``'s columns are the same blocks in the same order, so the contraction over all
-    ``(p-1) k`` peer ghosts is at most two GEMMs whatever p is (one for ranks 0 and p-1).
-    Backward writes both gradients straight into one buffer each (``mm(out=...)`` on the
-    blocks); rank r's own rows of the ghost gradient are zero (its ghosts reach the other
-    ranks only, and their gradients come back through the reduce-scatter).
+    Like Megatron-LM's ``LinearWithGradAccumulationAndAsyncCommunication``, the layer's GEMMs
+    and its one collective per direction are a single autograd node: on an accelerator, at
+    p = 64-256 the layer's GEMMs are small (m = n/p) and the eager step is bound by the host's
+    per-operator cost, so the layer issues only the kernels it needs (forward: 3 GEMMs and
+    the all-gather; backward: 7 GEMMs, one bias sum, one fill and the reduce-scatter) and no
+    autograd bookkeeping between them.
+
+    Shapes (rank r): h B x m, weight m x m, bias m, compress k x m, decompress m x (p-1)k.
+    ``blocks`` pairs the peers' row blocks of the gathered ghosts G^T (p k x B) with the same
+    column blocks of ``decompress``: the k rows of rank r itself split G^T into at most two
+    blocks, so the peers' contribution is at most two GEMMs whatever p is.
     """
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, ghosts_t: torch.Tensor, decompress: torch.Tensor,
-                rank: int, k: int) -> torch.Tensor:
-        lo, hi, end = rank * k, (rank + 1) * k, ghosts_t.shape[0]
-        # (rows of G^T, columns of D_r) of each peer block: before and after rank r's own
-        blocks = [(slice(a, b), slice(c, d)) for a, b, c, d in
-                  ((0, lo, 0, lo), (hi, end, lo, end - k)) if b > a]
-        ctx.save_for_backward(ghosts_t, decompress)
-        ctx.blocks, ctx.own = blocks, slice(lo, hi)
-        for rows, cols in blocks:
-            z = torch.addmm(z, ghosts_t[rows].t(), decompress[:, cols].t())
+    def forward(ctx: Any, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                compress: torch.Tensor, decompress: torch.Tensor, layer: PhantomLinear,
+                ) -> torch.Tensor:
+        z = torch.addmm(bias, h, weight.t())                               # B x m
+        # ghosts travel transposed (k x B): the rank-major p x k x B all-gather output is the
+        # contiguous (p k x B) matrix G^T, a GEMM operand as it stands (no copy)
+        ghosts_t = layer.comm.all_gather(torch.mm(compress, h.t())).view(-1, h.shape[0])
+        for rows, cols in layer.peer_blocks:
+            torch.addmm(z, ghosts_t[rows].t(), decompress[:, cols].t(), out=z)  # in place
+        ctx.save_for_backward(h, weight, compress, decompress, ghosts_t)
+        ctx.layer = layer
         return z
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        ghosts_t, decompress = ctx.saved_tensors
-        blocks, grad_t = ctx.blocks, grad.t()
-        grad_ghosts = grad_decompress = None
-        if ctx.needs_input_grad[1]:
-            grad_ghosts = ghosts_t.new_empty(ghosts_t.shape)  # p k x B
-            grad_ghosts[ctx.own].zero_()
-            for rows, cols in blocks:
-                torch.mm(decompress[:, cols].t(), grad_t, out=grad_ghosts[rows])
-        if ctx.needs_input_grad[2] and len(blocks) == 1:  # m x (p-1) k
-            grad_decompress = torch.mm(grad_t, ghosts_t[blocks[0][0]].t())
-        elif ctx.needs_input_grad[2]:
-            grad_decompress = decompress.new_empty(decompress.shape)
-            for rows, cols in blocks:
+        h, weight, compress, decompress, ghosts_t = ctx.saved_tensors
+        layer, grad_t = ctx.layer, grad.t()
+        # dL/dG^T: the peers' rows are D_rs^T dz_r^T; rank r's own rows are zero (its ghosts do
+        # not feed its own neurons); the reduce-scatter sums each rank's rows over ranks
+        grad_ghosts_t = ghosts_t.new_empty(ghosts_t.shape)                 # p k x B
+        grad_ghosts_t[layer.own_rows].zero_()
+        for rows, cols in layer.peer_blocks:
+            torch.mm(decompress[:, cols].t(), grad_t, out=grad_ghosts_t[rows])
+        grad_own_t = layer.comm.reduce_scatter(
+            grad_ghosts_t.view(layer.comm.world_size, -1, grad.shape[0]))  # k x B
+        grad_h = None
+        if ctx.needs_input_grad[0]:
+            grad_h = torch.mm(grad, weight)                                   # B x m
+            torch.addmm(grad_h, grad_own_t.t(), compress, out=grad_h)
+        if len(layer.peer_blocks) == 1:  # ranks 0 and p-1: D_r's gradient in one GEMM
+            grad_decompress = torch.mm(grad_t, ghosts_t[layer.peer_blocks[0][0]].t())
+        else:
+            grad_decompress = decompress.new_empty(decompress.shape)       # m x (p-1) k
+            for rows, cols in layer.peer_blocks:
                 torch.mm(grad_t, ghosts_t[rows].t(), out=grad_decompress[:, cols])
-        return grad, grad_ghosts, grad_decompress, None, None
+        return (grad_h, torch.mm(grad_t, h), grad.sum(0), torch.mm(grad_own_t, h),
+                grad_decompress, None)
 
 
-def add_peer_ghosts(z: torch.Tensor, ghosts_t: torch.Tensor, decompress: torch.Tensor,
-                    rank: int, k: int) -> torch.Tensor:
-    """Decompress the peers' ghosts into rank ``rank``'s pre-activations.
-
-    Args:
-        z: B x m, this rank's local pre-activation ``h_r W_rr^T + b_r``.
-        ghosts_t: p k x B, every rank's ghosts (rank-major row blocks of k).
-        decompress: m x (p-1) k, ``D_r`` (the peers' blocks in rank order).
-    Returns:
-        B x m, ``z + sum_{s != r} g_s D_rs^T``.
-    """
-    return _AddPeerGhosts.apply(z, ghosts_t, decompress, rank, k)
+def peer_blocks(rank: int, p: int, k: int) -> list[tuple[slice, slice]]:
+    """(rows of G^T, columns of D_r) of the peers before and after rank ``rank``'s own k rows
+    (one block on ranks 0 and p-1, two elsewhere, none at p = 1)."""
+    lo, hi, end = rank * k, (rank + 1) * k, p * k
+    return [(slice(a, b), slice(c, d)) for a, b, c, d in ((0, lo, 0, lo), (hi, end, lo, end - k))
+            if b > a]
 
 
 class PhantomLinear(nn.Module):
@@ -147,9 +153,9 @@ class PhantomLinear(nn.Module):
 
     Forward on h_r (B x m): g_r = h_r C_r^T (B x k), sent as g_r^T (k x B);
     G^T = all-gather(g^T) (p k x B); z_r = h_r W_rr^T + sum_{s != r} g_s D_rs^T + b_r (B x m),
-    the sum being at most two GEMMs (:func:`add_peer_ghosts`), never a loop over peers. A rank's own ghosts do not feed
-    its own neurons. Backward of the all-gather is a reduce-scatter (see
-    :func:`phantom_parallel.mappings.gather_ghosts`); all weight gradients are local.
+    the sum being at most two GEMMs, never a loop over peers (:class:`_PhantomLinear`). A
+    rank's own ghosts do not feed its own neurons. Backward of the all-gather is a
+    reduce-scatter of p x k x B; all weight gradients are local.
     With p = 1 there are no ghosts: the layer is dense (``compress``/``decompress`` are None).
     """
 
@@ -172,17 +178,13 @@ class PhantomLinear(nn.Module):
         else:
             self.register_parameter("compress", None)
             self.register_parameter("decompress", None)
+        self.peer_blocks = peer_blocks(comm.rank, p, ghosts)
+        self.own_rows = slice(comm.rank * ghosts, (comm.rank + 1) * ghosts)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        z = F.linear(h, self.weight, self.bias)
         if self.compress is None:
-            return z
-        # Ghosts travel transposed: rank s sends g_s^T = C_s h_s^T (k x B), so the gathered
-        # p x k x B buffer is the contiguous (p k x B) matrix [g_0^T; ...; g_{p-1}^T] and its
-        # transpose is a GEMM operand as it stands: no copy of the gathered ghosts.
-        ghosts_t = gather_ghosts(torch.mm(self.compress, h.t()), self.comm)
-        return add_peer_ghosts(z, ghosts_t.view(-1, h.shape[0]), self.decompress,
-                               self.comm.rank, self.ghosts)
+            return F.linear(h, self.weight, self.bias)
+        return _PhantomLinear.apply(h, self.weight, self.bias, self.compress, self.decompress, self)
 
     def extra_repr(self) -> str:
         return f"width={self.width}, local={self.local_width}, ghosts={self.ghosts}, p={self.comm.world_size}"

@@ -9,12 +9,11 @@ function                          forward                     backward
 :func:`copy_to_region`            identity                    all-reduce of the input grad
 :func:`reduce_from_region`        all-reduce                  identity
 :func:`scatter_to_region`         keep own slice (last dim)   all-gather of slices
-:func:`gather_ghosts`             all-gather of k x B         reduce-scatter of p x k x B
 ================================  ==========================  ==============================
 
-``gather_ghosts`` is phantom parallelism's operator: each rank's ``k`` ghost activations are
-gathered from all ranks; the adjoint of an all-gather is a reduce-scatter, so rank ``s``
-receives the sum over ranks of the gradients flowing into its ghosts.
+Phantom parallelism's pattern (all-gather of the k x B ghosts forward, its adjoint, a
+reduce-scatter of p x k x B, backward) lives inside the phantom layer's own Function
+(:class:`phantom_parallel.layers.PhantomLinear`), with the GEMMs around it.
 """
 
 from __future__ import annotations
@@ -60,17 +59,6 @@ class _ScatterToRegion(torch.autograd.Function):
         return torch.cat(tuple(parts), dim=-1), None
 
 
-class _GatherGhosts(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, g: torch.Tensor, comm: Comm) -> torch.Tensor:
-        ctx.comm = comm
-        return comm.all_gather(g)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return ctx.comm.reduce_scatter(grad), None
-
-
 def copy_to_region(x: torch.Tensor, comm: Comm) -> torch.Tensor:
     """Enter a tensor-parallel region with a replicated ``x`` (B x n): identity forward,
     all-reduce of the ``B x n`` input gradient backward."""
@@ -87,11 +75,3 @@ def scatter_to_region(x: torch.Tensor, comm: Comm) -> torch.Tensor:
     """Take this rank's ``B x m`` slice of a replicated ``B x n`` tensor (no communication);
     backward all-gathers the slices' gradients into ``B x n``."""
     return _ScatterToRegion.apply(x, comm)
-
-
-def gather_ghosts(g: torch.Tensor, comm: Comm) -> torch.Tensor:
-    """All-gather every rank's ghost activations ``g`` (k x B, transposed so that the result is
-    one (p k x B) GEMM operand) into ``p x k x B``; backward reduce-scatters the ``p x k x B``
-    gradient so each rank gets the ``k x B`` sum for its own
-    ghosts."""
-    return _GatherGhosts.apply(g, comm)
