@@ -374,7 +374,7 @@ def test_activation_estimate_matches_autograd_saved_tensors() -> None:
 def test_errors_name_the_value() -> None:
     with pytest.raises(ValueError, match=r"n=100.*p=3"):
         FFNShape(8, 100, 2, 2, 4, 3, 1)
-    with pytest.raises(ValueError, match=r"k=40.*m=32"):
+    with pytest.raises(ValueError, match=r"k=40.*m = n/p = 256/8 = 32"):
         predict("pp", FFNShape(8, 256, 2, 2, 4, 8, 40))
     with pytest.raises(ValueError, match="'mp'"):
         predict("mp", FFNShape(8, 256, 2, 2, 4, 8, 4))
@@ -425,7 +425,7 @@ def test_cli_json_and_skip(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr()
     rows = json.loads(out.out)
     assert [(r["strategy"], r["p"]) for r in rows] == [("serial", 1), ("pp", 1), ("pp", 4)]
-    assert "k=8 exceeds" in out.err
+    assert "k=8 must satisfy 1 <= k <= m = n/p = 256/64 = 4" in out.err
     assert "time_s" not in rows[-1]  # time is the projection's (phantom-costs project)
     assert costs.main([*argv, "--strict"]) == 2
 

@@ -109,7 +109,7 @@ def test_project_cli_to_4096_with_bands_and_sensitivity(tmp_path: Path, capsys) 
 
 @pytest.mark.parametrize(("argv", "words"), [
     (["--width", "16384", "--ghosts", "32", "--ranks", "256", "1024"],
-     ["--ghosts 32", "m = 16", "--ranks 1024"]),
+     ["--ghosts 32", "= 16", "--ranks 1024"]),
     (["--width", "1000", "--ghosts", "4", "--ranks", "8", "16"], ["--ranks 16", "1000"]),
     (["--hardware", "nope", "--width", "1024", "--ghosts", "4"], ["--hardware 'nope'"]),
 ])

@@ -12,8 +12,9 @@ Subpackages and modules, one job each:
 - :mod:`phantom_parallel.collectives`, :mod:`phantom_parallel.timing`: the one time and energy
   model; :mod:`phantom_parallel.calibration` fits it, :mod:`phantom_parallel.projection` projects
   it (``phantom-costs project``).
-- :mod:`phantom_parallel.bench` (+ ``bench_micro``, ``bench_steps``, ``bench_report``):
-  ``phantom-bench``, still on its legacy alpha-beta constants (issue 12: to move onto timing).
+- :mod:`phantom_parallel.bench` (CLI; ``bench_micro`` microbenchmarks, ``bench_steps`` steps,
+  ``bench_analysis`` the time model fitted and checked, ``bench_report`` text/JSON):
+  ``phantom-bench``.
 - :mod:`phantom_parallel.data`: seeded teacher-student data in memory-mappable shards.
 - :mod:`phantom_parallel.train`: the ``phantom-train`` CLI.
 - :mod:`phantom_parallel.energy`: power sampling and energy extraction (``phantom-energy``).

@@ -1,6 +1,5 @@
 """Microbenchmarks of ``phantom-bench``: timing helpers, GEMMs of the per-rank layer shapes,
-elementwise kernels, Adam steps and collectives (back-to-back and as a training step calls
-them). Times in seconds, rates in FLOP/s or bytes/s, sizes in elements or bytes as named."""
+elementwise kernels, Adam steps and collectives as a training step calls them. Times in seconds, rates in FLOP/s or bytes/s, sizes in elements or bytes as named."""
 
 from __future__ import annotations
 
@@ -131,20 +130,6 @@ def bench_elementwise(batch: int, widths: Sequence[int], activation: str, dtype:
     return rows
 
 
-def bench_adam(model: torch.nn.Module, lr: float, device: torch.device, min_time_s: float,
-               trials: int) -> float:
-    """Seconds of one ``torch.optim.Adam`` step over fresh tensors shaped like ``model``'s
-    local parameters (DTensor parameters: their local shards), with random gradients."""
-    params = []
-    for prm in model.parameters():
-        local = prm.to_local() if hasattr(prm, "to_local") else prm
-        t = torch.zeros_like(local.detach(), device=device).requires_grad_()
-        t.grad = torch.randn_like(t)
-        params.append(t)
-    opt = torch.optim.Adam(params, lr=lr)
-    return time_call(opt.step, device, min_time_s, trials)
-
-
 def bench_optimizer(shape_sets: Sequence[Sequence[tuple[int, ...]]], lr: float,
                     device: torch.device, dtype: torch.dtype, min_time_s: float,
                     trials: int) -> list[dict[str, Any]]:
@@ -231,74 +216,17 @@ IN_STEP_BURST_GEMMS = 3
 forward compute per rank between two collectives."""
 
 
-def collective_sizes(batch: int, width: int, p: int, ghosts: int, d_out: int) -> dict[str, list[int]]:
-    """Payload element counts per collective: the ones of a PP/TP step plus a geometric grid."""
-    m = width // p
-    grid = [16, 256, 4096, 32768, 262144]
-    return {
-        "all_reduce": sorted({*grid, batch * width, batch * d_out}),
-        "all_gather": sorted({*grid, batch * ghosts, batch * m}),
-        "reduce_scatter": sorted({*(g * p for g in grid), batch * p * ghosts}),
-    }
+GRID_SIZES = (4096, 262144)
+"""Payload element counts timed besides a step's own for all-reduce and all-gather, so that
+the bandwidth fit sees a small and a large message."""
 
 
-def step_collective_sizes(batch: int, width: int, p: int, ghosts: int,
-                          d_out: int) -> dict[str, list[int]]:
-    """Payload element counts of the collectives a PP or TP step calls."""
+def in_step_sizes(batch: int, width: int, p: int, ghosts: int,
+                  d_out: int) -> dict[str, list[int]]:
+    """Payload element counts of the collectives a PP or TP step calls (costs convention:
+    all-gather the local chunk, reduce-scatter the full input), plus :data:`GRID_SIZES`."""
     return {
-        "all_reduce": sorted({batch * width, batch * d_out}),
-        "all_gather": sorted({batch * ghosts, batch * (width // p)}),
+        "all_reduce": sorted({batch * width, batch * d_out, *GRID_SIZES}),
+        "all_gather": sorted({batch * ghosts, batch * (width // p), *GRID_SIZES}),
         "reduce_scatter": [batch * p * ghosts],
     }
-
-
-def bench_collectives(comm: Comm, sizes: dict[str, list[int]], dtype: torch.dtype,
-                      device: torch.device, min_time_s: float, trials: int) -> list[dict[str, Any]]:
-    """Seconds per call of each collective through ``comm`` (timed by its ledger).
-
-    All ranks call this together. The (op, size) points are timed round-robin, ``trials``
-    times each, so that a burst of machine noise does not hit one point only. Per point and
-    trial: barrier, then ``reps`` back-to-back calls (the same ``reps`` on every rank, chosen
-    on rank 0 for about ``min_time_s``); the per-call time is the ledger's seconds / reps,
-    averaged over ranks; the row keeps the median over trials.
-
-    Returns:
-        One row per (op, size): op, numel, payload_bytes, wire_bytes (ring), seconds.
-    """
-    p = comm.world_size
-    elem = torch.tensor([], dtype=dtype).element_size()
-    points: list[tuple[str, int, Callable[[], object], int]] = []
-    for op, numels in sizes.items():
-        for numel in numels:
-            if op == "reduce_scatter":
-                buf = torch.zeros(p, numel // p, device=device, dtype=dtype)
-            else:
-                buf = torch.zeros(numel, device=device, dtype=dtype)  # zeros: sums stay finite
-
-            fn = getattr(comm, op)
-
-            def call(fn: Callable[[torch.Tensor], torch.Tensor] = fn,
-                     buf: torch.Tensor = buf) -> None:
-                fn(buf)
-
-            reps_t = torch.tensor([_reps_for(call, device, min_time_s)], dtype=torch.float64)
-            dist.broadcast(reps_t, 0)  # uncounted: not the benchmark's traffic
-            points.append((op, numel, call, int(reps_t.item())))
-    samples: list[list[float]] = [[] for _ in points]
-    for _ in range(trials):
-        for i, (_, _, call, reps) in enumerate(points):
-            dist.barrier()
-            comm.ledger.reset()
-            for _ in range(reps):
-                call()
-            t = torch.tensor([comm.ledger.seconds / reps], dtype=torch.float64)
-            dist.all_reduce(t)
-            samples[i].append(t.item() / p)
-    comm.ledger.reset()
-    rows = []
-    for (op, numel, _, _), times in zip(points, samples, strict=True):
-        payload = numel * elem
-        rows.append({"op": op, "numel": numel, "payload_bytes": payload,
-                     "wire_bytes": costs.ring_wire_bytes(op, payload, p),
-                     "seconds": statistics.median(times)})
-    return rows

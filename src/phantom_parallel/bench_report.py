@@ -20,7 +20,7 @@ def _ms(x: float | None) -> str:
 def format_report(res: dict[str, Any]) -> str:
     """Human-readable tables of a result dict of :func:`run`."""
     c, e, cal = res["config"], res["env"], res["calibration"]
-    k, kb = cal["constants"], cal["constants_basic"]
+    k, k0, err = cal["constants"], cal["profile_values"], cal["fit_rel_err"]
     lines = []
     load = e["loadavg_before"]
     shared = load[0] > 1.0  # before the ranks started: other jobs (or a previous run's ranks)
@@ -37,31 +37,15 @@ def format_report(res: dict[str, Any]) -> str:
         f"{c['steps']} timed steps per strategy in {c['rounds']} interleaved rounds "
         f"({' -> '.join(BENCH_STRATEGIES)}), {c['warmup']} warm-up steps each",
         "",
-        "calibration (microbenchmarks of this run, not the step times):",
-        " basic (the original 4-constant model, for comparison):",
-        f"  matmul rate      {kb['flop_rate'] / 1e9:9.2f} GFLOP/s  (per-rank GEMMs, rank 0 alone; "
-        "the same GEMMs on all ranks at once: "
-        + ", ".join(f"{r / 1e9:.2f}" for r in cal["flop_rate_concurrent_per_rank"])
-        + " GFLOP/s per rank)",
-        f"  elementwise rate {kb['elementwise_rate'] / 1e9:9.2f} GFLOP/s  (nominal FLOPs)",
-        f"  alpha            {kb['alpha_s'] * 1e6:9.1f} us per collective, back-to-back;  beta "
-        + _gbs(kb["beta_bytes_per_s"])
-        + f"  (fit rel. error median {100 * cal['collective_fit_rel_err_median']:.0f}%, "
-        f"max {100 * cal['collective_fit_rel_err_max']:.0f}%)",
-        " extended (microbenchmarks; re-calibrated on the TP steps for the PP target):",
-        f"  alpha in step    all_reduce {k['alpha_all_reduce_s'] * 1e6:.1f}, all_gather "
-        f"{k['alpha_all_gather_s'] * 1e6:.1f}, reduce_scatter {k['alpha_reduce_scatter_s'] * 1e6:.1f}"
-        f" us per call;  beta {_gbs(k['beta_bytes_per_s'])}  (each call after "
-        f"{cal['in_step_burst_gemms']} GEMMs on all ranks; mean per call; fit rel. error median "
-        f"{100 * cal['in_step_fit_rel_err_median']:.0f}%, max "
-        f"{100 * cal['in_step_fit_rel_err_max']:.0f}%)",
-        f"  matmul           {k['flop_rate'] / 1e9:9.2f} GFLOP/s + {k['matmul_call_s'] * 1e6:.1f} us "
-        f"per GEMM (all ranks at once; fit rel. error max "
-        f"{100 * cal['matmul_fit_rel_err_max']:.0f}%)",
-        f"  elementwise rate {k['elementwise_rate'] / 1e9:9.2f} GFLOP/s  (all ranks at once)",
-        f"  Adam step        {k['optimizer_s_per_element'] * 1e9:.3f} ns per element + "
-        f"{k['optimizer_s_per_tensor'] * 1e6:.1f} us per tensor (fit rel. error max "
-        f"{100 * cal['optimizer_fit_rel_err_max']:.0f}%)",
+        f"time model: timing.step_time on profile {cal['profile']} (mode {cal['mode']}), "
+        "constants fitted to this run's microbenchmarks (not the step times):",
+        f"  {'constant':28} {'profile':>11} {'fitted':>11}",
+        *(f"  {key:28} {k0[key]:>11.4g} {k[key]:>11.4g}" for key in k),
+        "  fit rel. error (median / max): " + ", ".join(
+            f"{g} {100 * v['median']:.0f}% / {100 * v['max']:.0f}%" for g, v in err.items() if v),
+        f"  matmul rate {cal['matmul_flop_rate'] / 1e9:.2f} GFLOP/s (per-rank GEMMs, rank 0 "
+        f"alone; all ranks at once {cal['flop_rate_concurrent'] / 1e9:.2f} GFLOP/s per rank); "
+        f"collectives each after {cal['in_step_burst_gemms']} GEMMs on all ranks",
         "",
         "measured per step (ms; step = max over ranks, median [IQR]; comm from the ledger):",
         f"  {'strategy':9} {'step':>9} {'IQR':>8} {'comm':>8} {'compute':>8} {'fwd':>8} "
@@ -79,26 +63,18 @@ def format_report(res: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "cost model (alphabeta.predict_time, no overlap; ms; matmul includes per-GEMM overhead):",
-        f"  {'strategy':9} {'model':9} {'comm':>8} {'matmul':>8} {'elemw':>8} {'optim':>8} "
-        f"{'total':>8} {'measured':>9} {'meas/pred':>10}",
+        "time model (timing.step_time, no overlap; ms; compute = everything but comm):",
+        f"  {'strategy':9} {'model':9} {'comm':>8} {'compute':>8} {'gemm':>8} {'elemw':>8} "
+        f"{'optim':>8} {'total':>8} {'measured':>9} {'meas/pred':>10}",
     ]
-    for s in ("pp", "tp"):
-        d = res["strategies"][s]
-        for key, label in (("prediction_basic", "basic"), ("prediction", "extended")):
-            pr = d[key]
-            lines.append(
-                f"  {s:9} {label:9} {_ms(pr['comm_s']):>8} {_ms(pr['compute_s']):>8} "
-                f"{_ms(pr['elementwise_s']):>8} {_ms(pr['optimizer_s']):>8} "
-                f"{_ms(pr['total_s']):>8} {_ms(d['step']['median_s']):>9} "
-                f"{pr['measured_over_predicted']:>6.3f} ± {pr['measured_over_predicted_se']:.3f}"
-            )
-    lines.append(
-        "  sensitivity: in-step alphas from per-call medians instead of means: " + ", ".join(
-            f"{s} comm {_ms(res['strategies'][s]['prediction_in_step_median']['comm_s'])} total "
-            f"{_ms(res['strategies'][s]['prediction_in_step_median']['total_s'])} meas/pred "
-            f"{res['strategies'][s]['prediction_in_step_median']['measured_over_predicted']:.3f}"
-            for s in ("pp", "tp")))
+    rows = [(s, "micro", res["strategies"][s]["prediction"]) for s in ("pp", "tp")]
+    rows.append(("pp", "TP-calib.", res["strategies"]["pp"]["prediction_tp_calibrated"]))
+    for s, label, pr in rows:
+        lines.append(
+            f"  {s:9} {label:9} {_ms(pr['comm_s']):>8} {_ms(pr['compute_s']):>8} "
+            f"{_ms(pr['gemm_s']):>8} {_ms(pr['elementwise_s']):>8} {_ms(pr['optimizer_s']):>8} "
+            f"{_ms(pr['total_s']):>8} {_ms(res['strategies'][s]['step']['median_s']):>9} "
+            f"{pr['measured_over_predicted']:>6.3f} ± {pr['measured_over_predicted_se']:.3f}")
     lines.append(
         "  param tensors per rank: " + ", ".join(
             f"{s} {res['strategies'][s]['param_tensors_per_rank']}" for s in ("pp", "tp"))
@@ -109,13 +85,9 @@ def format_report(res: dict[str, Any]) -> str:
     pp_m = ch["pp_within_15pct_of_microbenchmark_model"]
     pp_cal = res["strategies"]["pp"]["prediction_tp_calibrated"]
     lines += [
-        f"  pp        TP-calib. {_ms(pp_cal['comm_s']):>8} {_ms(pp_cal['compute_s']):>8} "
-        f"{'(incl.)':>8} {_ms(pp_cal['optimizer_s']):>8} {_ms(pp_cal['total_s']):>8} "
-        f"{_ms(res['strategies']['pp']['step']['median_s']):>9} "
-        f"{pp_cal['measured_over_predicted']:>6.3f} ± {pp_cal['measured_over_predicted_se']:.3f}",
-        f"  TP-calib.: the extended constants re-calibrated on this run's TP steps, phase by "
-        f"phase (comm x{pp_cal['comm_scale']:.2f}, compute x{pp_cal['compute_scale']:.2f}, "
-        f"optimizer x{pp_cal['optimizer_scale']:.2f}); PP's steps not used",
+        "  TP-calib.: the microbenchmark profile re-fitted on this run's TP steps ("
+        + ", ".join(f"{key} x{v:.2f}" for key, v in pp_cal["scales"].items())
+        + "); PP's steps not used",
         "",
         "ratios of median step times (± standard error from the IQRs):",
         f"  PP/TP       = {ra['pp_over_tp']:.3f} ± {ra['pp_over_tp_se']:.3f}",
@@ -140,16 +112,12 @@ def format_report(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _gbs(v: float | str) -> str:
-    return "inf" if v == "inf" or (isinstance(v, float) and math.isinf(v)) else f"{v / 1e9:.3f} GB/s"
-
-
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """``obj`` with non-finite floats as strings ("nan", "inf") so the file is strict JSON."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
     if isinstance(obj, dict):
-        return {key: _jsonable(v) for key, v in obj.items()}
+        return {key: jsonable(v) for key, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     return obj

@@ -7,6 +7,7 @@ with ``injection_bandwidth_per_node`` kept in its profile ratio to ``intra_bandw
 runs' measured seconds in collectives per step, and compute (``gemm_efficiency`` and
 ``host_op_s``) on their measured seconds outside collectives per step. Every other constant
 keeps its profile value. The fitted values may leave the profile's ranges (they are reported);
+:func:`fit_rows` fits any group to any rows (e.g. the microbenchmarks of ``phantom-bench``);
 the result is a derived :class:`~phantom_parallel.hardware.Profile` whose fitted constants say so
 in their ``source``.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,26 +56,39 @@ def _apply(hw: Profile, keys: Sequence[str], logs: np.ndarray) -> Profile:
     return hw.with_values(**values)
 
 
-def _fit_group(hw: Profile, runs: Sequence[Run], keys: Sequence[str], attr: str, measured: str,
-               mode: str) -> Profile:
+Row = tuple[Callable[[Profile], float], float]
+"""One measurement for :func:`fit_rows`: the model's seconds as a function of the profile, and
+the measured seconds (> 0)."""
+
+
+def fit_rows(hw: Profile, keys: Sequence[str], rows: Sequence[Row]) -> Profile:
+    """``hw`` with the constants ``keys`` fitted by least squares on ``log(modelled /
+    measured)`` over ``rows`` (every other constant kept; no rows: ``hw`` unchanged).
+
+    ``injection_bandwidth_per_node`` follows ``intra_bandwidth`` in its profile ratio.
+    """
     from scipy.optimize import least_squares
 
-    use = [r for r in runs if getattr(r, measured) > 0 and (attr != "comm_s" or r.shape.p > 1)]
+    use = [(f, t) for f, t in rows if t > 0]
     if not use:
         return hw
 
     def residuals(logs: np.ndarray) -> np.ndarray:
         h = _apply(hw, keys, logs)
-        out = []
-        for r in use:
-            t = model(r, h, mode)
-            value = t.comm_s if attr == "comm_s" else t.total_s - t.comm_s
-            out.append(math.log(max(value, 1e-15) / getattr(r, measured)))
-        return np.asarray(out)
+        return np.asarray([math.log(max(f(h), 1e-15) / t) for f, t in use])
 
     x0 = np.log([hw[k] for k in keys])
     sol = least_squares(residuals, x0, method="trf", x_scale=1.0)
     return _apply(hw, keys, sol.x)
+
+
+def _run_rows(runs: Sequence[Run], group: str, mode: str) -> list[Row]:
+    """Rows of the measured runs for the ``comm`` or ``compute`` group."""
+    if group == "comm":
+        return [(lambda h, r=r: model(r, h, mode).comm_s, r.comm_s)
+                for r in runs if r.shape.p > 1]
+    return [(lambda h, r=r: (lambda t: t.total_s - t.comm_s)(model(r, h, mode)), r.compute_s)
+            for r in runs]
 
 
 def fit(hw: Profile, runs: Sequence[Run], mode: str = "sync", label: str = "measured runs"
@@ -89,11 +103,19 @@ def fit(hw: Profile, runs: Sequence[Run], mode: str = "sync", label: str = "meas
     """
     if not runs:
         raise ValueError("fit needs at least one run")
-    out = _fit_group(hw, runs, COMM_KEYS, "comm_s", "comm_s", mode)
-    out = _fit_group(out, runs, COMPUTE_KEYS, "compute_s", "compute_s", mode)
-    consts = dict(out.constants)
-    for key in (*COMM_KEYS, *COMPUTE_KEYS, "injection_bandwidth_per_node"):
+    out = fit_rows(hw, COMM_KEYS, _run_rows(runs, "comm", mode))
+    out = fit_rows(out, COMPUTE_KEYS, _run_rows(runs, "compute", mode))
+    return relabel(out, hw, (*COMM_KEYS, *COMPUTE_KEYS), f"{len(runs)} {label}")
+
+
+def relabel(fitted: Profile, hw: Profile, keys: Sequence[str], label: str) -> Profile:
+    """``fitted`` with the ``source`` of ``keys`` (and ``injection_bandwidth_per_node`` when
+    ``intra_bandwidth`` is one) saying what they were fitted on; ``hw`` gives the old values."""
+    if "intra_bandwidth" in keys:
+        keys = (*keys, "injection_bandwidth_per_node")
+    consts = dict(fitted.constants)
+    for key in keys:
         consts[key] = dataclasses.replace(
-            consts[key], source=f"fitted by phantom_parallel.calibration.fit on {len(runs)} "
-                                f"{label} (profile value {hw[key]:.3g})")
-    return dataclasses.replace(out, constants=consts)
+            consts[key], source=f"fitted by phantom_parallel.calibration on {label} "
+                                f"(profile value {hw[key]:.3g})")
+    return dataclasses.replace(fitted, constants=consts)

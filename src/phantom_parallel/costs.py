@@ -26,6 +26,7 @@ from phantom_parallel.cost_types import (
     LayerCost,
     ring_wire_bytes,
 )
+from phantom_parallel.models import validate_layout
 
 
 def _call(op: str, phase: str, layer: str, numel: int, shape: FFNShape) -> CommCall:
@@ -118,13 +119,6 @@ def _layers_tp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
 
 def _layers_pp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[int]]:
     m, B, p, k = shape.m, shape.batch, shape.p, shape.ghosts
-    if p > 1:
-        if k > m:
-            raise ValueError(
-                f"ghosts k={k} exceeds neurons per rank m={m} (n={shape.width}, p={p})"
-            )
-        if k < 1:
-            raise ValueError(f"ghosts k={k} must be >= 1 for pp with p={p} > 1")
     calls: list[CommCall] = []
     layers = [_linear("input", "column", shape, shape.d_in, m, m, B * m, input_needs_grad=False)]
     act = [B * m]
@@ -223,9 +217,9 @@ def predict(
         raise ValueError(
             f"unknown activation {activation!r}; expected one of {tuple(_ACT_SAVES_INPUT)}"
         )
+    if not (strategy == "pp" and shape.p == 1):  # pp on one rank: the dense FFN, no ghosts
+        validate_layout(strategy, shape.width, shape.p, shape.ghosts if strategy == "pp" else None)
     if strategy == "serial":
-        if shape.p != 1:
-            raise ValueError(f"strategy 'serial' needs p=1, got p={shape.p}")
         layers, calls, act = _layers_serial(shape)
         params_total = _dense_params(shape)
     elif strategy in ("tp", "dtensor"):

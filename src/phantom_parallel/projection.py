@@ -23,6 +23,7 @@ from typing import Any
 
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.hardware import Profile, ProfileError, load
+from phantom_parallel.models import validate_layout
 from phantom_parallel.timing import MODES, step_time
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2}
@@ -45,11 +46,11 @@ def shapes(width: int, ghosts: int, ranks: Sequence[int], scaling: str, *, layer
         if scaling == "weak" and width % ranks[0]:
             raise ValueError(f"--width {width} is not divisible by the first --ranks {ranks[0]}")
         n = width if scaling == "strong" else width // ranks[0] * p
-        if n % p:
-            raise ValueError(f"--ranks {p}: width n = {n} (--width {width}) is not divisible by p")
-        if ghosts > n // p:
-            raise ValueError(f"--ghosts {ghosts} exceeds neurons per rank m = {n // p} at "
-                             f"--ranks {p} (n = {n}, {scaling} scaling)")
+        try:
+            validate_layout("pp", n, p, ghosts)
+        except ValueError as err:
+            raise ValueError(f"--ranks {p} with --ghosts {ghosts} (--width {width}, {scaling} "
+                             f"scaling): {err}") from None
         out.append(FFNShape(d_in, n, layers, d_out, batch, p, ghosts, elem_bytes))
     return out
 

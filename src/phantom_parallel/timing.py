@@ -94,8 +94,23 @@ def gemm_s(m: int, k: int, n: int, elem_bytes: int, hw: Profile) -> float:
                data / (hw["hbm_bandwidth"] * hw["memory_efficiency"]))
 
 
-def _stream_s(nbytes: float, hw: Profile) -> float:
+def stream_s(nbytes: float, hw: Profile) -> float:
+    """Seconds to stream ``nbytes`` bytes through device memory at the profile's efficiency."""
     return nbytes / (hw["hbm_bandwidth"] * hw["memory_efficiency"])
+
+
+def wall_s(busy_s: float, ops: float, hw: Profile, mode: str) -> float:
+    """Wall seconds of ``ops`` operators whose kernels are busy ``busy_s`` in all (no
+    communication): device time ``busy_s + ops x kernel_s``, and the host's dispatch
+    ``ops x host_op_s`` overlapped (``eager``), absent (``graph``) or added (``sync``)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    device = busy_s + ops * hw["kernel_s"]
+    if mode == "eager":
+        return max(ops * hw["host_op_s"], device)
+    if mode == "sync":
+        return device + ops * hw["host_op_s"]
+    return device
 
 
 def standin_bytes(cost: CostBreakdown) -> float:
@@ -138,18 +153,12 @@ def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: st
             gemm += gemm_s(m, k, n, e, hw) + gemm_s(k, m, n, e, hw)  # forward + wgrad
             if layer.name != "input":
                 gemm += gemm_s(m, n, k, e, hw)  # dgrad
-    elementwise = _stream_s(2.0 * e * cost.elementwise_flops, hw)
-    optimizer = _stream_s(7.0 * e * cost.params_per_rank, hw)
-    standin = _stream_s(standin_bytes(cost), hw) if comm == "stand-in" else 0.0
+    elementwise = stream_s(2.0 * e * cost.elementwise_flops, hw)
+    optimizer = stream_s(7.0 * e * cost.params_per_rank, hw)
+    standin = stream_s(standin_bytes(cost), hw) if comm == "stand-in" else 0.0
     busy = gemm + elementwise + optimizer + standin
     n_ops = ops_per_step(cost.strategy, cost.shape.layers) if ops is None else float(ops)
-    device = busy + n_ops * hw["kernel_s"]
-    if mode == "eager":
-        wall = max(n_ops * hw["host_op_s"], device)
-    elif mode == "sync":
-        wall = device + n_ops * hw["host_op_s"]
-    else:
-        wall = device
+    wall = wall_s(busy, n_ops, hw, mode)
     idle = wall - busy
     if comm == "network":
         comm_s = sum(collective_s(c.op, c.payload_bytes, cost.shape.p, hw) for c in cost.calls)

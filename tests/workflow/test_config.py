@@ -57,6 +57,16 @@ def test_semantic_check_names_key(wf):
     )
 
 
+def test_layout_check_is_the_trainers_and_names_the_ghost_key(wf):
+    """k > m = n/p is refused by phantom_parallel.models.validate_layout (its message), naming
+    the config key of the ghosts."""
+    name = _overlay(wf, "bad-ghosts.yaml", {"scales": {"smoke": {"scaling": {"ghosts": [65]}}}})
+    _fails_before_any_job(
+        wf, ["--configfile", name, "--config", "scale=smoke"],
+        "config key 'scales.smoke.scaling.ghosts'", "ghosts k=65 must satisfy 1 <= k <= m",
+    )
+
+
 def _expected_runs(scale: dict) -> set[str]:
     """The run grid of one scale, written independently of workflow/rules/common.smk."""
     seeds = scale["training"]["seeds"]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from phantom_parallel.models import validate_layout
+
 validate(config, schema="../../config/schema.yaml")
 
 # The phantom-* tools and the python installed beside this Snakemake (same venv) come first in
@@ -73,26 +75,20 @@ def config_of(entry):
 
 
 def _check_config(key, strategy, p, n, k, ghost_key=None):
-    """Refuse a configuration that cannot run, naming `key` (`ghost_key` for k > m)."""
-    if strategy == "serial" and p != 1:
-        _fail(key, f"strategy serial needs 1 rank, got {p}")
+    """Refuse a configuration that cannot run, naming `key` (`ghost_key` for a bad k): the
+    layout by phantom_parallel.models.validate_layout (the trainer's own check), plus the
+    study's rules that parallel strategies use at least 2 ranks and fsdp splits the batch."""
     if strategy != "serial" and p < 2:
         _fail(key, f"strategy {strategy} needs at least 2 ranks, got {p}")
-    if strategy == "pp" and not k:
-        _fail(key, "strategy pp needs ghosts (k >= 1)")
-    if strategy == "fsdp":
-        if TRAINING["batch_size"] % p:
-            _fail(
-                key,
-                f"fsdp splits the batch {TRAINING['batch_size']} over {p} ranks: not divisible",
-            )
-    elif n % p:
-        _fail(key, f"width {n} is not divisible by {p} ranks")
-    if strategy == "pp" and k > n // p:
+    if strategy == "fsdp" and TRAINING["batch_size"] % p:
         _fail(
-            ghost_key or key,
-            f"ghosts k = {k} > m = n/p = {n // p} at p = {p}, n = {n} (need k <= m)",
+            key,
+            f"fsdp splits the batch {TRAINING['batch_size']} over {p} ranks: not divisible",
         )
+    try:
+        validate_layout(strategy, n, p, k if strategy == "pp" else None)
+    except ValueError as err:
+        _fail((ghost_key or key) if str(err).startswith("ghosts") else key, str(err))
 
 
 def _add_run(runs, key, strategy, p, n, k, experiment, init=None, ghost_key=None):

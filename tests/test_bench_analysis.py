@@ -1,0 +1,101 @@
+"""``phantom-bench``'s analysis on the one time model: the microbenchmark fit recovers the
+constants that made synthetic rows, the TP-calibrated profile reproduces TP's measured phases
+and predicts PP with :func:`phantom_parallel.timing.step_time`, and the statistics and
+verdicts follow their definitions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from phantom_parallel import bench_analysis as ba
+from phantom_parallel import hardware
+from phantom_parallel.collectives import collective_s
+from phantom_parallel.costs import FFNShape, predict
+from phantom_parallel.timing import gemm_s, step_time, stream_s, wall_s
+
+HW = hardware.load("local-cpu")
+TRUE = HW.with_values(collective_launch_s=1e-3, intra_bandwidth=5e8,
+                      injection_bandwidth_per_node=1e9, gemm_efficiency=0.5, host_op_s=2e-5,
+                      memory_efficiency=0.6)
+SHAPE = FFNShape(64, 512, 3, 8, 128, 2, 16)
+
+
+def _micro(hw: hardware.Profile, p: int = 2, elem: int = 4) -> dict[str, list[dict]]:
+    """Microbenchmark rows as the model on ``hw`` times them (the fit must find ``hw``)."""
+    gemms = [(128, n, n) for n in (64, 256, 512, 1024)] + [(128, 256, 16)]
+    return {
+        "in_step_collectives": [
+            {"op": op, "payload_bytes": b, "seconds": collective_s(op, b, p, hw)}
+            for op in ("all_reduce", "all_gather", "reduce_scatter") for b in (4e3, 4e5, 4e6)],
+        "matmul_concurrent": [
+            {"m": m, "k": k, "n": n, "flops": 2 * m * k * n,
+             "seconds": wall_s(gemm_s(m, k, n, elem, hw), 1, hw, "sync")} for m, k, n in gemms],
+        "elementwise_concurrent": [
+            {"flops": f, "seconds": wall_s(stream_s(2.0 * elem * f, hw), ba.ELEMENTWISE_OPS,
+                                           hw, "sync")} for f in (5e4, 5e5, 5e6)],
+    }
+
+
+def test_micro_fit_recovers_the_constants_that_made_the_rows() -> None:
+    got, err = ba.fit_micro(HW, _micro(TRUE), 2, 4, "sync")
+    for key in ba.fitted_values(got):
+        assert got[key] == pytest.approx(TRUE[key], rel=1e-3), key
+        assert "fitted" in got.constants[key].source
+    assert set(err) == {"comm", "gemm", "elementwise"}
+    assert all(v["max"] < 1e-6 for v in err.values())
+
+
+def _measured(strategy: str, hw: hardware.Profile, factor: float) -> dict:
+    """A strategy's summaries whose medians are ``factor`` x the model on ``hw``."""
+    t = step_time(predict(strategy, SHAPE if strategy == "pp" else SHAPE.replace(ghosts=0)),
+                  hw, mode="sync")
+    comm, step = factor * t.comm_s, factor * t.total_s
+    return {"step": {"median_s": step, "se_s": 0.01 * step},
+            "comm": {"median_s": comm}, "compute": {"median_s": step - comm}}
+
+
+def test_tp_calibrated_reproduces_tp_and_predicts_pp_out_of_sample() -> None:
+    strategies = {s: _measured(s, TRUE, 1.3) for s in ("tp", "pp")}
+    shapes = {"tp": SHAPE.replace(ghosts=0), "pp": SHAPE}
+    out = ba.tp_calibrated(HW, strategies, shapes, "sync")
+    fitted = HW.with_values(**out["constants"])
+    tp = step_time(predict("tp", shapes["tp"]), fitted, mode="sync")
+    assert tp.comm_s == pytest.approx(strategies["tp"]["comm"]["median_s"], rel=1e-4)
+    assert tp.total_s - tp.comm_s == pytest.approx(strategies["tp"]["compute"]["median_s"],
+                                                   rel=1e-4)
+    pp = step_time(predict("pp", SHAPE), fitted, mode="sync")
+    assert out["total_s"] == pytest.approx(pp.total_s)
+    assert out["measured_over_predicted"] == pytest.approx(
+        strategies["pp"]["step"]["median_s"] / pp.total_s)
+    for key, scale in out["scales"].items():
+        assert out["constants"][key] == pytest.approx(HW[key] * scale)
+
+
+def test_statistics_helpers() -> None:
+    assert ba.median_iqr([3.0, 1.0, 2.0, 4.0, 5.0]) == (3.0, 2.0, 4.0)
+    assert ba.median_iqr([7.0]) == (7.0, 7.0, 7.0)
+    assert math.isnan(ba.median_se([1.0]))
+    assert ba.median_se([1.0, 1.0, 1.0]) == 0.0
+    assert ba.median_se([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(
+        ba.SE_MEDIAN * 2.0 / math.sqrt(5))
+    assert ba.ratio([2.0, 2.0, 2.0], [1.0, 1.0, 1.0]) == (2.0, 0.0)
+    assert ba.rate_through_origin([(1.0, 10.0), (2.0, 20.0)]) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("r_cal,tp_dt,pp_verdict,tp_verdict", [
+    (1.0 + ba.PP_TARGET - 1e-9, (0.9, 0.01), "PASS", "PASS"),
+    (1.0 + ba.PP_TARGET + 1e-9, (1.05, 0.03), "MISS", "PASS"),
+    (0.5, (1.2, 0.01), "MISS", "MISS")])
+def test_checks_apply_the_targets(r_cal: float, tp_dt: tuple[float, float], pp_verdict: str,
+                                  tp_verdict: str) -> None:
+    pred = {"total_s": 1.0, "comm_s": 0.5, "compute_s": 0.5, "measured_over_predicted_se": 0.0}
+    pp = {"step": {"median_s": r_cal}, "comm": {"median_s": 0.4}, "compute": {"median_s": 0.6},
+          "prediction_tp_calibrated": {**pred, "measured_over_predicted": r_cal},
+          "prediction": {**pred, "measured_over_predicted": 1.0}}
+    out = ba.checks({"pp": pp}, tp_dt)
+    assert out["pp_within_15pct_of_model"]["verdict"] == pp_verdict
+    assert bool(out["pp_within_15pct_of_model"]["reason"]) == (pp_verdict == "MISS")
+    assert out["pp_within_15pct_of_microbenchmark_model"]["verdict"] == "PASS"
+    assert out["tp_no_slower_than_dtensor"]["verdict"] == tp_verdict
