@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shard-rows", type=int, default=d.shard_rows)
     g.add_argument("--noise", type=float, default=d.noise)
     g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--device", default="cpu",
+                   help="where the teacher's float64 forward pass runs: cpu (the reference), "
+                   "cuda or cuda:N (targets equal the CPU's up to one quantum, docs/method.md)")
     g.add_argument("--overwrite", action="store_true", help="replace a different dataset")
     g.add_argument("--quiet", action="store_true")
     v = sub.add_parser("verify", formatter_class=ap.formatter_class, help="check every shard's sha256 against the manifest")
@@ -66,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seed=args.seed,
             )
             t0 = time.perf_counter()
-            m = generate(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet)
+            m = generate(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
+                         device=args.device)
             n = sum(len(s["shards"]) for s in m["splits"].values())
             print(
                 f"{args.out}: train {m['splits']['train']['rows']} rows, "

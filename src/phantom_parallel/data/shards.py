@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+from phantom_parallel.data.device import check_device
 
 from phantom_parallel.atomic import write_json_atomic
 from phantom_parallel.data.config import FORMAT, MANIFEST, PARTIAL, SPLITS, DataConfig
@@ -64,14 +65,17 @@ def write_shard(
     cfg: DataConfig, out: Path, split: str, index: int, teacher: Teacher | None = None
 ) -> dict[str, Any]:
     """Generate and atomically write one shard; return its manifest record
-    ``{x, y, rows, sha256_x, sha256_y}``."""
+    ``{x, y, rows, sha256_x, sha256_y}``, plus ``device`` when the teacher ran on a GPU."""
     x, y = make_shard(cfg, split, index, teacher)
     fx, fy = shard_names(split, index)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sx = write_npy_atomic(out / fx, x)
     sy = write_npy_atomic(out / fy, y)
-    return {"x": fx, "y": fy, "rows": int(x.shape[0]), "sha256_x": sx, "sha256_y": sy}
+    rec = {"x": fx, "y": fy, "rows": int(x.shape[0]), "sha256_x": sx, "sha256_y": sy}
+    if teacher is not None and teacher.device != "cpu":
+        rec["device"] = teacher.device  # its targets may differ from the CPU's by one quantum
+    return rec
 
 
 def _config_dict(cfg: DataConfig) -> dict[str, Any]:
@@ -139,6 +143,7 @@ def generate(
     overwrite: bool = False,
     order: Sequence[tuple[str, int]] | None = None,
     progress: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Generate (or finish, or confirm) the dataset of ``cfg`` in ``out``; return the manifest.
 
@@ -154,10 +159,15 @@ def generate(
         order: optional explicit order of ``(split, shard index)`` to generate (must cover all
             shards; the result does not depend on it).
         progress: print one line per shard to stderr.
+        device: where the teacher's forward pass runs (``cpu``, ``cuda``, ``cuda:N``); checked
+            before anything is written. The CPU result is the reference; see
+            :mod:`phantom_parallel.data.device` for the cross-device tolerance.
 
     Raises:
-        ValueError: ``out`` holds a different dataset and ``overwrite`` is false.
+        ValueError: ``out`` holds a different dataset and ``overwrite`` is false, or ``device``
+            cannot be used here.
     """
+    check_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     want = _config_dict(cfg)
@@ -193,7 +203,7 @@ def generate(
         if sorted(order) != sorted(plan):
             raise ValueError(f"order must list every (split, index) once: {plan}")
         plan = list(order)
-    teacher = Teacher.build(cfg)
+    teacher = Teacher.build(cfg, device)
     records: dict[str, list[dict[str, Any] | None]] = {
         s: [None] * len(cfg.shard_sizes(s)) for s in SPLITS
     }

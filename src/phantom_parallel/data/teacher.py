@@ -9,9 +9,11 @@ forward pass can differ between devices (see ``docs/method.md``, "Generating on 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from phantom_parallel.data.device import TorchForward, check_device
 
 from phantom_parallel.data.config import DataConfig, _check_split, _rng
 
@@ -85,23 +87,38 @@ def teacher_stats(
 
 @dataclass
 class Teacher:
-    """Teacher weights plus standardisation; ``__call__`` gives standardised float64 targets."""
+    """Teacher weights plus standardisation; ``__call__`` gives standardised float64 targets.
+
+    ``device``: where the forward pass runs (``cpu``: numpy, the reference; ``cuda``/``cuda:N``:
+    :class:`phantom_parallel.data.device.TorchForward`). Weights and statistics are the CPU's.
+    """
 
     cfg: DataConfig
     params: list[tuple[np.ndarray, np.ndarray]]
     mean: np.ndarray
     std: np.ndarray
+    device: str = "cpu"
+    forward: Callable[[np.ndarray], np.ndarray] | None = None
 
     @classmethod
-    def build(cls, cfg: DataConfig) -> Teacher:
-        """Weights from ``cfg.seed`` and calibration statistics."""
+    def build(cls, cfg: DataConfig, device: str = "cpu") -> Teacher:
+        """Weights from ``cfg.seed`` and calibration statistics (both on the CPU); the forward
+        pass on ``device``.
+
+        Raises:
+            ValueError: ``device`` cannot be used here (names ``--device``).
+        """
+        device = check_device(device)  # before the (possibly large) weights are drawn
         params = teacher_weights(cfg)
         mean, std = teacher_stats(cfg, params)
-        return cls(cfg, params, np.asarray(mean), np.asarray(std))
+        forward = None if device == "cpu" else TorchForward(params, cfg.activation, device, _CHUNK)
+        return cls(cfg, params, np.asarray(mean), np.asarray(std), device, forward)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Standardised noiseless targets (rows x d_out, float64) of ``x`` (rows x d_in)."""
-        return (teacher_forward(self.params, x, self.cfg.activation) - self.mean) / self.std
+        raw = (teacher_forward(self.params, x, self.cfg.activation) if self.forward is None
+               else self.forward(x))
+        return (raw - self.mean) / self.std
 
 
 def make_shard(
