@@ -530,6 +530,12 @@ def resolve_device(exe, runs, scale):
 
 
 EXE["device"], GPU_POOL = resolve_device(EXE, RUNS, SCALE)
+if SC["data"].get("device") == "cuda" and EXE["launcher"] == "torchrun":
+    if probe_gpus()[0] == 0:  # with srun the data job gets a GPU of the compute node
+        _fail(
+            f"scales.{SCALE}.data.device",
+            "cuda, but torch sees no GPU on this machine; set cpu (or remove the key)",
+        )
 GPU_SLOTS = Path(workflow.basedir) / "workflow" / "scripts" / "gpu_slots.py"
 GPU_LOCKS = f"{config['paths']['results']}/.gpu-slots"
 if GPU_POOL and "gpu" not in workflow.global_resources:
@@ -738,10 +744,17 @@ def data_args():
         ("teacher_rank", "--teacher-rank"),
         ("teacher_gain", "--teacher-gain"),
         ("teacher_activation", "--activation"),
+        ("device", "--device"),
     ):
         if d.get(key) is not None:
             args.append(f"{flag} {d[key]}")
     return " ".join(args)
+
+
+def data_gpus(wildcards=None):
+    """The `gpu` resource of the data job: 1 when data.device is cuda (SLURM --gpus; on a local
+    machine one GPU of the `gpu` limit), else none."""
+    return 1 if SC["data"].get("device") == "cuda" else None
 
 
 # ---------------------------------------------------------------- inference (phantom-infer)
