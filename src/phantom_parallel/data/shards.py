@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from phantom_parallel.data.device import check_device
 
 from phantom_parallel.atomic import write_json_atomic
 from phantom_parallel.data.config import FORMAT, MANIFEST, PARTIAL, SPLITS, DataConfig
+from phantom_parallel.data.device import check_device
 from phantom_parallel.data.teacher import Teacher, make_shard
 
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from phantom_parallel.data.device import TorchForward, check_device
 
 from phantom_parallel.data.config import DataConfig, _check_split, _rng
+from phantom_parallel.data.device import TorchForward, check_device
 
 
 def teacher_weights(cfg: DataConfig) -> list[tuple[np.ndarray, np.ndarray]]:
