@@ -195,10 +195,10 @@ def test_resume_after_interruption(
             raise KeyboardInterrupt("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "write_shard", flaky)
+    monkeypatch.setattr(data.shards, "write_shard", flaky)
     with pytest.raises(KeyboardInterrupt):
         generate(SMALL, out)
-    monkeypatch.setattr(data, "write_shard", real)
+    monkeypatch.setattr(data.shards, "write_shard", real)
     assert not (out / "manifest.json").exists()
     assert (out / data.PARTIAL).exists()
     with pytest.raises(FileNotFoundError, match="unfinished"):

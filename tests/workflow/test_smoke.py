@@ -286,3 +286,28 @@ def test_frontier_table(smoke):
     assert fr["samples"].nunique() == 1
     assert fr["on_front"].any()
     assert {("pp", 8), ("pp", 32)} <= {(r.strategy, r.k) for r in fr.itertuples()}
+
+
+def test_lr_sweep_choice_flows_into_every_run(smoke):
+    """lr_sweep.csv comes from the sweep runs' summaries, its choice is the lowest mean
+    validation loss per family, and every study run trained with its family's choice."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+    import lr_sweep
+
+    table = pd.read_csv(smoke / "tables" / "lr_sweep.csv")
+    assert list(table.columns) == lr_sweep.COLUMNS
+    for r in table.itertuples():
+        summary = json.loads((smoke / "lr_sweep" / r.run / "summary.json").read_text())
+        assert r.val_loss == summary["final_val_loss"] and r.steps == summary["steps"]
+    chosen = {}
+    for family, g in table.groupby("family"):
+        means = g.groupby("lr")["val_loss"].mean()
+        assert g.loc[g["chosen"], "lr"].unique().tolist() == [means.idxmin()]
+        chosen[family] = lr_sweep.chosen_lr(smoke / "tables" / "lr_sweep.csv", family)
+    study = pd.read_parquet(smoke / "study.parquet")
+    for row in study.itertuples():
+        family = "pp" if row.strategy == "pp" else "dense"
+        config = json.loads((smoke / "runs" / row.run / "manifest.json").read_text())["config"]
+        assert row.lr == config["lr"] == chosen[family], row.run

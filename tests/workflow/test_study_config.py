@@ -115,3 +115,52 @@ def test_flags_passed_when_set(wf):
     assert infer and all("-m phantom_parallel.infer" in j["shell"] and "--json " in j["shell"] for j in infer)
     rules = {j["rule"] for j in jobs}
     assert {"table_inference", "fig_inference", "fig_init_ablation"} <= rules
+
+
+_SWEEP_FAMILIES = {"dense": {"strategy": "serial", "ranks": 1, "width": 128},
+                   "pp": {"strategy": "pp", "ranks": 2, "width": 128, "ghosts": 8}}
+
+
+@pytest.mark.parametrize(("sweep", "key", "needle"), [
+    ({"values": []}, "values", "empty"),
+    ({"values": [0.001, 0.0]}, "values", "0.0 is not > 0"),
+    ({"values": [-0.001]}, "values", "is not > 0"),
+    ({"seeds": []}, "seeds", "empty"),
+    ({"steps": 100}, "steps", "outside 1..64"),  # smoke: 32 steps x 2 epochs
+    ({"families": {**_SWEEP_FAMILIES, "moe": _SWEEP_FAMILIES["dense"]}}, "families",
+     "unknown family 'moe'"),
+    ({"families": {"dense": _SWEEP_FAMILIES["pp"], "pp": _SWEEP_FAMILIES["pp"]}},
+     "families.dense", "strategy pp is not of family dense"),
+])
+def test_bad_lr_sweep_is_rejected_naming_the_key(wf, sweep, key, needle):
+    _fails(wf, _smoke(lr_sweep=sweep), f"config key 'scales.smoke.lr_sweep.{key}'", needle)
+
+
+def test_lr_sweep_runs_and_every_training_run_reads_its_lr_from_the_table(wf):
+    jobs = _jobs(wf, {})
+    sweep = [j["shell"] for j in jobs if j["rule"] == "lr_sweep_run"]
+    assert len(sweep) == 4  # smoke: 2 families x 2 values x 1 seed
+    assert all("--max-steps 8" in c for c in sweep)
+    assert any("--strategy pp" in c and "--lr 0.003 " in c for c in sweep)
+    train = [j["shell"] for j in jobs if j["rule"] == "train"]
+    table = "results/smoke/tables/lr_sweep.csv"
+    assert train and all("--lr $lr " in c and f"lr_sweep.py {table} " in c for c in train)
+    assert all(c.split(f"{table} ")[1].startswith("pp)" if "--strategy pp" in c else "dense)")
+               for c in train)
+
+
+def test_without_lr_sweep_runs_use_training_lr(wf):
+    jobs = _jobs(wf, _smoke(lr_sweep={"enabled": False}))
+    assert not any(j["rule"] in ("lr_sweep_run", "table_lr_sweep") for j in jobs)
+    train = [j["shell"] for j in jobs if j["rule"] == "train"]
+    assert train and all("--lr 0.001 " in c and "lr_sweep.py" not in c for c in train)
+
+
+def test_lr_sweep_without_a_family_that_has_runs_is_rejected(tmp_path):
+    bare = copy_workflow(tmp_path)
+    cfg_path = bare / "config" / "config.yaml"
+    config = yaml.safe_load(cfg_path.read_text())
+    config["scales"]["smoke"]["lr_sweep"]["families"].pop("pp")  # (overlays merge, not replace)
+    cfg_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    _fails(bare, {}, "config key 'scales.smoke.lr_sweep.families'",
+           "no configuration for family 'pp'")

@@ -15,6 +15,7 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "notebooks"))
 import aggregate
 import derive
+import lr_sweep
 import studystats
 
 
@@ -193,3 +194,52 @@ def test_inference_table(tmp_path):
     spec = {"tp-p2-n64-k0-r0": {"strategy": "tp", "p": 2, "n": 64, "k": 0, "repeat": 0}}
     t = derive.inference_table([path], spec, 1)
     assert t.loc[0, "throughput_samples_per_s"] == 3200.0 and not t.loc[0, "energy_measured"]
+
+
+def _sweep(tmp_path, losses):
+    """Sweep run folders with the given {(family, lr, seed): final_val_loss}."""
+    specs, paths = {}, []
+    for (family, lr, seed), loss in losses.items():
+        name = f"{family}-lr{lr!r}-s{seed}"
+        specs[name] = dict(family=family, strategy="serial" if family == "dense" else "pp",
+                           p=1 if family == "dense" else 2, n=64, k=0 if family == "dense" else 4,
+                           lr=lr, seed=seed)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(
+            json.dumps({"final_val_loss": loss, "steps": 8}))
+        paths.append(tmp_path / name / "summary.json")
+    return specs, paths
+
+
+def test_lr_sweep_chooses_the_lowest_mean_validation_loss_per_family(tmp_path):
+    specs, paths = _sweep(tmp_path, {
+        ("dense", 0.001, 0): 0.30, ("dense", 0.001, 1): 0.10,   # mean 0.20
+        ("dense", 0.003, 0): 0.15, ("dense", 0.003, 1): 0.17,   # mean 0.16: chosen
+        ("pp", 0.001, 0): 0.20, ("pp", 0.001, 1): 0.20,         # tie at 0.20: smaller lr
+        ("pp", 0.003, 0): 0.25, ("pp", 0.003, 1): 0.15,
+        ("pp", 0.01, 0): float("nan"), ("pp", 0.01, 1): 0.01,   # diverged seed: never chosen
+    })
+    df = lr_sweep.sweep_table(specs, paths)
+    assert list(df.columns) == lr_sweep.COLUMNS and len(df) == 10
+    assert df.loc[(df["family"] == "dense") & (df["lr"] == 0.001), "mean_val_loss"].iloc[0] == \
+        pytest.approx(0.20)
+    df.to_csv(tmp_path / "lr_sweep.csv", index=False)
+    assert lr_sweep.chosen_lr(tmp_path / "lr_sweep.csv", "dense") == 0.003
+    assert lr_sweep.chosen_lr(tmp_path / "lr_sweep.csv", "pp") == 0.001
+    assert df["chosen"].sum() == 4  # every seed's row of the two chosen (family, lr)
+
+
+def test_lr_sweep_cli_prints_the_choice_or_a_one_line_error(tmp_path, capsys):
+    specs, paths = _sweep(tmp_path, {("dense", 0.0003, 0): 0.2, ("dense", 0.001, 0): 0.1})
+    lr_sweep.sweep_table(specs, paths).to_csv(tmp_path / "t.csv", index=False)
+    assert lr_sweep.main([str(tmp_path / "t.csv"), "dense"]) == 0
+    assert float(capsys.readouterr().out) == 0.001
+    assert lr_sweep.main([str(tmp_path / "t.csv"), "pp"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "0 chosen learning rates for family 'pp'" in err
+
+
+def test_lr_sweep_with_every_run_diverged_is_refused(tmp_path):
+    specs, paths = _sweep(tmp_path, {("pp", 0.1, 0): float("inf")})
+    with pytest.raises(ValueError, match="family 'pp' diverged"):
+        lr_sweep.sweep_table(specs, paths)

@@ -61,6 +61,7 @@ for _table in DERIVED_TABLES:
             statistics=STATS,
             cpus_per_rank=EXE["cpus_per_rank"],
             infer_runs=INFER_RUNS,
+            lr_sweep=LR_SWEEP,
         script:
             "../scripts/derive.py"
 

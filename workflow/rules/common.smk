@@ -321,6 +321,99 @@ def same_loss_plan(sc, scale, runs):
 
 
 RUNS, SAME_LOSS, HARDNESS = build_runs(SC, SCALE)
+
+
+# ---------------------------------------------------------------- learning-rate sweep
+
+# Model families of the learning-rate sweep: strategy -> family. Serial, TP, DTensor and FSDP
+# train the same dense FFN (the same function of the same parameters); PP is another model.
+FAMILIES = {
+    "serial": "dense",
+    "tp": "dense",
+    "dtensor": "dense",
+    "fsdp": "dense",
+    "pp": "pp",
+}
+
+
+def lr_sweep_plan(sc, scale, runs):
+    """The sweep runs of a scale, {name: spec} (spec: run, family, lr, strategy, p, n, k,
+    seed, init, steps), or {} when lr_sweep is absent or disabled. Refuses, naming the key, an
+    empty `values` or `seeds`, a learning rate <= 0, `steps` outside one to all training
+    steps, a family that is not one of FAMILIES' values, a configuration of another family,
+    and a family with runs in the scale but no sweep configuration."""
+    sw = sc.get("lr_sweep") or {}
+    if not sw.get("enabled", True) or not sw:
+        return {}
+    key = f"scales.{scale}.lr_sweep"
+    values, seeds, fams = (
+        sw.get("values", []),
+        sw.get("seeds", []),
+        sw.get("families", {}),
+    )
+    if not values:
+        _fail(f"{key}.values", "empty: list the learning rates to try")
+    for v in values:
+        if not v > 0:
+            _fail(f"{key}.values", f"learning rate {v!r} is not > 0")
+    if len(set(values)) != len(values):
+        _fail(f"{key}.values", f"{values} lists a learning rate twice")
+    if not seeds:
+        _fail(f"{key}.seeds", "empty: list at least one seed")
+    t = sc["training"]
+    total = sc["data"]["n_train"] // t["batch_size"] * t["epochs"]
+    steps = sw.get("steps", total)
+    if not 1 <= steps <= total:
+        _fail(
+            f"{key}.steps", f"{steps} is outside 1..{total} (the training runs' steps)"
+        )
+    known = sorted(set(FAMILIES.values()))
+    for fam, entry in fams.items():
+        if fam not in known:
+            _fail(f"{key}.families", f"unknown family {fam!r}; expected one of {known}")
+        if FAMILIES.get(entry["strategy"]) != fam:
+            _fail(
+                f"{key}.families.{fam}",
+                f"strategy {entry['strategy']} is not of family {fam}",
+            )
+        _check_config(f"{key}.families.{fam}", *config_of(entry))
+    needed = sorted({FAMILIES[r["strategy"]] for r in runs.values()} - set(fams))
+    if needed:
+        _fail(
+            f"{key}.families",
+            f"no configuration for family {needed[0]!r}, which has runs "
+            "in this scale (each run takes its family's chosen learning rate)",
+        )
+    out = {}
+    for fam, entry in sorted(fams.items()):
+        strategy, p, n, k = config_of(entry)
+        for lr in values:
+            for seed in seeds:
+                name = f"{fam}-lr{float(lr)!r}-s{seed}"
+                out[name] = dict(
+                    run=name,
+                    family=fam,
+                    lr=float(lr),
+                    strategy=strategy,
+                    p=p,
+                    n=n,
+                    k=k,
+                    seed=seed,
+                    steps=steps,
+                    init=(t.get("pp_init") or "") if strategy == "pp" else "",
+                )
+    return out
+
+
+LR_SWEEP = lr_sweep_plan(SC, SCALE, RUNS)
+LR_SWEEP_SCRIPT = Path(workflow.basedir) / "workflow" / "scripts" / "lr_sweep.py"
+
+
+def lr_sweep_input(wildcards):
+    """The sweep's table when the sweep is on: every training run reads its --lr from it."""
+    return [derived_table("lr_sweep")] if LR_SWEEP else []
+
+
 STATS = {"interval": "t", "level": 0.95, **(SC.get("statistics") or {})}
 INFERENCE = {
     "enabled": False,
@@ -433,6 +526,12 @@ def resolve_device(exe, runs, scale):
 
 
 EXE["device"], GPU_POOL = resolve_device(EXE, RUNS, SCALE)
+if SC["data"].get("device") == "cuda" and EXE["launcher"] == "torchrun":
+    if probe_gpus()[0] == 0:  # with srun the data job gets a GPU of the compute node
+        _fail(
+            f"scales.{SCALE}.data.device",
+            "cuda, but torch sees no GPU on this machine; set cpu (or remove the key)",
+        )
 GPU_SLOTS = Path(workflow.basedir) / "workflow" / "scripts" / "gpu_slots.py"
 GPU_LOCKS = f"{config['paths']['results']}/.gpu-slots"
 if GPU_POOL and "gpu" not in workflow.global_resources:
@@ -460,9 +559,15 @@ def run_dir(rid):
 
 
 def _ranks(wildcards):
-    """Ranks of the job: a training run (wildcard run) or an inference job (wildcard name)."""
+    """Ranks of the job: a training run (wildcard run), a sweep run (wildcard sweep) or an
+    inference job (wildcard name)."""
     run = getattr(wildcards, "run", None)
-    return RUNS[run]["p"] if run is not None else INFER_RUNS[wildcards.name]["p"]
+    if run is not None:
+        return RUNS[run]["p"]
+    sweep = getattr(wildcards, "sweep", None)
+    return (
+        LR_SWEEP[sweep]["p"] if sweep is not None else INFER_RUNS[wildcards.name]["p"]
+    )
 
 
 # ---------------------------------------------------------------- launching ranks
@@ -548,12 +653,15 @@ def launch_prefix(run, module="phantom_parallel.train"):
     return f"env {exports} {srun} {trainer}"
 
 
-def train_args(run):
-    """phantom-train arguments of one run; the same command resumes from its checkpoints."""
+def train_args(run, folder=None, lr=None):
+    """phantom-train arguments of one run; the same command resumes from its checkpoints.
+    folder: the run folder (default: RES/runs/<run>); lr: the --lr value (a number, or a
+    shell word such as "$lr"; default training.lr). A run with `steps` (sweep runs) stops there.
+    """
     t = TRAINING
     args = [
         f"--data {DATA}",
-        f"--run-dir {run_dir(run['run'])}",
+        f"--run-dir {folder or run_dir(run['run'])}",
         f"--strategy {run['strategy']}",
         f"--width {run['n']}",
         f"--layers {t['layers']}",
@@ -561,7 +669,7 @@ def train_args(run):
         f"--batch-size {t['batch_size']}",
         f"--epochs {t['epochs']}",
         f"--optimizer {t['optimizer']}",
-        f"--lr {t['lr']}",
+        f"--lr {t['lr'] if lr is None else lr}",
         f"--seed {run['seed']}",
         f"--dtype {t['dtype']}",
         f"--device {EXE['device']}",
@@ -580,8 +688,8 @@ def train_args(run):
         args.append(f"--eval-every {t['eval_every']}")
     if EXE["device"] == "cpu":
         args.append(f"--threads {EXE['cpus_per_rank']}")
-    if t.get("max_steps"):
-        args.append(f"--max-steps {t['max_steps']}")
+    if run.get("steps") or t.get("max_steps"):
+        args.append(f"--max-steps {run.get('steps') or t['max_steps']}")
     if not EXE.get("progress", False):
         args.append("--no-progress")
     return " ".join(args)
@@ -599,8 +707,23 @@ def gpu_prefix(run):
 
 
 def train_command(wildcards):
+    """One training run; with the sweep on, its --lr is its family's chosen learning rate,
+    read from the sweep's table (lr_sweep_input) when the job starts."""
     run = RUNS[wildcards.run]
-    return f"{gpu_prefix(run)}{launch_prefix(run)} {train_args(run)}"
+    if not LR_SWEEP:
+        return f"{gpu_prefix(run)}{launch_prefix(run)} {train_args(run)}"
+    table, family = derived_table("lr_sweep"), FAMILIES[run["strategy"]]
+    return (
+        f"(lr=$(python {shlex.quote(str(LR_SWEEP_SCRIPT))} {table} {family})"
+        f" && {gpu_prefix(run)}{launch_prefix(run)} {train_args(run, lr='$lr')})"
+    )
+
+
+def lr_sweep_command(wildcards):
+    """One sweep run: its own folder (RES/lr_sweep/<name>), learning rate and steps."""
+    run = LR_SWEEP[wildcards.sweep]
+    args = train_args(run, folder=f"{RES}/lr_sweep/{run['run']}", lr=run["lr"])
+    return f"{gpu_prefix(run)}{launch_prefix(run)} {args}"
 
 
 def data_args():
@@ -617,10 +740,17 @@ def data_args():
         ("teacher_rank", "--teacher-rank"),
         ("teacher_gain", "--teacher-gain"),
         ("teacher_activation", "--activation"),
+        ("device", "--device"),
     ):
         if d.get(key) is not None:
             args.append(f"{flag} {d[key]}")
     return " ".join(args)
+
+
+def data_gpus(wildcards=None):
+    """The `gpu` resource of the data job: 1 when data.device is cuda (SLURM --gpus; on a local
+    machine one GPU of the `gpu` limit), else none."""
+    return 1 if SC["data"].get("device") == "cuda" else None
 
 
 # ---------------------------------------------------------------- inference (phantom-infer)
@@ -817,6 +947,12 @@ DERIVED_TABLES = {
         "device-hours and whether its configuration is on the Pareto front.",
     ),
 }
+if LR_SWEEP:
+    DERIVED_TABLES["lr_sweep"] = dict(
+        inputs=[f"lr_sweep/{name}/summary.json" for name in sorted(LR_SWEEP)],
+        doc="lr_sweep.csv: per sweep run (family, lr, seed) its final validation loss, the "
+        "mean over seeds per (family, lr), and the chosen lr of each family (lowest mean).",
+    )
 if HARDNESS:
     DERIVED_TABLES["hardness"] = dict(
         inputs=["study.parquet"],

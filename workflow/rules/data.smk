@@ -1,5 +1,7 @@
 rule data:
-    """Seeded teacher-student data set of the scale (phantom-data; manifest.json marks completion)."""
+    """Seeded teacher-student data set of the scale (phantom-data; manifest.json marks completion).
+    With data.device cuda the teacher's forward pass runs on one GPU (the paper scale's teacher
+    is 32,768 wide: hours on a CPU node, minutes on a GCD), still shard by shard."""
     output:
         f"{DATA}/manifest.json",
     log:
@@ -7,7 +9,8 @@ rule data:
     conda:
         "../../envs/phantom.yaml"
     resources:
-        runtime=30,
+        runtime=60,
+        gpu=data_gpus,
         measure=measure_slot,
     params:
         args=data_args(),

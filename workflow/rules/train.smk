@@ -1,5 +1,6 @@
 wildcard_constraints:
     run="(serial|tp|pp|dtensor|fsdp)-p[0-9]+-n[0-9]+-k[0-9]+-s[0-9]+(-init[a-z-]+)?",
+    sweep="(dense|pp)-lr[0-9.e+-]+-s[0-9]+",
 
 
 rule train:
@@ -10,10 +11,12 @@ rule train:
     checkpoints) survives a failure or a wall-time kill, so the rerun (same command,
     --rerun-incomplete) resumes from RUN/checkpoints. Its time and energy are reported, so it
     runs alone: `measure` (local machine) or sbatch --exclusive (SLURM); on local GPUs it
-    gets devices of its own (`gpu` resource, gpu_slots.py).
+    gets devices of its own (`gpu` resource, gpu_slots.py). With the scale's lr_sweep on,
+    the sweep's table is an input and the run's --lr is its family's chosen learning rate.
     """
     input:
-        f"{DATA}/manifest.json",
+        data=f"{DATA}/manifest.json",
+        lr_sweep=lr_sweep_input,
     output:
         f"{RES}/runs/{{run}}/summary.json",
     log:
@@ -34,5 +37,36 @@ rule train:
         runtime=train_runtime,
     params:
         cmd=train_command,
+    shell:
+        "{params.cmd} >> {log} 2>&1"
+
+
+rule lr_sweep_run:
+    """One run of the learning-rate sweep (family, lr, seed): the family's sweep configuration
+    for lr_sweep.steps steps at that learning rate, into RES/lr_sweep/<name>; measured like a
+    training run (runs alone), but not part of the study's tables (only of lr_sweep.csv).
+    """
+    input:
+        f"{DATA}/manifest.json",
+    output:
+        f"{RES}/lr_sweep/{{sweep}}/summary.json",
+    log:
+        f"{RES}/logs/lr_sweep/{{sweep}}.log",
+    retries: EXE.get("retries")
+    conda:
+        "../../envs/phantom.yaml"
+    threads: train_threads
+    resources:
+        tasks=train_tasks,
+        mpi=train_mpi,
+        nodes=train_nodes,
+        gpu=train_gpus,
+        tasks_per_gpu=train_tasks_per_gpu,
+        cpus_per_task=train_cpus_per_task,
+        slurm_extra=train_slurm_extra,
+        measure=measure_slot,
+        runtime=train_runtime,
+    params:
+        cmd=lr_sweep_command,
     shell:
         "{params.cmd} >> {log} 2>&1"

@@ -152,7 +152,7 @@ def run_row(spec: dict[str, Any], folder: Path, scale: str, training: dict[str, 
         "batch_size": training["batch_size"],
         "epochs": training["epochs"],
         "optimizer": training["optimizer"],
-        "lr": training["lr"],
+        "lr": manifest.get("config", {}).get("lr", training["lr"]),  # lr_sweep: chosen lr
         "dtype": training["dtype"],
         **{f"in_{e}": e in spec["experiments"] for e in EXPERIMENTS},
         "ablation_arm": bool(spec.get("ablation_arm", False)),

@@ -13,6 +13,8 @@
 * ``hardness``: per seed, the validation MSE of the full- and half-width student, the paired
   relative gap; its mean, Student t interval and the verdict.
 * ``inference``: one row per phantom-infer JSON.
+* ``lr_sweep``: one row per learning-rate sweep run and the chosen lr per family
+  (``lr_sweep.py``).
 
 Run by Snakemake (``script:``); every function also works on DataFrames for the tests.
 """
@@ -32,6 +34,9 @@ import pandas as pd
 _HERE = Path(globals()["snakemake"].scriptdir) if "snakemake" in globals() else Path(__file__).parent
 sys.path.insert(0, str(_HERE.resolve().parents[1] / "notebooks"))
 import studystats  # noqa: E402
+
+sys.path.insert(0, str(_HERE.resolve()))
+import lr_sweep  # noqa: E402
 
 MEASURED_METHODS = ("counter", "integration")
 INTERP_COLS = {
@@ -233,6 +238,8 @@ def main(smk: Any) -> None:
     elif kind == "inference":
         df = inference_table([Path(p) for p in smk.input], smk.params.infer_runs,
                              smk.params.cpus_per_rank)
+    elif kind == "lr_sweep":
+        df = lr_sweep.sweep_table(smk.params.lr_sweep, [Path(p) for p in smk.input])
     else:
         raise SystemExit(f"derive: unknown table {kind!r}")
     df.to_csv(out, index=False)

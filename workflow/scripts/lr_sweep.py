@@ -1,0 +1,103 @@
+"""The learning-rate sweep's table and its choice per model family (issue 11, item 6).
+
+The sweep trains one configuration per model family (``lr_sweep.families``) at each learning
+rate of ``lr_sweep.values`` for ``lr_sweep.steps`` optimizer steps and each seed of
+``lr_sweep.seeds`` (rule ``lr_sweep_run``). The chosen learning rate of a family is the one with
+the lowest mean final *validation* loss over those seeds (ties: the smaller learning rate); the
+test split is never used for the choice.
+
+* ``sweep_table(specs, summaries)``: one row per sweep run (family, strategy, p, n, k, lr, seed,
+  steps, val_loss, mean_val_loss, chosen, run); written by ``derive.py`` as
+  ``results/<scale>/tables/lr_sweep.csv`` (rule ``table_lr_sweep``).
+* ``chosen_lr(table, family)``: the chosen learning rate of one family, read back from that
+  CSV.
+  Every training run of the scale takes its ``--lr`` from it at run time
+  (``python lr_sweep.py TABLE FAMILY``, printed on stdout), so the value flows from the sweep's
+  output into the runs and is never typed into the config.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+COLUMNS = ["family", "strategy", "p", "n", "k", "lr", "seed", "steps", "val_loss",
+           "mean_val_loss", "chosen", "run"]
+
+
+def sweep_table(specs: dict[str, dict[str, Any]], summaries: list[Path]) -> pd.DataFrame:
+    """Rows of ``lr_sweep.csv`` from the sweep runs' ``summary.json`` files.
+
+    Args:
+        specs: sweep run name -> {family, strategy, p, n, k, lr, seed} (common.smk LR_SWEEP).
+        summaries: ``.../<run name>/summary.json`` of every sweep run.
+
+    Returns:
+        One row per run; ``mean_val_loss`` is the mean final validation loss (MSE, unitless) of
+        its (family, lr) over seeds, ``chosen`` marks every row of the chosen lr of its family.
+
+    Raises:
+        ValueError: a run has a non-finite validation loss for every lr of its family.
+    """
+    import pandas as pd
+
+    rows = []
+    for path in summaries:
+        path = Path(path)
+        spec = specs[path.parent.name]
+        summary = json.loads(path.read_text())
+        rows.append({**{c: spec[c] for c in ("family", "strategy", "p", "n", "k", "lr", "seed")},
+                     "steps": summary.get("steps"),
+                     "val_loss": float(summary.get("final_val_loss", math.nan)),
+                     "run": path.parent.name})
+    df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("mean_val_loss", "chosen")])
+    # a diverged run (nan/inf) never wins: its mean is +inf
+    finite = df["val_loss"].where(df["val_loss"].map(math.isfinite), math.inf)
+    df["mean_val_loss"] = finite.groupby([df["family"], df["lr"]]).transform("mean")
+    df["chosen"] = False
+    for family, g in df.groupby("family"):
+        means = g.groupby("lr")["mean_val_loss"].first().sort_index()
+        if not means.map(math.isfinite).any():
+            raise ValueError(f"lr sweep: every learning rate of family {family!r} diverged")
+        best = means.idxmin()  # sorted by lr: ties go to the smaller learning rate
+        df.loc[(df["family"] == family) & (df["lr"] == best), "chosen"] = True
+    return df[COLUMNS].sort_values(["family", "lr", "seed"]).reset_index(drop=True)
+
+
+def chosen_lr(table: Path | str, family: str) -> float:
+    """The chosen learning rate of ``family`` in ``lr_sweep.csv`` (read with the csv module:
+    every training job calls this at start, so no pandas import).
+
+    Raises:
+        ValueError: the table has no chosen row for ``family`` or more than one chosen lr.
+    """
+    with open(table, newline="") as fh:
+        lrs = sorted({float(r["lr"]) for r in csv.DictReader(fh)
+                      if r["family"] == family and r["chosen"] == "True"})
+    if len(lrs) != 1:
+        raise ValueError(f"{len(lrs)} chosen learning rates for family {family!r} (expected 1)")
+    return lrs[0]
+
+
+def main(argv: list[str]) -> int:
+    """``python lr_sweep.py TABLE FAMILY``: print the chosen learning rate (repr, exact)."""
+    if len(argv) != 2:
+        print("usage: lr_sweep.py TABLE FAMILY", file=sys.stderr)
+        return 2
+    try:
+        print(repr(chosen_lr(Path(argv[0]), argv[1])))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"lr_sweep: error: {argv[0]}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
