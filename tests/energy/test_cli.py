@@ -164,6 +164,7 @@ def test_sample_runs_a_command(tmp_path: Path) -> None:
         (["--start", "2025-03-04T15:15:02Z", "--end", "soon"], "--end 'soon'"),
         (["--start", "yesterday"], "--start 'yesterday'"),
         (["--events", "e.jsonl", "--interval", "-1"], "--interval -1"),
+        (["--events", "e.jsonl", "--power-interval-ms", "0"], "--power-interval-ms 0.0"),
     ],
 )
 def test_from_logs_bad_flag_is_one_line_naming_it(
@@ -173,3 +174,15 @@ def test_from_logs_bad_flag_is_one_line_naming_it(
     err = capsys.readouterr().err
     assert flag in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_poll_interval_is_in_ms_as_for_the_other_scripts() -> None:
+    """``--power-interval-ms`` (the trainer's name and unit) sets the interval in both
+    subcommands; the older ``--interval`` in seconds still works."""
+    from phantom_parallel.energy.cli import _interval_s, build_parser
+
+    parse = build_parser().parse_args
+    assert _interval_s(parse(["from-logs", "d", "--power-interval-ms", "3000"])) == 3.0
+    assert _interval_s(parse(["from-logs", "d", "--interval", "3"])) == 3.0
+    assert _interval_s(parse(["from-logs", "d"])) is None
+    assert _interval_s(parse(["sample", "--out", "o"])) == 0.1

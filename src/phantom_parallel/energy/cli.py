@@ -1,8 +1,12 @@
 """``phantom-energy``: energy of a run, of user-recorded logs, or of a command.
 
 phantom-energy extract --run-dir RUN [--busy-watts W] [--idle-watts W] [--out DIR]
-phantom-energy from-logs LOGDIR [--format FMT] (--start T --end T | --events FILE) [--out DIR]
-phantom-energy sample [--source auto] [--interval S] --out DIR -- CMD ...
+phantom-energy from-logs LOGDIR [--format FMT] (--start T --end T | --events FILE)
+                         [--power-interval-ms MS] [--out DIR]
+phantom-energy sample [--source auto] [--power-interval-ms 100] --out DIR -- CMD ...
+
+The poll interval is ``--power-interval-ms`` (milliseconds), as for phantom-train and
+phantom-infer; the older ``--interval`` (seconds) is still accepted.
 phantom-energy formats
 """
 
@@ -151,13 +155,26 @@ def _time_flag(flag: str, text: str) -> int:
         ) from None
 
 
+def _interval_s(args: argparse.Namespace) -> float | None:
+    """The poll interval in seconds from ``--power-interval-ms`` (or the older ``--interval``
+    in seconds); :class:`InputError` naming the flag when it is not > 0."""
+    if args.interval is not None:
+        if not args.interval > 0:
+            raise InputError(f"--interval {args.interval}: must be > 0 s")
+        return args.interval
+    if args.power_interval_ms is None:
+        return None
+    if not args.power_interval_ms > 0:
+        raise InputError(f"--power-interval-ms {args.power_interval_ms}: must be > 0 ms")
+    return args.power_interval_ms / 1e3
+
+
 def from_logs(args: argparse.Namespace) -> dict[str, Any]:
     """Energy report of a folder of user-recorded logs over the given window(s)."""
     logdir = Path(args.logdir)
     if not logdir.is_dir():
         raise InputError(f"{logdir}: not a folder")
-    if args.interval is not None and not args.interval > 0:
-        raise InputError(f"--interval {args.interval}: must be > 0 s")
+    interval_s = _interval_s(args)
     if args.events:
         windows = windows_from_file(args.events)
     elif args.start or args.end:
@@ -177,7 +194,7 @@ def from_logs(args: argparse.Namespace) -> dict[str, Any]:
     paths = [p for p in sorted(logdir.glob(args.glob)) if p.is_file() and not p.name.endswith(skip)]
     if not paths:
         raise InputError(f"{logdir}: no log files matching {args.glob!r}")
-    logs = [LogInput(p.name.split(".")[0], p, args.format, "", args.interval) for p in paths]
+    logs = [LogInput(p.name.split(".")[0], p, args.format, "", interval_s) for p in paths]
     report = measured_report(logs, windows, Work())
     if report is None:
         raise InputError(f"{logdir}: no samples inside the window in {len(paths)} log(s)")
@@ -202,7 +219,7 @@ def sample(args: argparse.Namespace) -> int:
                 + "\n"
             )
 
-    handle = start_sampler(args.source, out / "power", args.interval)
+    handle = start_sampler(args.source, out / "power", _interval_s(args))
     print(f"phantom-energy: sampling {handle.source} into {out / 'power'}", file=sys.stderr)
     event("run_start")
     event("measure_start")
@@ -232,6 +249,13 @@ def _print_summary(report: dict[str, Any], paths: tuple[Path, Path]) -> None:
         print(f"warning: ... {len(report['warnings']) - 10} more in {paths[0]}", file=sys.stderr)
 
 
+def _interval_flags(sub: argparse.ArgumentParser, default_ms: float | None, help_text: str) -> None:
+    """``--power-interval-ms`` (the name every console script uses) and the older
+    ``--interval`` in seconds (hidden; it wins when given)."""
+    sub.add_argument("--power-interval-ms", type=float, default=default_ms, help=help_text)
+    sub.add_argument("--interval", type=float, default=None, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``phantom-energy``."""
     ap = cli.parser("phantom-energy", __doc__)
@@ -252,11 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--start", help="window start: ISO 8601, epoch seconds or <int>ns")
     fl.add_argument("--end", help="window end")
     fl.add_argument("--events", type=Path, help="events.jsonl with measure_start/measure_end")
-    fl.add_argument("--interval", type=float, default=None, help="nominal poll interval (s)")
+    _interval_flags(fl, None, "nominal poll interval of the logs (ms; default: measured from the logs)")
     fl.add_argument("--out", type=Path, default=None, help="output folder (default: LOGDIR)")
     sa = sub.add_parser("sample", formatter_class=ap.formatter_class, help="run a command under the sampler")
     sa.add_argument("--source", default="auto", choices=["auto", *SOURCES])
-    sa.add_argument("--interval", type=float, default=0.1)
+    _interval_flags(sa, 100.0, "sampler poll interval (ms)")
     sa.add_argument("--out", required=True, type=Path)
     sa.add_argument("cmd", nargs=argparse.REMAINDER)
     sub.add_parser("formats", formatter_class=ap.formatter_class, help="list the log formats")
