@@ -13,6 +13,9 @@ PARALLEL_STRATEGIES: tuple[str, ...] = tuple(s for s in STRATEGIES if s != "seri
 """The strategies that run on p > 1 ranks."""
 DENSE_STRATEGIES: tuple[str, ...] = tuple(s for s in STRATEGIES if s != "pp")
 """The strategies that train the dense FFN (no ghosts)."""
+STRATEGY_LABELS: dict[str, str] = {"serial": "serial", "tp": "TP", "pp": "PP",
+                                   "dtensor": "DTensor TP", "fsdp": "FSDP"}
+"""How tables and figures name each strategy."""
 
 DTYPE_BYTES: dict[str, int] = {"float32": 4, "float64": 8, "bfloat16": 2}
 """Every parameter/activation dtype (``--dtype``) and its bytes per element."""
@@ -28,4 +31,4 @@ SCHEMA_ENUMS: dict[str, tuple[str, ...]] = {
 """``definitions`` of ``config/schema.yaml`` whose ``enum`` is one of these lists."""
 
 __all__ = ["DENSE_STRATEGIES", "DTYPES", "DTYPE_BYTES", "PARALLEL_STRATEGIES", "POWER_SOURCES",
-           "SCHEMA_ENUMS", "STRATEGIES"]
+           "SCHEMA_ENUMS", "STRATEGIES", "STRATEGY_LABELS"]
