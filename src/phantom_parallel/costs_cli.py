@@ -92,9 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             cost = predict(strategy, shape, optimizer=args.optimizer, activation=args.activation)
         except ValueError as exc:
             if args.strict:
-                print(f"phantom-costs: {strategy}: {exc}", file=sys.stderr)
+                print(f"phantom-costs: {strategy}: {cli.layout_error(exc)}", file=sys.stderr)
                 return 2
-            print(f"phantom-costs: skipping {strategy}: {exc}", file=sys.stderr)
+            print(f"phantom-costs: skipping {strategy}: {cli.layout_error(exc)}", file=sys.stderr)
             continue
         row = cost.row()
         rows.append(row)
