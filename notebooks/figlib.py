@@ -20,15 +20,17 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from studystats import ci_errorbar, ci_method, summarise, t_interval
 
+from phantom_parallel.constants import STRATEGIES, STRATEGY_LABELS
+
 __all__ = ["ci_errorbar", "ci_method", "summarise", "t_interval"]
 
-STRATEGY_ORDER = ["serial", "tp", "dtensor", "fsdp", "pp"]
-STRATEGY_LABEL = {"serial": "serial", "tp": "TP", "dtensor": "DTensor TP", "fsdp": "FSDP",
-                  "pp": "PP"}
+STRATEGY_ORDER = sorted(STRATEGIES, key=lambda s: s == "pp")  # PP last
+STRATEGY_LABEL = STRATEGY_LABELS
 PALETTE = {"serial": "#7f7f7f", "tp": "#1f77b4", "dtensor": "#17becf", "fsdp": "#2ca02c",
            "pp": "#d62728"}
 LABEL_PALETTE = {STRATEGY_LABEL[k]: v for k, v in PALETTE.items()}
-LABEL_MARKERS = {"serial": "s", "TP": "X", "DTensor TP": "P", "FSDP": "D", "PP": "o"}
+LABEL_MARKERS = {STRATEGY_LABEL[s]: marker for s, marker in
+                 {"serial": "s", "tp": "X", "dtensor": "P", "fsdp": "D", "pp": "o"}.items()}
 OVERSUBSCRIBED_LABEL = "oversubscribed (ranks x threads > cores): time/energy inflated"
 # fonts embedded as TrueType (Type 42) in PDF and PostScript output, never Type 3
 FONT_RC = {"pdf.fonttype": 42, "ps.fonttype": 42}

@@ -425,7 +425,7 @@ def test_cli_json_and_skip(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr()
     rows = json.loads(out.out)
     assert [(r["strategy"], r["p"]) for r in rows] == [("serial", 1), ("pp", 1), ("pp", 4)]
-    assert "k=8 must satisfy 1 <= k <= m = n/p = 256/64 = 4" in out.err
+    assert "--ghosts=8 must satisfy 1 <= k <= m = n/p = 256/64 = 4" in out.err
     assert "time_s" not in rows[-1]  # time is the projection's (phantom-costs project)
     assert costs.main([*argv, "--strict"]) == 2
 

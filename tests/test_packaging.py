@@ -56,30 +56,3 @@ def test_license_is_spdx_with_license_file() -> None:
     setuptools = next(r for r in meta["build-system"]["requires"] if r.startswith("setuptools"))
     m = re.fullmatch(r"setuptools>=(\d+)(\.\d+)*", setuptools)
     assert m and int(m.group(1)) >= 77, setuptools
-
-
-def test_power_sources_are_defined_once() -> None:
-    """The config schema's power sources are the energy package's list (one definition)."""
-    import yaml
-
-    from phantom_parallel import emulate, train
-    from phantom_parallel.energy.sources import POWER_SOURCES
-
-    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
-    found: list[list[str]] = []
-
-    def walk(node: object) -> None:  # the power_source enum, wherever the schema keeps it
-        if isinstance(node, dict):
-            if isinstance(node.get("power_source"), dict):
-                found.append(node["power_source"]["enum"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(schema)
-    assert len(found) == 1
-    enum = found[0]
-    assert tuple(enum) == POWER_SOURCES
-    assert train.POWER_SOURCES is POWER_SOURCES and emulate.POWER_SOURCES is POWER_SOURCES

@@ -25,6 +25,7 @@ import statistics
 from pathlib import Path
 
 from phantom_parallel import hardware
+from phantom_parallel.constants import DTYPE_BYTES
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.timing import step_time
 
@@ -36,7 +37,6 @@ FIT_ROWS = {  # constant -> (file, strategy, p) of the one row it is fitted on
     "host_op_s": ("emulate_eager.json", "pp", 64),
     "kernel_s": ("emulate_graph.json", "pp", 64),
 }
-ELEM = {"float32": 4, "bfloat16": 2, "float64": 8}
 
 
 def rows() -> list[tuple[str, dict]]:
@@ -45,7 +45,7 @@ def rows() -> list[tuple[str, dict]]:
 
 
 def cost_of(r: dict):
-    shape = FFNShape(64, r["n"], r["layers"], 8, r["batch"], r["p"], r["k"] or 0, ELEM[r["dtype"]])
+    shape = FFNShape(64, r["n"], r["layers"], 8, r["batch"], r["p"], r["k"] or 0, DTYPE_BYTES[r["dtype"]])
     return predict(r["strategy"], shape)
 
 

@@ -13,10 +13,13 @@ import torch.nn.functional as F
 
 from phantom_parallel.bench_micro import _sync
 from phantom_parallel.comm import Comm
+from phantom_parallel.constants import STRATEGIES
 from phantom_parallel.models import FFNConfig, build_model
 
-BENCH_STRATEGIES: tuple[str, ...] = ("pp", "tp", "dtensor")
-"""Strategies timed side by side, in round-robin order."""
+BENCH_STRATEGIES: tuple[str, ...] = tuple(
+    sorted((s for s in STRATEGIES if s not in ("serial", "fsdp")), key=lambda s: s != "pp"))
+"""Strategies timed side by side (those with a collective per layer), in round-robin order: PP
+first, then the others in :data:`~phantom_parallel.constants.STRATEGIES` order."""
 
 
 # --------------------------------------------------------------------------------------------

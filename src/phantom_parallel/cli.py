@@ -27,7 +27,7 @@ def parser(prog: str, description: str | None) -> argparse.ArgumentParser:
 
 
 def layout_error(err: ValueError) -> str:
-    """A :func:`phantom_parallel.models.validate_layout` message in the CLI's flag names."""
+    """A :func:`phantom_parallel.layout.validate_layout` message in the CLI's flag names."""
     text = str(err).replace("ghosts k=", "--ghosts=").replace("width n=", "--width=")
     return text.replace("strategy 'serial'", "--strategy=serial")
 

@@ -18,8 +18,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-STRATEGIES: tuple[str, ...] = ("serial", "tp", "pp", "dtensor")
-"""Strategy names accepted by :func:`predict` (``dtensor`` is costed exactly like ``tp``)."""
+from phantom_parallel import constants
+from phantom_parallel.layout import validate_layout
+
+STRATEGIES: tuple[str, ...] = tuple(s for s in constants.STRATEGIES if s != "fsdp")
+"""Strategy names accepted by :func:`predict`: all but ``fsdp`` (``dtensor`` is costed exactly
+like ``tp``)."""
 
 COLLECTIVES: tuple[str, ...] = ("all_reduce", "all_gather", "reduce_scatter")
 """Collective names used as keys of :attr:`CostBreakdown.comm_calls`."""
@@ -77,10 +81,7 @@ class FFNShape:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"FFNShape.{name} must be a non-negative int, got {value!r}")
-        if self.width % self.p != 0:
-            raise ValueError(
-                f"width n={self.width} is not divisible by p={self.p} (n % p = {self.width % self.p})"
-            )
+        validate_layout("tp", self.width, self.p, None)  # n % p == 0 (ghosts: by predict)
 
     @property
     def m(self) -> int:

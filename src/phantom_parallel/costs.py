@@ -26,7 +26,7 @@ from phantom_parallel.cost_types import (
     LayerCost,
     ring_wire_bytes,
 )
-from phantom_parallel.models import validate_layout
+from phantom_parallel.layout import validate_layout
 
 
 def _call(op: str, phase: str, layer: str, numel: int, shape: FFNShape) -> CommCall:
@@ -285,8 +285,7 @@ def predict(
 def pp_break_even_ghosts(width: int, p: int) -> float:
     """Ghost count ``k* = m (p - 1) / p`` at which a PP hidden layer has the same parameters and
     matmul FLOPs as the dense/TP layer; PP is cheaper in both for ``k < k*``."""
-    if width % p:
-        raise ValueError(f"width n={width} is not divisible by p={p}")
+    validate_layout("tp", width, p, None)
     m = width // p
     return m * (p - 1) / p
 

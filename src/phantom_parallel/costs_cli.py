@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from phantom_parallel import cli
+from phantom_parallel.constants import DTYPE_BYTES
 from phantom_parallel.costs import (
     _ACT_SAVES_INPUT,
     OPTIMIZER_STATES,
@@ -36,9 +37,6 @@ def _table(rows: list[dict[str, Any]], fmt: str) -> str:
     return buf.getvalue()
 
 
-_DTYPE_BYTES = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``phantom-costs``."""
     ap = cli.parser(
@@ -58,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="samples per step B")
     ap.add_argument("--d-in", type=int, default=64)
     ap.add_argument("--d-out", type=int, default=8)
-    ap.add_argument("--dtype", choices=sorted(_DTYPE_BYTES), default="float32")
+    ap.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="float32")
     ap.add_argument("--optimizer", choices=sorted(OPTIMIZER_STATES), default="adam")
     ap.add_argument("--activation", choices=sorted(_ACT_SAVES_INPUT), default="tanh")
     ap.add_argument("--strict", action="store_true", help="fail on invalid grid points")
@@ -75,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return project_main(argv[1:])
     args = build_parser().parse_args(argv)
-    elem = _DTYPE_BYTES[args.dtype]
+    elem = DTYPE_BYTES[args.dtype]
     rows: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     for strategy, width, layers, batch, p, k in itertools.product(
@@ -94,9 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             cost = predict(strategy, shape, optimizer=args.optimizer, activation=args.activation)
         except ValueError as exc:
             if args.strict:
-                print(f"phantom-costs: {strategy}: {exc}", file=sys.stderr)
+                print(f"phantom-costs: {strategy}: {cli.layout_error(exc)}", file=sys.stderr)
                 return 2
-            print(f"phantom-costs: skipping {strategy}: {exc}", file=sys.stderr)
+            print(f"phantom-costs: skipping {strategy}: {cli.layout_error(exc)}", file=sys.stderr)
             continue
         row = cost.row()
         rows.append(row)

@@ -33,10 +33,10 @@ import torch.distributed as dist
 from torch import nn
 
 from phantom_parallel.comm import Comm
+from phantom_parallel.constants import STRATEGIES  # noqa: F401  (re-exported)
 from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
+from phantom_parallel.layout import validate_layout  # re-exported: the one layout check
 
-STRATEGIES = ("serial", "tp", "pp", "dtensor", "fsdp")
-"""Every strategy of :func:`build_model` (and ``phantom-train --strategy``): the one list."""
 ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -285,24 +285,6 @@ def parallelize(model: FFN, plan: Plan, comm: Comm | None, *, seed: int,
     return model
 
 
-def validate_layout(strategy: str, width: int, world_size: int, ghosts: int | None) -> None:
-    """The one validity check of a (strategy, n, p, k) layout; raises ValueError naming the
-    value. ``ghosts`` is read for "pp" only (any 1 <= k <= n/p, also for p = 1)."""
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
-    if world_size < 1:
-        raise ValueError(f"the number of ranks p={world_size} must be >= 1")
-    if strategy == "serial" and world_size != 1:
-        raise ValueError(f"strategy 'serial' runs on 1 process, got world size p={world_size}")
-    if width % world_size:
-        raise ValueError(f"width n={width} is not divisible by the number of ranks p={world_size}")
-    if strategy == "pp":
-        m = width // world_size
-        if ghosts is None or not 1 <= ghosts <= m:
-            raise ValueError(f"ghosts k={ghosts} must satisfy 1 <= k <= m = n/p = {width}/{world_size} "
-                             f"= {m} for strategy 'pp'")
-
-
 def build_model(strategy: str, cfg: FFNConfig, comm: Comm | None = None, *, ghosts: int | None = None,
                 seed: int = 0, device: torch.device | str = "cpu",
                 dtype: torch.dtype = torch.float32, pp_init: str = "variance") -> nn.Module:
@@ -327,7 +309,7 @@ def build_model(strategy: str, cfg: FFNConfig, comm: Comm | None = None, *, ghos
     validate_layout(strategy, cfg.width, world_size, ghosts)
     with torch.device("meta"):
         model = FFN(cfg)
-    if strategy in ("serial", "dtensor", "fsdp"):
+    if strategy not in ("tp", "pp"):  # the dense FFN
         model = parallelize(model, serial_plan(cfg), comm, seed=seed, device=device, dtype=dtype)
         if strategy == "fsdp":
             return _fsdp_shard(model, comm)

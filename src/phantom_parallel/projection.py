@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from phantom_parallel.constants import DTYPE_BYTES
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.hardware import Profile, ProfileError, load
-from phantom_parallel.models import validate_layout
+from phantom_parallel.layout import validate_layout
 from phantom_parallel.timing import MODES, step_time
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2}
 DEFAULT_RANKS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from phantom_parallel import __version__, cli
+from phantom_parallel import __version__, cli, constants
 from phantom_parallel.checkpoint import Checkpointer, Position
 from phantom_parallel.comm import TIMINGS, Comm
 from phantom_parallel.data import ShardedDataset, iterate_batches
@@ -55,7 +55,8 @@ from phantom_parallel.models import (
 )
 from phantom_parallel.runlog import RunLog
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in constants.DTYPES}
+"""``--dtype`` name -> torch dtype (the names are :data:`phantom_parallel.constants.DTYPES`)."""
 # Settings that must not change when a run resumes (names as in the CLI).
 RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer", "lr", "seed",
                "dtype", "activation", "data", "momentum", "pp_init", "eval_every")

@@ -45,6 +45,19 @@ def test_bad_value_names_key_and_value(wf):
     assert "launcher" in out
 
 
+@pytest.mark.parametrize(("overlay", "key", "value"), [
+    ({"scales": {"smoke": {"training": {"dtype": "float16"}}}}, "'dtype'", "float16"),
+    ({"scales": {"smoke": {"scaling": {"strategies": ["pp", "serial"]}}}}, "'strategies'", "serial"),
+    ({"execution": {"power_source": "nvml2"}}, "'power_source'", "nvml2"),
+])
+def test_enums_from_phantom_parallel_constants_name_key_and_value(wf, overlay, key, value):
+    """The schema's enums of dtypes, strategies and power sources are filled from
+    phantom_parallel.constants by common.smk; a value outside them is refused by name."""
+    name = _overlay(wf, f"bad-{value}.yaml", overlay)
+    _fails_before_any_job(wf, ["--configfile", name, "--config", "scale=smoke"], key, value,
+                          "is not one of")
+
+
 def test_unknown_scale_is_named(wf):
     _fails_before_any_job(wf, ["--config", "scale=huge"], "config key 'scale'", "huge")
 
@@ -58,7 +71,7 @@ def test_semantic_check_names_key(wf):
 
 
 def test_layout_check_is_the_trainers_and_names_the_ghost_key(wf):
-    """k > m = n/p is refused by phantom_parallel.models.validate_layout (its message), naming
+    """k > m = n/p is refused by phantom_parallel.layout.validate_layout (its message), naming
     the config key of the ghosts."""
     name = _overlay(wf, "bad-ghosts.yaml", {"scales": {"smoke": {"scaling": {"ghosts": [65]}}}})
     _fails_before_any_job(

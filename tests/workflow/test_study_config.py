@@ -63,7 +63,8 @@ def test_eval_every_outside_one_epoch_is_rejected(wf, every):
 def test_ghost_sweep_with_k_above_m_is_rejected(wf):
     sweep = {"widths": [128], "ranks": [2], "ghosts": [8, 65]}  # m = 64
     _fails(wf, _smoke(quality_cost={"ghost_sweep": sweep}),
-           "config key 'scales.smoke.quality_cost.ghost_sweep.ghosts'", "k = 65 > m = n/p = 64")
+           "config key 'scales.smoke.quality_cost.ghost_sweep.ghosts'",
+           "ghosts k=65 must satisfy 1 <= k <= m = n/p = 128/2 = 64")
 
 
 def test_one_seed_with_intervals_is_rejected(wf):

@@ -15,11 +15,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import tempfile
+
+import yaml
 from snakemake.utils import validate
 
-from phantom_parallel.models import validate_layout
+from phantom_parallel.constants import SCHEMA_ENUMS
+from phantom_parallel.layout import validate_layout
 
-validate(config, schema="../../config/schema.yaml")
+
+def _validate_config():
+    """Validate the config against config/schema.yaml, its enums of strategies, dtypes and
+    power sources filled from phantom_parallel.constants.SCHEMA_ENUMS (the one definition of
+    each list; the schema file has none)."""
+    schema = yaml.safe_load(Path(workflow.basedir, "config", "schema.yaml").read_text())
+    for name, values in SCHEMA_ENUMS.items():
+        schema["definitions"][name]["enum"] = list(values)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "schema.yaml")
+        path.write_text(yaml.safe_dump(schema, sort_keys=False))
+        validate(config, schema=str(path))
+
+
+_validate_config()
 
 # The phantom-* tools and the python installed beside this Snakemake (same venv) come first in
 # the rules' PATH even when that venv is not activated (`.venv/bin/snakemake --profile local`);
@@ -76,7 +94,7 @@ def config_of(entry):
 
 def _check_config(key, strategy, p, n, k, ghost_key=None):
     """Refuse a configuration that cannot run, naming `key` (`ghost_key` for a bad k): the
-    layout by phantom_parallel.models.validate_layout (the trainer's own check), plus the
+    layout by phantom_parallel.layout.validate_layout (the trainer's own check), plus the
     study's rules that parallel strategies use at least 2 ranks and fsdp splits the batch."""
     if strategy != "serial" and p < 2:
         _fail(key, f"strategy {strategy} needs at least 2 ranks, got {p}")

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from phantom_parallel.constants import STRATEGY_LABELS
+
 # Snakemake runs a copy of this script from .snakemake/scripts: its scriptdir is the original's
 _HERE = Path(globals()["snakemake"].scriptdir) if "snakemake" in globals() else Path(__file__).parent
 sys.path.insert(0, str(_HERE.resolve().parents[1] / "notebooks"))
@@ -55,8 +57,7 @@ ENERGY_INTERPOLATION = (
 
 
 def config_label(strategy: str, p: int, n: int, k: int) -> str:
-    label = {"serial": "serial", "tp": "TP", "pp": "PP", "dtensor": "DTensor TP", "fsdp": "FSDP"}
-    return f"{label.get(strategy, strategy)} n={n}" + (f" k={k}" if strategy == "pp" else "") + f", p={p}"
+    return f"{STRATEGY_LABELS.get(strategy, strategy)} n={n}" + (f" k={k}" if strategy == "pp" else "") + f", p={p}"
 
 
 def _cfg(row: Any) -> tuple[str, int, int, int]:
