@@ -117,8 +117,7 @@ def test_layout_check_is_defined_once() -> None:
     assert homes == {"src/phantom_parallel/layout.py"}, homes
     divisible = re.compile(r"width n=\S+ is not divisible by")  # the layout's n % p check
     users = {_rel(p) for p in SCANNED if divisible.search(_text(p))}
-    # layers.py: PhantomLinear's own guard of its constructor arguments (a layer, not a layout)
-    assert users == {"src/phantom_parallel/layout.py", "src/phantom_parallel/layers.py"}, users
+    assert users == {"src/phantom_parallel/layout.py"}, users
 
 
 @pytest.mark.parametrize("module", ["phantom_parallel.costs_cli", "phantom_parallel.projection"])

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from phantom_parallel.comm import Comm
+from phantom_parallel.layout import validate_layout
 from phantom_parallel.mappings import (
     copy_to_region,
     reduce_from_region,
@@ -163,11 +164,8 @@ class PhantomLinear(nn.Module):
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         p = comm.world_size
-        if width % p:
-            raise ValueError(f"width n={width} is not divisible by p={p}")
+        validate_layout("pp", width, p, ghosts)
         m = width // p
-        if not 1 <= ghosts <= m:
-            raise ValueError(f"ghosts k={ghosts} must satisfy 1 <= k <= m = n/p = {m}")
         self.comm, self.width, self.ghosts, self.local_width = comm, width, ghosts, m
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(m, m, **factory))
