@@ -69,7 +69,8 @@ for _table in DERIVED_TABLES:
 
 
 rule plan:
-    """The run plan of the scale: runs, ranks, nodes and the requested node-hours (upper bound)."""
+    """The run plan of the scale: training and learning-rate sweep runs, ranks, nodes and the
+    requested node-hours (upper bound)."""
     output:
         f"{RES}/plan.csv",
     log:
@@ -80,6 +81,7 @@ rule plan:
         measure=measure_slot,
     params:
         runs=[RUNS[r] for r in sorted(RUNS)],
+        sweep=[LR_SWEEP[s] for s in sorted(LR_SWEEP)],
         execution=EXE,
         runtime_min=TRAINING.get("runtime_min", 60),
     script:

@@ -1,0 +1,125 @@
+"""``phantom-train``'s command line: the flags, and their validation before any work starts.
+
+Also the settings a resumed run must share with its checkpoint (:data:`RESUME_KEYS`) and the
+torch dtypes the ``--dtype`` names stand for (:data:`DTYPES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import torch
+
+from phantom_parallel import cli, constants
+from phantom_parallel.comm import TIMINGS
+from phantom_parallel.energy.sources import POWER_SOURCES
+from phantom_parallel.evals import check_eval_every, steps_per_epoch_of
+from phantom_parallel.models import ACTIVATIONS, PP_INITS, STRATEGIES, validate_layout
+
+DTYPES = {name: getattr(torch, name) for name in constants.DTYPES}
+"""``--dtype`` name -> torch dtype (the names are :data:`phantom_parallel.constants.DTYPES`)."""
+# Settings that must not change when a run resumes (names as in the CLI).
+RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer", "lr", "seed",
+               "dtype", "activation", "data", "momentum", "pp_init", "eval_every")
+# What a key meant in checkpoints written before it was recorded (they resume as such).
+LEGACY_RESUME = {"pp_init": "fan-in", "eval_every": 0}
+
+
+def parse_args(argv: list[str] | None, description: str | None) -> argparse.Namespace:
+    """The parsed flags of ``argv`` (None: ``sys.argv``); ``description`` heads ``--help``."""
+    p = cli.parser("phantom-train", description)
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (phantom-data generate)")
+    p.add_argument("--run-dir", type=Path, required=True, help="run folder (created; resumed if present)")
+    p.add_argument("--strategy", choices=STRATEGIES, required=True)
+    p.add_argument("--width", type=int, required=True, help="hidden width n (divisible by ranks p)")
+    p.add_argument("--layers", type=int, default=2, help="number L of hidden n x n layers")
+    p.add_argument("--ghosts", type=int, default=None, help="ghost neurons k per rank (pp; 1 <= k <= n/p)")
+    p.add_argument("--pp-init", choices=PP_INITS, default=PP_INITS[0],
+                   help="phantom-layer init (pp): variance-preserving (default) or the old fan-in rule")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu", help="hidden activation")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per optimizer step (global)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the training split")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="optimizer")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--seed", type=int, default=0, help="init, data order")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameters and activations")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (ROCm GPUs are cuda in torch)")
+    p.add_argument("--backend", default="auto", help="auto, gloo or nccl (RCCL on ROCm)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads per rank")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="validate every N steps into evals.csv (0: only at epoch ends; "
+                        "1 <= N <= steps per epoch)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also checkpoint every N steps (0: only at the end of each epoch)")
+    p.add_argument("--power-source", choices=POWER_SOURCES, default="auto", help="power sensor to sample")
+    p.add_argument("--power-interval-ms", type=float, default=100.0, help="sampler poll interval (ms)")
+    p.add_argument("--comm-timing", choices=TIMINGS, default="events",
+                   help="how GPU collectives are timed: device events (default), device-sync "
+                        "(diagnostic: serialises the step) or off (counts only)")
+    p.add_argument("--timeout-s", type=float, default=300.0,
+                   help="collective timeout: a rank waiting longer on a dead peer fails")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar on rank 0 (a log line every --log-every steps instead)")
+    p.add_argument("--log-every", type=int, default=100,
+                   help="with --no-progress: rank 0 logs step, loss and step time every N steps")
+    return p.parse_args(argv)
+
+
+def validate(args: argparse.Namespace, world_size: int) -> None:
+    """Reject bad input before any work starts, naming the flag and value."""
+    def bad(msg: str) -> NoReturn:
+        raise SystemExit(f"phantom-train: error: {msg}")
+
+    for key in ("width", "batch_size", "epochs"):
+        if getattr(args, key) < 1:
+            bad(f"--{key.replace('_', '-')}={getattr(args, key)} must be >= 1")
+    if args.layers < 0:
+        bad(f"--layers={args.layers} must be >= 0")
+    if args.log_every < 0:
+        bad(f"--log-every={args.log_every} must be >= 0 (0: no log lines)")
+    if args.max_steps is not None and args.max_steps < 1:
+        bad(f"--max-steps={args.max_steps} must be >= 1")
+    if args.strategy == "pp" and args.ghosts is None:
+        bad("--strategy=pp needs --ghosts k")
+    try:
+        validate_layout(args.strategy, args.width, world_size, args.ghosts)
+    except ValueError as err:
+        bad(cli.layout_error(err))
+    if (msg := cli.device_error(args.device, args.backend)) is not None:
+        bad(msg)
+    if not (args.data / "manifest.json").exists():
+        bad(f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)")
+    rows = json.loads((args.data / "manifest.json").read_text())["splits"]["train"]["rows"]
+    if args.batch_size > rows:
+        bad(f"--batch-size={args.batch_size} exceeds the {rows} training rows of --data={args.data}")
+    if args.strategy == "fsdp" and args.batch_size % world_size:
+        bad(f"--batch-size={args.batch_size} is not divisible by the number of ranks p={world_size} "
+            "(fsdp splits each batch over the ranks)")
+    spe = steps_per_epoch_of(args.data, args.batch_size)
+    if (msg := check_eval_every(args.eval_every, spe)) is not None:
+        bad(msg)
+    _refuse_a_different_finished_run(args, world_size, bad)
+
+
+def _refuse_a_different_finished_run(args: argparse.Namespace, world_size: int,
+                                     bad: Callable[[str], NoReturn]) -> None:
+    """A finished run folder (summary.json) is not redone; relaunching it with other settings
+    is an error naming the differing keys (rather than "nothing to do")."""
+    manifest = args.run_dir / "manifest.json"
+    if not (args.run_dir / "summary.json").exists() or not manifest.exists():
+        return
+    done = json.loads(manifest.read_text())
+    now = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    differ = [f"{k}={done['config'].get(k)!r} (this launch: {now[k]!r})"
+              for k in RESUME_KEYS if done["config"].get(k) != now[k]]
+    if done.get("world_size") != world_size:
+        differ.append(f"world size {done.get('world_size')} (this launch: {world_size})")
+    if differ:
+        bad(f"--run-dir={args.run_dir} holds a finished run with other settings: "
+            f"{', '.join(differ)}; use another --run-dir")
