@@ -1,6 +1,6 @@
 """Validate the time model (``phantom_parallel.timing``) on the committed H200 emulation runs.
 
-Reads benchmarks/results/2026-12-04-h200/emulate_{eager,graph,bf16}.json (rank 0's share of a
+Reads benchmarks/results/2026-12-04-h200-fused/check/emulate_{eager,graph,bf16}.json (rank 0's share of a
 p-rank step, collectives replaced by local stand-ins, measured by ``bash
 benchmarks/gpu/check.sh``) and predicts each row's step time and energy per step from the
 ``nvidia-h200`` profile with ``comm="stand-in"``, the row's mode (eager or CUDA graph) and its
@@ -30,7 +30,7 @@ from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.timing import step_time
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results" / "2026-12-04-h200"
+RESULTS = ROOT / "benchmarks" / "results" / "2026-12-04-h200-fused" / "check"
 FILES = ("emulate_eager.json", "emulate_graph.json", "emulate_bf16.json")
 FIT_ROWS = {  # constant -> (file, strategy, p) of the one row it is fitted on
     "gemm_efficiency": ("emulate_eager.json", "serial", 1),

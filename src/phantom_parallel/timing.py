@@ -35,9 +35,9 @@ from phantom_parallel.collectives import collective_s
 from phantom_parallel.costs import CostBreakdown
 from phantom_parallel.hardware import Profile
 
-OPS_PER_STEP_L4: dict[str, int] = {"serial": 125, "tp": 141, "dtensor": 141, "pp": 285}
+OPS_PER_STEP_L4: dict[str, int] = {"serial": 125, "tp": 141, "dtensor": 141, "pp": 249}
 """Operators per training step at ``L = 4`` (forward + MSE + backward + foreach Adam), the
-``ops_per_step`` of benchmarks/results/2026-12-04-h200/emulate_eager.json (float32; bf16 adds 3
+``ops_per_step`` of benchmarks/results/2026-12-04-h200-fused/check/emulate_eager.json (float32; bf16 adds 3
 casts). Other ``L`` scale by ``(L + 2) / 6`` (an approximation: ops per linear layer)."""
 
 MODES = ("eager", "graph", "sync")
