@@ -14,7 +14,7 @@ SCRIPTS = {  # console script -> module (pyproject.toml [project.scripts])
     "phantom-data": "phantom_parallel.data",
     "phantom-train": "phantom_parallel.train",
     "phantom-bench": "phantom_parallel.bench",
-    "phantom-costs": "phantom_parallel.costs",  # main re-exported from costs_cli
+    "phantom-costs": "phantom_parallel.costs_cli",
     "phantom-emulate": "phantom_parallel.emulate",
     "phantom-infer": "phantom_parallel.infer",
     "phantom-energy": "phantom_parallel.energy.cli",
@@ -44,7 +44,7 @@ def test_version(prog: str, module: str) -> None:
 
 
 @pytest.mark.parametrize("module", ["phantom_parallel.train", "phantom_parallel.bench",
-                                    "phantom_parallel.costs", "phantom_parallel.emulate",
+                                    "phantom_parallel.costs_cli", "phantom_parallel.emulate",
                                     "phantom_parallel.infer"])
 def test_batch_is_batch_size_with_its_default_shown(module: str) -> None:
     text = _run(module, "--help").stdout

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from phantom_parallel import costs
+from phantom_parallel import costs, costs_cli
 from phantom_parallel.costs import FFNShape, predict
 
 # --------------------------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def test_ring_wire_bytes() -> None:
 
 def test_cli_csv(capsys: pytest.CaptureFixture[str]) -> None:
     argv = "--strategy tp pp --width 1024 --layers 4 --p 1 2 4 8 --ghosts 32 --batch 64"
-    assert costs.main([*argv.split(), "--d-in", "64", "--d-out", "8", "--format", "csv"]) == 0
+    assert costs_cli.main([*argv.split(), "--d-in", "64", "--d-out", "8", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     header = lines[0].split(",")
     assert header[:3] == ["strategy", "d_in", "width"]
@@ -421,13 +421,13 @@ def test_cli_json_and_skip(capsys: pytest.CaptureFixture[str]) -> None:
         *("--strategy", "serial", "pp", "--width", "256", "--p", "1", "4", "64"),
         *("--ghosts", "8", "--format", "json"),
     ]
-    assert costs.main(argv) == 0
+    assert costs_cli.main(argv) == 0
     out = capsys.readouterr()
     rows = json.loads(out.out)
     assert [(r["strategy"], r["p"]) for r in rows] == [("serial", 1), ("pp", 1), ("pp", 4)]
     assert "--ghosts=8 must satisfy 1 <= k <= m = n/p = 256/64 = 4" in out.err
     assert "time_s" not in rows[-1]  # time is the projection's (phantom-costs project)
-    assert costs.main([*argv, "--strict"]) == 2
+    assert costs_cli.main([*argv, "--strict"]) == 2
 
 
 

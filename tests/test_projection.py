@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from phantom_parallel import costs, hardware
+from phantom_parallel import costs_cli, hardware
 from phantom_parallel.collectives import collective_s, flat
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.timing import OPS_PER_STEP_L4, step_time
@@ -92,7 +92,7 @@ def test_project_cli_to_4096_with_bands_and_sensitivity(tmp_path: Path, capsys) 
     out = tmp_path / "proj.json"
     argv = ["project", "--hardware", "frontier-mi250x", "--width", "131072", "--ghosts", "32",
             "--ranks", "8", "64", "256", "4096", "--json", str(out)]
-    assert costs.main(argv) == 0
+    assert costs_cli.main(argv) == 0
     assert "MODELLED" in capsys.readouterr().out
     doc = json.loads(out.read_text())
     assert doc["method"] == "modelled" and doc["hardware"] == "frontier-mi250x"
@@ -116,7 +116,7 @@ def test_project_cli_to_4096_with_bands_and_sensitivity(tmp_path: Path, capsys) 
 def test_project_cli_bad_input_one_line_nothing_written(tmp_path: Path, capsys, argv, words) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "x.json"
     base = [] if "--hardware" in argv else ["--hardware", "nvidia-h200"]
-    assert costs.main(["project", *base, *argv, "--json", str(out)]) == 2
+    assert costs_cli.main(["project", *base, *argv, "--json", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and not out.exists()
     for w in words:

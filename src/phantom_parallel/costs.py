@@ -7,12 +7,11 @@ payload and ring wire bytes, parameters and memory (units in :mod:`phantom_paral
 whose names are re-exported here). Time and energy are modelled from these counts by
 :mod:`phantom_parallel.timing` on a hardware profile (:mod:`phantom_parallel.hardware`); the
 projection is :mod:`phantom_parallel.projection`; the ``phantom-costs`` CLI is
-:mod:`phantom_parallel.costs_cli` (:func:`main` here starts it).
+:mod:`phantom_parallel.costs_cli` (the ``phantom-costs`` console script).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from phantom_parallel.cost_types import (
@@ -288,10 +287,3 @@ def pp_break_even_ghosts(width: int, p: int) -> float:
     validate_layout("tp", width, p, None)
     m = width // p
     return m * (p - 1) / p
-
-
-def main(argv: Sequence[str] | None = None) -> Any:
-    """``phantom-costs`` (see :mod:`phantom_parallel.costs_cli`)."""
-    from phantom_parallel.costs_cli import main as cli_main
-
-    return cli_main(argv)

@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from .sources import SourceError
+from .source_types import SourceError
 
 DEFAULT_PM_COUNTERS = "/sys/cray/pm_counters"
 PM_HEADER = "t_ns,counter,content\n"

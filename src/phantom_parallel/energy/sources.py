@@ -22,7 +22,9 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from .source_types import Source, SourceError
 
 #: Order in which ``auto`` tries the sources (``pm_counters`` only where its folder exists).
 AUTO_ORDER: tuple[str, ...] = ("pm_counters", "rocm-smi", "amd-smi", "nvml", "nvidia-smi", "rapl")
@@ -43,30 +45,6 @@ COMMANDS: dict[str, tuple[list[str], str]] = {
 NVML_HEADER = "t_ns,device,energy_mj,power_mw\n"
 RAPL_HEADER = "t_ns,zone,name,energy_uj,max_energy_range_uj\n"
 DEFAULT_POWERCAP = "/sys/class/powercap"
-
-
-class SourceError(RuntimeError):
-    """A source does not work on this machine (the message says why)."""
-
-
-class Source(Protocol):
-    """One live source."""
-
-    name: str
-    fmt: str
-    header: str
-
-    def poll(self) -> str:
-        """Read all devices once; return the text to append to the log."""
-        ...
-
-    def describe(self) -> str:
-        """Human-readable command or interface used."""
-        ...
-
-    def close(self) -> None:
-        """Release the interface."""
-        ...
 
 
 class CommandSource:
