@@ -95,7 +95,8 @@ def config_of(entry):
 def _check_config(key, strategy, p, n, k, ghost_key=None):
     """Refuse a configuration that cannot run, naming `key` (`ghost_key` for a bad k): the
     layout by phantom_parallel.layout.validate_layout (the trainer's own check), plus the
-    study's rules that parallel strategies use at least 2 ranks and fsdp splits the batch."""
+    study's rules that parallel strategies use at least 2 ranks and fsdp splits the batch.
+    """
     if strategy != "serial" and p < 2:
         _fail(key, f"strategy {strategy} needs at least 2 ranks, got {p}")
     if strategy == "fsdp" and TRAINING["batch_size"] % p:
