@@ -157,12 +157,12 @@ def test_frontier_job_geometry(wf):
 
 
 def test_local_profile_launches_torchrun_with_one_thread_per_rank(wf):
-    target = "results/local/runs/tp-p4-n512-k0-s0/summary.json"
-    res = snakemake(["--profile", "local", "--cores", "4", "--dry-run", "--printshellcmds", target], wf)
+    target = "results/local/runs/tp-p2-n512-k0-s0/summary.json"
+    res = snakemake(["--profile", "local", "--cores", "2", "--dry-run", "--printshellcmds", target], wf)
     assert res.returncode == 0, res.stdout
     job = res.stdout.split("rule train:")[1]
-    assert "threads: 4" in job
-    assert "torchrun --standalone --nnodes 1 --nproc-per-node 4 -m phantom_parallel.train" in job
+    assert "threads: 2" in job
+    assert "torchrun --standalone --nnodes 1 --nproc-per-node 2 -m phantom_parallel.train" in job
     assert "OMP_NUM_THREADS=1" in job and "--threads 1" in job
     assert "mpi=" not in job and "tasks=" not in job
 

@@ -150,6 +150,22 @@ def test_lr_sweep_runs_and_every_training_run_reads_its_lr_from_the_table(wf):
                for c in train)
 
 
+def test_inverse_width_scaling_passes_each_runs_width_to_the_table_reader(wf):
+    sweep = {"values": [0.001, 0.003], "seeds": [0], "steps": 8, "families": _SWEEP_FAMILIES,
+             "width_scaling": "inverse"}
+    train = [j["shell"] for j in _jobs(wf, _smoke(lr_sweep=sweep)) if j["rule"] == "train"]
+    assert train
+    for c in train:
+        width = c.split("--width ")[2].split()[0]  # first --width is the table reader's
+        assert f" --width {width} --width-scaling inverse)" in c
+
+
+def test_unknown_width_scaling_is_rejected_naming_the_key(wf):
+    sweep = {"values": [0.001], "seeds": [0], "steps": 8, "families": _SWEEP_FAMILIES,
+             "width_scaling": "sqrt"}
+    _fails(wf, _smoke(lr_sweep=sweep), "width_scaling", "sqrt")
+
+
 def test_without_lr_sweep_runs_use_training_lr(wf):
     jobs = _jobs(wf, _smoke(lr_sweep={"enabled": False}))
     assert not any(j["rule"] in ("lr_sweep_run", "table_lr_sweep") for j in jobs)

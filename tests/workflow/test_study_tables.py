@@ -239,6 +239,20 @@ def test_lr_sweep_cli_prints_the_choice_or_a_one_line_error(tmp_path, capsys):
     assert "\n" not in err and "0 chosen learning rates for family 'pp'" in err
 
 
+def test_lr_sweep_inverse_width_scaling_transfers_the_choice_to_other_widths(tmp_path, capsys):
+    specs, paths = _sweep(tmp_path, {("dense", 0.002, 0): 0.1, ("dense", 0.004, 0): 0.2})
+    table = tmp_path / "t.csv"
+    lr_sweep.sweep_table(specs, paths).to_csv(table, index=False)  # swept width n = 64
+    assert lr_sweep.run_lr(table, "dense", 128, "inverse") == pytest.approx(0.001)
+    assert lr_sweep.run_lr(table, "dense", 32, "inverse") == pytest.approx(0.004)
+    assert lr_sweep.run_lr(table, "dense", 128, "none") == 0.002  # width ignored
+    assert lr_sweep.main([str(table), "dense", "--width", "256", "--width-scaling", "inverse"]) == 0
+    assert float(capsys.readouterr().out) == pytest.approx(0.0005)
+    assert lr_sweep.main([str(table), "dense", "--width-scaling", "inverse"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "needs --width" in err
+
+
 def test_lr_sweep_with_every_run_diverged_is_refused(tmp_path):
     specs, paths = _sweep(tmp_path, {("pp", 0.1, 0): float("inf")})
     with pytest.raises(ValueError, match="family 'pp' diverged"):

@@ -726,14 +726,19 @@ def gpu_prefix(run):
 
 
 def train_command(wildcards):
-    """One training run; with the sweep on, its --lr is its family's chosen learning rate,
-    read from the sweep's table (lr_sweep_input) when the job starts."""
+    """One training run; with the sweep on, its --lr is its family's chosen learning rate
+    (times swept width / run width with lr_sweep.width_scaling inverse), read from the
+    sweep's table (lr_sweep_input) when the job starts."""
     run = RUNS[wildcards.run]
     if not LR_SWEEP:
         return f"{gpu_prefix(run)}{launch_prefix(run)} {train_args(run)}"
     table, family = derived_table("lr_sweep"), FAMILIES[run["strategy"]]
+    scaling = (SC.get("lr_sweep") or {}).get("width_scaling", "none")
+    width = (
+        f" --width {run['n']} --width-scaling {scaling}" if scaling != "none" else ""
+    )
     return (
-        f"(lr=$(python {shlex.quote(str(LR_SWEEP_SCRIPT))} {table} {family})"
+        f"(lr=$(python {shlex.quote(str(LR_SWEEP_SCRIPT))} {table} {family}{width})"
         f" && {gpu_prefix(run)}{launch_prefix(run)} {train_args(run, lr='$lr')})"
     )
 

@@ -11,13 +11,20 @@ test split is never used for the choice.
   ``results/<scale>/tables/lr_sweep.csv`` (rule ``table_lr_sweep``).
 * ``chosen_lr(table, family)``: the chosen learning rate of one family, read back from that
   CSV.
+* ``run_lr(table, family, width, scaling)``: the learning rate of one run of the family. With
+  ``lr_sweep.width_scaling: inverse`` a run of hidden width ``n`` takes
+  ``chosen * n_swept / n`` (Adam's best learning rate falls about as 1/width in the standard
+  parameterisation, the muP rule for hidden matrices; docs/method.md, "Learning rates"), so a
+  width sweep is not judged at the learning rate of another width; ``none`` (default) gives
+  every width the chosen value.
   Every training run of the scale takes its ``--lr`` from it at run time
-  (``python lr_sweep.py TABLE FAMILY``, printed on stdout), so the value flows from the sweep's
-  output into the runs and is never typed into the config.
+  (``python lr_sweep.py TABLE FAMILY [--width N --width-scaling inverse]``, printed on stdout),
+  so the value flows from the sweep's output into the runs and is never typed into the config.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -28,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+WIDTH_SCALINGS = ("none", "inverse")
 COLUMNS = ["family", "strategy", "p", "n", "k", "lr", "seed", "steps", "val_loss",
            "mean_val_loss", "chosen", "run"]
 
@@ -86,15 +94,48 @@ def chosen_lr(table: Path | str, family: str) -> float:
     return lrs[0]
 
 
+def swept_width(table: Path | str, family: str) -> int:
+    """The hidden width ``n`` of ``family``'s swept configuration in ``lr_sweep.csv``."""
+    with open(table, newline="") as fh:
+        widths = {int(r["n"]) for r in csv.DictReader(fh) if r["family"] == family}
+    if len(widths) != 1:
+        raise ValueError(f"{len(widths)} swept widths for family {family!r} (expected 1)")
+    return widths.pop()
+
+
+def run_lr(table: Path | str, family: str, width: int | None = None,
+           scaling: str = "none") -> float:
+    """Learning rate of a run of ``family`` with hidden width ``width``.
+
+    ``scaling`` ``none``: the chosen lr; ``inverse``: chosen lr x swept width / ``width``.
+
+    Raises:
+        ValueError: unknown ``scaling``, ``inverse`` without a positive ``width``, or the
+            table problems of :func:`chosen_lr` / :func:`swept_width`.
+    """
+    if scaling not in WIDTH_SCALINGS:
+        raise ValueError(f"width scaling {scaling!r} is not one of {list(WIDTH_SCALINGS)}")
+    lr = chosen_lr(table, family)
+    if scaling == "none":
+        return lr
+    if width is None or width < 1:
+        raise ValueError(f"width scaling 'inverse' needs --width >= 1, got {width!r}")
+    return lr * swept_width(table, family) / width
+
+
 def main(argv: list[str]) -> int:
-    """``python lr_sweep.py TABLE FAMILY``: print the chosen learning rate (repr, exact)."""
-    if len(argv) != 2:
-        print("usage: lr_sweep.py TABLE FAMILY", file=sys.stderr)
-        return 2
+    """``python lr_sweep.py TABLE FAMILY [--width N] [--width-scaling none|inverse]``: print
+    the run's learning rate (repr, exact)."""
+    parser = argparse.ArgumentParser(prog="lr_sweep.py")
+    parser.add_argument("table")
+    parser.add_argument("family")
+    parser.add_argument("--width", type=int, default=None)
+    parser.add_argument("--width-scaling", choices=WIDTH_SCALINGS, default="none")
+    args = parser.parse_args(argv)
     try:
-        print(repr(chosen_lr(Path(argv[0]), argv[1])))
+        print(repr(run_lr(Path(args.table), args.family, args.width, args.width_scaling)))
     except (OSError, ValueError, KeyError) as exc:
-        print(f"lr_sweep: error: {argv[0]}: {exc}", file=sys.stderr)
+        print(f"lr_sweep: error: {args.table}: {exc}", file=sys.stderr)
         return 1
     return 0
 
