@@ -208,12 +208,38 @@ def test_emulate_cli_writes_every_field(tmp_path: Path) -> None:
     assert "pp" in res.stdout and "step ms" in res.stdout
 
 
+def test_emulate_rounds_time_strategies_side_by_side_with_ratios_per_round(tmp_path: Path) -> None:
+    out = tmp_path / "e.json"
+    res = _emulate("--strategy", "serial", "tp", "pp", "--width", "64", "--layers", "2",
+                   "--ghosts", "4", "--batch", "8", "--ranks", "2", "4", "--steps", "6",
+                   "--rounds", "3", "--warmup", "1", "--power-source", "none", "--threads", "1",
+                   "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [(r["strategy"], r["p"]) for r in rows] == [("serial", 1), ("tp", 2), ("pp", 2),
+                                                       ("tp", 4), ("pp", 4)]
+    for r in rows:
+        assert r["rounds"] == 3 and len(r["round_step_s"]) == 3 and min(r["round_step_s"]) > 0
+        assert r["matmul_flops"] == r["predicted_matmul_flops"] > 0
+    by = {(r["strategy"], r["p"]): r for r in rows}
+    ratios = {(q["strategy"], q["p"]): q for q in data["round_ratios"]}
+    assert set(ratios) == {("pp", 2), ("pp", 4)}  # serial is not at p = 2 or 4
+    for (s, p), q in ratios.items():
+        per_round = [a / b for a, b in zip(by[(s, p)]["round_step_s"], by[("tp", p)]["round_step_s"])]
+        assert q["vs"] == "tp" and q["rounds"] == 3
+        assert q["min"] <= q["median"] <= q["max"]
+        assert q["median"] == pytest.approx(sorted(per_round)[1])
+    assert "pp/tp step time" in res.stdout and "interleaved rounds" in res.stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--ranks", "3"), "--ranks: width n=64 is not divisible by the number of ranks p=3"),
     (("--ranks", "8", "--ghosts", "9"), "--ghosts: ghosts k=9 must satisfy 1 <= k <= m"),
     (("--cuda-graph",), "--cuda-graph needs --device cuda"),
     (("--dtype", "float8"), "--dtype 'float8'"),
     (("--device", "tpu"), "--device 'tpu'"),
+    (("--steps", "4", "--rounds", "5"), "--rounds 5: must be between 1 and --steps (4)"),
 ])
 def test_emulate_rejects_bad_input_in_one_line_writing_nothing(tmp_path: Path, args, message) -> None:
     out = tmp_path / "e.json"

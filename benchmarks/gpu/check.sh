@@ -3,8 +3,8 @@
 #   1. the trainer on cuda with NVML sampling, then `phantom-energy extract` on its run folder;
 #   2. p = 2 on the one GPU over gloo: TP with each collective-timing mode of the ledger
 #      (off / events / device-sync: what timing adds to a real step) and PP;
-#   3. `phantom-emulate` at n = 16384, L = 4, k = 32, B = 1024, p in {8, 64, 256}: eager, CUDA
-#      graph replay, and bfloat16 eager;
+#   3. `phantom-emulate` at n = 16384, L = 4, k = 32, B = 1024, p in {8, 64, 256}: eager (TP and
+#      PP side by side in interleaved rounds), CUDA graph replay, and bfloat16 eager;
 #   4. one summary table (benchmarks/gpu/summarize.py) at the end.
 # Usage: bash benchmarks/gpu/check.sh [OUT_DIR]   (default: benchmarks/results/<date>-gpu)
 # Runs from the source tree (PYTHONPATH=src); needs torch with CUDA and nvidia-ml-py.
@@ -67,9 +67,13 @@ PY
 say "3. phantom-emulate at n = 16384 (eager, CUDA graph, bfloat16)"
 emulate=(-m phantom_parallel.emulate --width 16384 --layers 4 --ghosts 32 --batch 1024
          --device cuda --steps 20 --warmup 5 --power-source nvml)
-run $PY "${emulate[@]}" --strategy serial tp pp --ranks 8 64 256 --json "$OUT/emulate_eager.json"
+# eager and bf16 side by side in 5 interleaved rounds: the eager step is host-bound and drifts
+# between runs, so PP/TP is read round by round (printed, and "round_ratios" in the JSON)
+run $PY "${emulate[@]}" --strategy serial tp pp --ranks 8 64 256 --rounds 5 \
+    --json "$OUT/emulate_eager.json"
 run $PY "${emulate[@]}" --strategy tp pp --ranks 8 64 256 --cuda-graph --json "$OUT/emulate_graph.json"
-run $PY "${emulate[@]}" --strategy tp pp --ranks 8 256 --dtype bfloat16 --json "$OUT/emulate_bf16.json"
+run $PY "${emulate[@]}" --strategy tp pp --ranks 8 256 --dtype bfloat16 --rounds 5 \
+    --json "$OUT/emulate_bf16.json"
 
 say "4. summary"
 run $PY benchmarks/gpu/summarize.py "$OUT" | tee "$OUT/summary.txt"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # phantom-data generate on cuda vs cpu (bitwise x, targets within one quantum?), the GPU test of
-# tests/test_data_device.py, and the eager PP/TP emulation repeated three times at p = 64, 256.
+# tests/test_data_device.py, and the eager PP/TP emulation repeated three times at p = 64, 256
+# (each run TP and PP side by side in 5 interleaved rounds).
 # Usage (device machine, repo root): OUT=DIR bash benchmarks/gpu/data_device_and_eager_repeats.sh
 set -u
 export PYTHONPATH=$PWD/src
@@ -29,5 +30,5 @@ res = {"teacher_equal": ma["teacher"] == mb["teacher"], "shards": rows}
 out.write_text(json.dumps(res, indent=1) + "\n"); print(json.dumps(res)[:1500])
 PY
 em=(-m phantom_parallel.emulate --width 16384 --layers 4 --ghosts 32 --batch 1024 --device cuda
-    --steps 50 --warmup 10 --power-source none --strategy tp pp --ranks 64 256)
+    --steps 50 --warmup 10 --rounds 5 --power-source none --strategy tp pp --ranks 64 256)
 for i in 1 2 3; do python3 "${em[@]}" --json "$OUT/eager_rep_$i.json" | tail -4; done

@@ -45,8 +45,12 @@ def main(folder: str) -> int:
         _ledger(json.loads((out / "ledger.json").read_text()))
     files = sorted(str(p) for p in out.glob("emulate_*.json"))
     for path in files:
-        rows = json.loads(Path(path).read_text())["rows"]
+        data = json.loads(Path(path).read_text())
+        rows = data["rows"]
         print(f"\n{Path(path).name}:")
+        for q in data.get("round_ratios", []):
+            print(f"  p={q['p']:>3} {q['strategy']}/{q['vs']} side by side: {q['median']:.3f} "
+                  f"(median of {q['rounds']} rounds, {q['min']:.3f}-{q['max']:.3f})")
         for r in rows:
             e = f"{r['energy_j_per_step']:.3f} J" if r["energy_j_per_step"] is not None else "-"
             print(f"  {r['strategy']:6} p={r['p']:>3} {r['dtype']:8} step {r['step_s'] * 1e3:8.3f} ms "

@@ -1,14 +1,18 @@
 """Held-out validation of the time model on this machine's committed CPU runs.
 
-Reads benchmarks/results/2026-11-22-cpu-p2/n{512,1024,2048}_r*.json (``phantom-bench`` at p = 2
-on the 2-vCPU KVM guest, gloo, L = 4, (n, k, B) = (512, 16, 64), (1024, 32, 128), (2048, 64,
-256): medians of measured TP and PP steps, with the seconds in collectives from the ledger), fits the ``local-cpu`` profile's
-communication and compute constants (:func:`phantom_parallel.calibration.fit`, mode ``sync``)
-on the n = 512 runs only, and predicts the step time of the n = 1024 and n = 2048 runs. No p = 4
-run is committed, so p = 4 is not predicted here. ``--markdown`` prints the error table that
-docs/method.md carries (tests/test_projection.py checks it); ``--update-docs`` writes it there.
+Reads the ``phantom-bench`` JSON files of a results folder (default
+:data:`RESULTS`, written by ``benchmarks/cpu/bench_local.sh``: gloo, L = 4, 1 thread per rank,
+(n, k, B) = (512, 16, 64), (1024, 32, 128), (2048, 64, 256) at p = 2 and (512, 16, 64),
+(1024, 32, 128) at p = 4; medians of measured TP and PP steps, with the seconds in collectives
+from the ledger), fits the ``local-cpu`` profile's communication and compute constants
+(:func:`phantom_parallel.calibration.fit`, mode ``sync``) on the runs at p <= 2 and n <= 512
+only, and predicts the step time of every other run. A run whose ranks x threads exceed the
+machine's cores (``env.cpu_count`` in its JSON) is marked oversubscribed and kept out of the
+target's median (its ranks time-share cores, which the model does not describe).
+``--markdown`` prints the error table that docs/method.md carries (tests/test_projection.py
+checks it); ``--update-docs`` writes it there.
 
-    python benchmarks/projection/validate_local.py --markdown
+    python benchmarks/projection/validate_local.py --markdown [--results DIR]
 """
 
 from __future__ import annotations
@@ -22,73 +26,105 @@ from phantom_parallel import calibration, hardware
 from phantom_parallel.costs import FFNShape
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results" / "2026-11-22-cpu-p2"
+RESULTS = ROOT / "benchmarks" / "results" / "2026-12-04-cpu-bench"
 FIT_WIDTH = 512
+FIT_RANKS = 2
 BEGIN, END = "<!-- validate_local.py begin -->", "<!-- validate_local.py end -->"
 
 
-def runs() -> list[tuple[str, calibration.Run]]:
-    """``(file name, run)`` for the TP and PP medians of every committed bench file."""
+def oversubscribed(d: dict) -> bool:
+    """Ranks x threads per rank above the run's cores (``env.cpu_count``)."""
+    env = d["env"]
+    return d["config"]["world_size"] * env.get("threads_per_rank", 1) > env["cpu_count"]
+
+
+def runs(results: Path = RESULTS) -> list[tuple[str, calibration.Run, bool]]:
+    """``(file name, run, oversubscribed)`` for the TP and PP medians of every bench file."""
     out = []
-    for f in sorted(RESULTS.glob("n*_r*.json")):
+    for f in sorted(results.glob("*.json")):
         d = json.loads(f.read_text())
         c = d["config"]
         for s in ("tp", "pp"):
             v = d["strategies"][s]
             shape = FFNShape(c["d_in"], c["width"], c["layers"], c["d_out"], c["batch"],
                              c["world_size"], c["ghosts"] if s == "pp" else 0, 4)
-            out.append((f.name, calibration.Run(s, shape, v["comm"]["median_s"],
-                                                v["compute"]["median_s"], v["step"]["median_s"])))
+            run = calibration.Run(s, shape, v["comm"]["median_s"], v["compute"]["median_s"],
+                                  v["step"]["median_s"])
+            out.append((f.name, run, oversubscribed(d)))
     return out
 
 
-def fitted() -> hardware.Profile:
-    """``local-cpu`` fitted on the n = 512 runs."""
-    train = [r for _, r in runs() if r.shape.width <= FIT_WIDTH and r.shape.p <= 2]
+def is_fit(run: calibration.Run) -> bool:
+    """A run the constants are fitted on: p <= 2 and n <= 512."""
+    return run.shape.width <= FIT_WIDTH and run.shape.p <= FIT_RANKS
+
+
+def fitted(results: Path = RESULTS) -> hardware.Profile:
+    """``local-cpu`` fitted on the runs at p <= 2, n <= 512."""
+    train = [r for _, r, _ in runs(results) if is_fit(r)]
     return calibration.fit(hardware.load("local-cpu"), train, mode="sync",
-                           label=f"phantom-bench runs at p = 2, n = {FIT_WIDTH}")
+                           label=f"phantom-bench runs at p <= {FIT_RANKS}, n <= {FIT_WIDTH}")
 
 
-def markdown() -> str:
+def errors(results: Path = RESULTS) -> tuple[list[float], list[float]]:
+    """|relative step-time error| of the held-out runs: (not oversubscribed, oversubscribed)."""
+    hw = fitted(results)
+    clean, over = [], []
+    for _, r, o in runs(results):
+        if not is_fit(r):
+            (over if o else clean).append(abs(calibration.model(r, hw, "sync").total_s / r.step_s - 1))
+    return clean, over
+
+
+def _summary(name: str, errs: list[float]) -> str:
+    if not errs:
+        return f"{name}: none"
+    return (f"{name}: {len(errs)}, step time median |error| {statistics.median(errs):.0%}, "
+            f"max {max(errs):.0%}")
+
+
+def markdown(results: Path = RESULTS) -> str:
     """The error table and the median absolute error of the held-out runs."""
-    hw = fitted()
+    hw = fitted(results)
     lines = ["| file | strategy | p | n | k | B | row | measured ms | modelled ms | error |",
              "|" + "---|" * 10]
-    held = []
-    for f, r in runs():
+    for f, r, o in runs(results):
         t = calibration.model(r, hw, "sync").total_s
         err = t / r.step_s - 1
-        use = "fit" if r.shape.width <= FIT_WIDTH else "held out"
-        if use == "held out":
-            held.append(abs(err))
+        use = "fit" if is_fit(r) else "held out, oversubscribed" if o else "held out"
         k = r.shape.ghosts if r.strategy == "pp" else "-"
         lines.append(f"| {f} | {r.strategy} | {r.shape.p} | {r.shape.width} | {k} "
                      f"| {r.shape.batch} | {use} "
                      f"| {r.step_s * 1e3:.2f} | {t * 1e3:.2f} | {err:+.0%} |")
     keys = (*calibration.COMM_KEYS, *calibration.COMPUTE_KEYS)
     consts = ", ".join(f"{k} = {hw[k]:.3g} {hw.constants[k].unit}" for k in keys)
-    lines += ["", f"Fitted on n = {FIT_WIDTH}: {consts}. Held-out runs: {len(held)}; step time "
-              f"median |error| {statistics.median(held):.0%}, max {max(held):.0%} (target: "
-              "median within 25 %)."]
+    clean, over = errors(results)
+    lines += ["", f"Fitted on p <= {FIT_RANKS}, n <= {FIT_WIDTH}: {consts}. "
+              f"{_summary('Held-out runs', clean)} (target: median within 25 %); "
+              f"{_summary('held-out oversubscribed runs (not in the target)', over)}."]
     return "\n".join(lines) + "\n"
 
 
-def update_docs(path: Path = ROOT / "docs" / "method.md") -> None:
+def update_docs(results: Path = RESULTS, path: Path = ROOT / "docs" / "method.md") -> None:
     """Replace the block between :data:`BEGIN` and :data:`END` in ``path`` by the table."""
     head, rest = path.read_text().split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{markdown()}{END}{tail}")
+    path.write_text(f"{head}{BEGIN}\n{markdown(results)}{END}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--markdown", action="store_true", help="print the error table (Markdown)")
     ap.add_argument("--update-docs", action="store_true", help="write it into docs/method.md")
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help=f"folder of phantom-bench JSON files (default: {RESULTS.relative_to(ROOT)})")
     args = ap.parse_args(argv)
+    if not args.results.is_dir() or not any(args.results.glob("*.json")):
+        ap.error(f"--results {args.results}: no phantom-bench JSON files there")
     if args.update_docs:
-        update_docs()
+        update_docs(args.results)
     if args.markdown or not args.update_docs:
-        print(markdown(), end="")
+        print(markdown(args.results), end="")
     return 0
 
 

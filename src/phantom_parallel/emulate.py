@@ -33,7 +33,7 @@ import torch
 from phantom_parallel import __version__, cli
 from phantom_parallel.emulate_comm import CountOps, StandInComm
 from phantom_parallel.emulate_energy import EnergyMeter
-from phantom_parallel.emulate_step import Step, measure
+from phantom_parallel.emulate_step import Step, measure, measure_rounds, round_ratios
 from phantom_parallel.energy.sources import POWER_SOURCES
 from phantom_parallel.models import STRATEGIES, validate_layout
 from phantom_parallel.train_args import DTYPES
@@ -63,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="> 1: time the strategies side by side, --steps split into this many "
+                         "interleaved rounds (order reversed every other round); prints each "
+                         "strategy's step time over TP's, round by round")
     ap.add_argument("--cuda-graph", action="store_true", help="capture the step, time replays")
     ap.add_argument("--power-source", default="auto", help=f"of {', '.join(POWER_SOURCES)}")
     ap.add_argument("--energy-window-s", type=float, default=2.0,
@@ -90,6 +94,8 @@ def validate(args: argparse.Namespace) -> None:
         bad("--device cuda: torch sees no GPU here")
     if args.cuda_graph and args.device != "cuda":
         bad(f"--cuda-graph needs --device cuda (got --device {args.device})")
+    if not 1 <= args.rounds <= args.steps:
+        bad(f"--rounds {args.rounds}: must be between 1 and --steps ({args.steps})")
     for key in ("width", "layers", "batch", "steps", "d_in", "d_out"):
         if getattr(args, key) < (0 if key == "layers" else 1):
             flag = "--batch-size" if key == "batch" else f"--{key.replace('_', '-')}"
@@ -136,17 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="phantom-emulate-") as tmp, \
             EnergyMeter(args.power_source, Path(tmp), args.energy_window_s) as meter:
         for p in args.ranks:
-            for strategy in args.strategy:
-                if strategy == "serial" and p != args.ranks[0]:
-                    continue
+            here = [s for s in args.strategy if s != "serial" or p == args.ranks[0]]
+            if args.rounds > 1:
+                rows += measure_rounds(here, p, args, device, meter)
+                continue
+            for strategy in here:
                 rows.append(measure(strategy, 1 if strategy == "serial" else p, args, device, meter))
         meter.resolve(rows)
+    ratios = round_ratios(rows) if args.rounds > 1 else []
     print(f"phantom-emulate: rank {args.rank}'s share of one step, n={args.width} L={args.layers} "
           f"k={args.ghosts} B={args.batch} {args.dtype} on {args.device}"
           f"{' (CUDA graph replay)' if args.cuda_graph else ''}; collectives are local stand-ins")
     print(_table(rows))
+    for q in ratios:
+        print(f"p={q['p']}: {q['strategy']}/{q['vs']} step time {q['median']:.3f} (median of "
+              f"{q['rounds']} interleaved rounds; {q['min']:.3f}-{q['max']:.3f})")
     result = {
         "rows": rows,
+        "round_ratios": ratios,
         "host": {"name": platform.node(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
                  "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,

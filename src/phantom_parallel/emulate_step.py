@@ -1,6 +1,7 @@
 """One emulated rank's training step and its measurement for ``phantom-emulate``: the model,
 optimizer and fixed batch (:class:`Step`), phase timing by CUDA events or the host clock,
-and one result row per (strategy, p) (:func:`measure`)."""
+and one result row per (strategy, p): one strategy after another (:func:`measure`) or side by
+side in interleaved rounds (:func:`measure_rounds`)."""
 
 from __future__ import annotations
 
@@ -125,10 +126,13 @@ def _phase_times(step: Step, steps: int) -> list[tuple[float, float, float, floa
             for ev in events]  # type: ignore[misc]
 
 
-def measure(strategy: str, p: int, args: argparse.Namespace, device: torch.device,
-            meter: EnergyMeter) -> dict[str, Any]:
-    """One row: median phase times (s), counted and predicted matmul FLOPs, ops, memory and
-    (when a sensor exists) energy per step."""
+def prepare(strategy: str, p: int, args: argparse.Namespace, device: torch.device,
+            ) -> tuple[Step, dict[str, Any]]:
+    """Build one strategy's step, count its matmul FLOPs and operators, warm it up (and capture
+    it with ``--cuda-graph``). Returns the step and ``{matmul_flops, ops_per_step,
+    peak_memory_bytes}``; on CUDA the peak is above what was allocated before (so steps built
+    side by side do not count each other), on CPU it is the process's peak resident set."""
+    base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     _peak_reset(device)
     step = Step(strategy, p, args, device)
     with FlopCounterMode(display=False) as flops:
@@ -140,21 +144,74 @@ def measure(strategy: str, p: int, args: argparse.Namespace, device: torch.devic
         step.run()
     if args.cuda_graph:
         step.capture()
-    fwd, bwd, opt, total = (statistics.median(col)
-                            for col in zip(*_phase_times(step, args.steps), strict=True))
+    peak = _peak_bytes(device)
+    return step, {"matmul_flops": int(flops.get_total_flops()), "ops_per_step": ops.count,
+                  "peak_memory_bytes": None if peak is None else peak - base}
+
+
+def _row(strategy: str, p: int, args: argparse.Namespace, device: torch.device, step: Step,
+         info: dict[str, Any], times: list[tuple[float, float, float, float]],
+         meter: EnergyMeter) -> dict[str, Any]:
+    """The result row of one (strategy, p) from its timed steps' phase times (s)."""
+    fwd, bwd, opt, total = (statistics.median(col) for col in zip(*times, strict=True))
     energy = meter.measure(step.run, total, device)
     elem = torch.tensor([], dtype=DTYPES[args.dtype]).element_size()
     shape = FFNShape(args.d_in, args.width, args.layers, args.d_out, args.batch, p,
                      args.ghosts if strategy == "pp" else 0, elem)
-    counted = int(flops.get_total_flops())
     graph = step.graph is not None
     return {
         "strategy": strategy, "p": p, "rank": args.rank, "n": args.width, "layers": args.layers,
         "k": args.ghosts if strategy == "pp" else None, "batch": args.batch, "dtype": args.dtype,
         "device": device.type, "cuda_graph": graph, "step_s": total,
         "fwd_s": None if graph else fwd, "bwd_s": None if graph else bwd,
-        "opt_s": None if graph else opt, "matmul_flops": counted,
+        "opt_s": None if graph else opt, "matmul_flops": info["matmul_flops"],
         "predicted_matmul_flops": predict(strategy, shape).matmul_flops,
-        "achieved_flop_rate": counted / total, "ops_per_step": ops.count,
-        "peak_memory_bytes": _peak_bytes(device), **energy,
+        "achieved_flop_rate": info["matmul_flops"] / total, "ops_per_step": info["ops_per_step"],
+        "peak_memory_bytes": info["peak_memory_bytes"], **energy,
     }
+
+
+def measure(strategy: str, p: int, args: argparse.Namespace, device: torch.device,
+            meter: EnergyMeter) -> dict[str, Any]:
+    """One row: median phase times (s), counted and predicted matmul FLOPs, ops, memory and
+    (when a sensor exists) energy per step."""
+    step, info = prepare(strategy, p, args, device)
+    return _row(strategy, p, args, device, step, info, _phase_times(step, args.steps), meter)
+
+
+def measure_rounds(strategies: list[str], p: int, args: argparse.Namespace,
+                   device: torch.device, meter: EnergyMeter) -> list[dict[str, Any]]:
+    """Rows of several strategies timed side by side: all steps are built and warmed up first,
+    then ``args.rounds`` rounds each run ``args.steps // args.rounds`` timed steps of every
+    strategy in turn, the order reversed every other round (A B, B A, ...), so that a drift of
+    the host or the device between rounds falls on every strategy alike. Each row adds
+    ``rounds`` and ``round_step_s`` (its median step per round, s); the medians over all timed
+    steps are as in :func:`measure`. Serial runs at p = 1 whatever ``p`` is."""
+    built = [(s, 1 if s == "serial" else p, *prepare(s, 1 if s == "serial" else p, args, device))
+             for s in strategies]
+    per_round = args.steps // args.rounds
+    times: dict[str, list[tuple[float, float, float, float]]] = {s: [] for s in strategies}
+    medians: dict[str, list[float]] = {s: [] for s in strategies}
+    for r in range(args.rounds):
+        for s, _, step, _ in (built if r % 2 == 0 else built[::-1]):
+            t = _phase_times(step, per_round)
+            times[s] += t
+            medians[s].append(statistics.median(x[3] for x in t))
+    return [{**_row(s, ps, args, device, step, info, times[s], meter),
+             "rounds": args.rounds, "round_step_s": medians[s]}
+            for s, ps, step, info in built]
+
+
+def round_ratios(rows: list[dict[str, Any]], reference: str = "tp") -> list[dict[str, Any]]:
+    """Per p, each strategy's step time over ``reference``'s, round by round (rows of
+    :func:`measure_rounds`): ``{p, strategy, vs, median, min, max, rounds}``."""
+    out = []
+    for ref in (r for r in rows if r["strategy"] == reference and "round_step_s" in r):
+        for r in rows:
+            if r["p"] != ref["p"] or r is ref or "round_step_s" not in r:
+                continue
+            q = [a / b for a, b in zip(r["round_step_s"], ref["round_step_s"], strict=True)]
+            out.append({"p": ref["p"], "strategy": r["strategy"], "vs": reference,
+                        "median": statistics.median(q), "min": min(q), "max": max(q),
+                        "rounds": len(q)})
+    return out

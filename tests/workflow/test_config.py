@@ -167,6 +167,15 @@ def test_local_profile_launches_torchrun_with_one_thread_per_rank(wf):
     assert "mpi=" not in job and "tasks=" not in job
 
 
+def test_a_target_outside_the_scales_plan_is_refused_naming_it(wf):
+    target = "results/local/runs/tp-p64-n512-k0-s0/summary.json"  # no such run at local scale
+    res = snakemake(["--profile", "local", "--cores", "2", "--dry-run", target], wf)
+    assert res.returncode != 0
+    assert "tp-p64-n512-k0-s0" in res.stdout and "MissingRule" in res.stdout, res.stdout[-2000:]
+    assert "KeyError" not in res.stdout and "Traceback" not in res.stdout
+    assert not (wf / "results").exists()
+
+
 def test_pip_requirements_match_pyproject():
     """envs/requirements.txt pins exactly the versions pyproject.toml pins."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]

@@ -798,6 +798,13 @@ def inference_runs():
 INFER_RUNS = inference_runs()
 
 
+def one_of(names):
+    """A wildcard constraint that matches exactly these names: a target outside the scale's
+    plan (say a run of another config) is refused by Snakemake as "no rule to produce <file>"
+    before any job runs, not by a KeyError in an input function."""
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
+
+
 def infer_command(wildcards):
     run = INFER_RUNS[wildcards.name]
     t, i = TRAINING, INFERENCE

@@ -9,7 +9,7 @@ rule infer:
     log:
         f"{RES}/logs/inference/{{name}}.log",
     wildcard_constraints:
-        name="(serial|tp|pp|dtensor|fsdp)-p[0-9]+-n[0-9]+-k[0-9]+-r[0-9]+",
+        name=one_of(INFER_RUNS),
     conda:
         "../../envs/phantom.yaml"
     threads: train_threads

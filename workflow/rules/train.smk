@@ -1,6 +1,6 @@
 wildcard_constraints:
-    run="(serial|tp|pp|dtensor|fsdp)-p[0-9]+-n[0-9]+-k[0-9]+-s[0-9]+(-init[a-z-]+)?",
-    sweep="(dense|pp)-lr[0-9.e+-]+-s[0-9]+",
+    run=one_of(RUNS),
+    sweep=one_of(LR_SWEEP),
 
 
 rule train:
