@@ -226,7 +226,7 @@ def test_emulate_rounds_time_strategies_side_by_side_with_ratios_per_round(tmp_p
     ratios = {(q["strategy"], q["p"]): q for q in data["round_ratios"]}
     assert set(ratios) == {("pp", 2), ("pp", 4)}  # serial is not at p = 2 or 4
     for (s, p), q in ratios.items():
-        per_round = [a / b for a, b in zip(by[(s, p)]["round_step_s"], by[("tp", p)]["round_step_s"])]
+        per_round = [a / b for a, b in zip(by[(s, p)]["round_step_s"], by[("tp", p)]["round_step_s"], strict=True)]
         assert q["vs"] == "tp" and q["rounds"] == 3
         assert q["min"] <= q["median"] <= q["max"]
         assert q["median"] == pytest.approx(sorted(per_round)[1])
