@@ -90,6 +90,14 @@ class CommLedger:
 TIMINGS = ("events", "device-sync", "off")
 
 
+def _all_gather_flat(out: torch.Tensor, t: torch.Tensor,
+                     group: dist.ProcessGroup | None) -> None:
+    """Every rank's flat ``t`` into ``out`` (``p * numel(t)``, rank-major). torch >= 2.13 names
+    it ``all_gather_single`` (``all_gather_into_tensor`` is deprecated there)."""
+    fn = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+    fn(out, t, group=group)
+
+
 def _reduce_scatter_flat(out: torch.Tensor, t: torch.Tensor,
                          group: dist.ProcessGroup | None) -> None:
     """Sum the flat ``p * numel(out)`` input over ranks into ``out`` (this rank's chunk)."""
@@ -164,7 +172,7 @@ class Comm:
             "all_gather",
             _nbytes(t),
             t,
-            lambda: dist.all_gather_into_tensor(out.view(-1), t.view(-1), group=self.group),
+            lambda: _all_gather_flat(out.view(-1), t.view(-1), self.group),
         )
         return out
 
