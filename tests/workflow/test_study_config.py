@@ -1,7 +1,7 @@
 """Config validation of the study design (issue 11) and the flags the rules pass: dry runs only.
 
 A bad study design fails before any job, naming the key: a same-loss reference that is no
-configuration of the scale (or is judged), eval_every < 0 or longer than an epoch, a sweep with
+configuration of the scale (or is judged), eval_every < 1 or longer than an epoch, a sweep with
 k > m = n/p, fewer than 2 seeds where intervals are asked for. New trainer flags are passed only
 when the config sets them, so the current trainer keeps working."""
 
@@ -55,7 +55,7 @@ def test_reference_that_is_judged_is_rejected(wf):
            "config key 'scales.smoke.same_loss.target.reference'", "judged")
 
 
-@pytest.mark.parametrize("every", [-1, 33])  # smoke: 4096 rows / 128 = 32 steps per epoch
+@pytest.mark.parametrize("every", [-1, 0, 33])  # smoke: 4096 rows / 128 = 32 steps per epoch
 def test_eval_every_outside_one_epoch_is_rejected(wf, every):
     _fails(wf, _smoke(training={"eval_every": every}), "config key 'scales.smoke.training.eval_every'")
 

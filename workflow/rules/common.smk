@@ -144,14 +144,17 @@ def _check_training(sc, scale):
     t = sc["training"]
     base = f"scales.{scale}.training"
     steps_per_epoch = sc["data"]["n_train"] // t["batch_size"]
-    every = t.get("eval_every", 0)
-    if every < 0:
-        _fail(f"{base}.eval_every", f"{every} < 0; use 0 for 'only at epoch ends'")
-    if every > steps_per_epoch:
+    every = t.get("eval_every")
+    if every is not None and every < 1:
+        _fail(
+            f"{base}.eval_every",
+            f"{every} is not >= 1 step; omit the key to validate only at epoch ends",
+        )
+    if every is not None and every > steps_per_epoch:
         _fail(
             f"{base}.eval_every",
             f"{every} steps is more than one epoch ({steps_per_epoch} steps = n_train // "
-            "batch_size); use 0 for 'only at epoch ends'",
+            "batch_size); omit the key to validate only at epoch ends",
         )
     stats = sc.get("statistics", {}) or {}
     if stats.get("interval", "t") != "none" and len(t["seeds"]) < 2:
