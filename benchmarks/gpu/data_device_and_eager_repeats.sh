@@ -17,7 +17,6 @@ import json, sys, pathlib
 import numpy as np
 a, b, out = map(pathlib.Path, sys.argv[1:])
 ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
-q = ma["config"].get("quantum") if "config" in ma else None
 rows = []
 for split in ma["splits"]:
     for sa, sb in zip(ma["splits"][split]["shards"], mb["splits"][split]["shards"]):

@@ -59,21 +59,36 @@ def is_fit(run: calibration.Run) -> bool:
     return run.shape.width <= FIT_WIDTH and run.shape.p <= FIT_RANKS
 
 
-def fitted(results: Path = RESULTS) -> hardware.Profile:
-    """``local-cpu`` fitted on the runs at p <= 2, n <= 512."""
-    train = [r for _, r, _ in runs(results) if is_fit(r)]
+def fitted(results: Path = RESULTS, rows: list[tuple[str, calibration.Run, bool]] | None = None,
+           ) -> hardware.Profile:
+    """``local-cpu`` fitted on the runs at p <= 2, n <= 512 (of ``rows``, else of ``results``)."""
+    rows = runs(results) if rows is None else rows
+    train = [r for _, r, _ in rows if is_fit(r)]
     return calibration.fit(hardware.load("local-cpu"), train, mode="sync",
                            label=f"phantom-bench runs at p <= {FIT_RANKS}, n <= {FIT_WIDTH}")
 
 
+def _predictions(hw: hardware.Profile, rows: list[tuple[str, calibration.Run, bool]],
+                 ) -> list[tuple[str, calibration.Run, bool, float, float]]:
+    """``(file, run, oversubscribed, modelled s, relative error)`` of every row."""
+    out = []
+    for f, r, o in rows:
+        t = calibration.model(r, hw, "sync").total_s
+        out.append((f, r, o, t, t / r.step_s - 1))
+    return out
+
+
+def _held_out(preds: list[tuple[str, calibration.Run, bool, float, float]],
+              ) -> tuple[list[float], list[float]]:
+    clean = [abs(e) for _, r, o, _, e in preds if not is_fit(r) and not o]
+    over = [abs(e) for _, r, o, _, e in preds if not is_fit(r) and o]
+    return clean, over
+
+
 def errors(results: Path = RESULTS) -> tuple[list[float], list[float]]:
     """|relative step-time error| of the held-out runs: (not oversubscribed, oversubscribed)."""
-    hw = fitted(results)
-    clean, over = [], []
-    for _, r, o in runs(results):
-        if not is_fit(r):
-            (over if o else clean).append(abs(calibration.model(r, hw, "sync").total_s / r.step_s - 1))
-    return clean, over
+    rows = runs(results)
+    return _held_out(_predictions(fitted(rows=rows), rows))
 
 
 def _summary(name: str, errs: list[float]) -> str:
@@ -85,12 +100,12 @@ def _summary(name: str, errs: list[float]) -> str:
 
 def markdown(results: Path = RESULTS) -> str:
     """The error table and the median absolute error of the held-out runs."""
-    hw = fitted(results)
+    rows = runs(results)
+    hw = fitted(rows=rows)
+    preds = _predictions(hw, rows)
     lines = ["| file | strategy | p | n | k | B | row | measured ms | modelled ms | error |",
              "|" + "---|" * 10]
-    for f, r, o in runs(results):
-        t = calibration.model(r, hw, "sync").total_s
-        err = t / r.step_s - 1
+    for f, r, o, t, err in preds:
         use = "fit" if is_fit(r) else "held out, oversubscribed" if o else "held out"
         k = r.shape.ghosts if r.strategy == "pp" else "-"
         lines.append(f"| {f} | {r.strategy} | {r.shape.p} | {r.shape.width} | {k} "
@@ -98,7 +113,7 @@ def markdown(results: Path = RESULTS) -> str:
                      f"| {r.step_s * 1e3:.2f} | {t * 1e3:.2f} | {err:+.0%} |")
     keys = (*calibration.COMM_KEYS, *calibration.COMPUTE_KEYS)
     consts = ", ".join(f"{k} = {hw[k]:.3g} {hw.constants[k].unit}" for k in keys)
-    clean, over = errors(results)
+    clean, over = _held_out(preds)
     lines += ["", f"Fitted on p <= {FIT_RANKS}, n <= {FIT_WIDTH}: {consts}. "
               f"{_summary('Held-out runs', clean)} (target: median within 25 %); "
               f"{_summary('held-out oversubscribed runs (not in the target)', over)}."]

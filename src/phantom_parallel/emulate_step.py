@@ -187,8 +187,8 @@ def measure_rounds(strategies: list[str], p: int, args: argparse.Namespace,
     the host or the device between rounds falls on every strategy alike. Each row adds
     ``rounds`` and ``round_step_s`` (its median step per round, s); the medians over all timed
     steps are as in :func:`measure`. Serial runs at p = 1 whatever ``p`` is."""
-    built = [(s, 1 if s == "serial" else p, *prepare(s, 1 if s == "serial" else p, args, device))
-             for s in strategies]
+    ranks = {s: 1 if s == "serial" else p for s in strategies}
+    built = [(s, ranks[s], *prepare(s, ranks[s], args, device)) for s in strategies]
     per_round = args.steps // args.rounds
     times: dict[str, list[tuple[float, float, float, float]]] = {s: [] for s in strategies}
     medians: dict[str, list[float]] = {s: [] for s in strategies}

@@ -428,6 +428,7 @@ def lr_sweep_plan(sc, scale, runs):
 
 
 LR_SWEEP = lr_sweep_plan(SC, SCALE, RUNS)
+LR_WIDTH_SCALING = (SC.get("lr_sweep") or {}).get("width_scaling", "none")
 LR_SWEEP_SCRIPT = Path(workflow.basedir) / "workflow" / "scripts" / "lr_sweep.py"
 
 
@@ -736,9 +737,10 @@ def train_command(wildcards):
     if not LR_SWEEP:
         return f"{gpu_prefix(run)}{launch_prefix(run)} {train_args(run)}"
     table, family = derived_table("lr_sweep"), FAMILIES[run["strategy"]]
-    scaling = (SC.get("lr_sweep") or {}).get("width_scaling", "none")
     width = (
-        f" --width {run['n']} --width-scaling {scaling}" if scaling != "none" else ""
+        f" --width {run['n']} --width-scaling {LR_WIDTH_SCALING}"
+        if LR_WIDTH_SCALING != "none"
+        else ""
     )
     return (
         f"(lr=$(python {shlex.quote(str(LR_SWEEP_SCRIPT))} {table} {family}{width})"

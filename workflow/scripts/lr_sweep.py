@@ -79,33 +79,45 @@ def sweep_table(specs: dict[str, dict[str, Any]], summaries: list[Path]) -> pd.D
     return df[COLUMNS].sort_values(["family", "lr", "seed"]).reset_index(drop=True)
 
 
+def _family_rows(table: Path | str, family: str) -> list[dict[str, str]]:
+    """The rows of ``family`` in ``lr_sweep.csv`` (csv module: every training job reads the
+    table at start, so no pandas import)."""
+    with open(table, newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r["family"] == family]
+
+
+def _one(values: set[Any], what: str, family: str) -> Any:
+    if len(values) != 1:
+        raise ValueError(f"{len(values)} {what} for family {family!r} (expected 1)")
+    return values.pop()
+
+
+def _chosen(rows: list[dict[str, str]], family: str) -> float:
+    return _one({float(r["lr"]) for r in rows if r["chosen"] == "True"},
+                "chosen learning rates", family)
+
+
+def _swept_width(rows: list[dict[str, str]], family: str) -> int:
+    return _one({int(r["n"]) for r in rows}, "swept widths", family)
+
+
 def chosen_lr(table: Path | str, family: str) -> float:
-    """The chosen learning rate of ``family`` in ``lr_sweep.csv`` (read with the csv module:
-    every training job calls this at start, so no pandas import).
+    """The chosen learning rate of ``family`` in ``lr_sweep.csv``.
 
     Raises:
         ValueError: the table has no chosen row for ``family`` or more than one chosen lr.
     """
-    with open(table, newline="") as fh:
-        lrs = sorted({float(r["lr"]) for r in csv.DictReader(fh)
-                      if r["family"] == family and r["chosen"] == "True"})
-    if len(lrs) != 1:
-        raise ValueError(f"{len(lrs)} chosen learning rates for family {family!r} (expected 1)")
-    return lrs[0]
+    return _chosen(_family_rows(table, family), family)
 
 
 def swept_width(table: Path | str, family: str) -> int:
     """The hidden width ``n`` of ``family``'s swept configuration in ``lr_sweep.csv``."""
-    with open(table, newline="") as fh:
-        widths = {int(r["n"]) for r in csv.DictReader(fh) if r["family"] == family}
-    if len(widths) != 1:
-        raise ValueError(f"{len(widths)} swept widths for family {family!r} (expected 1)")
-    return widths.pop()
+    return _swept_width(_family_rows(table, family), family)
 
 
 def run_lr(table: Path | str, family: str, width: int | None = None,
            scaling: str = "none") -> float:
-    """Learning rate of a run of ``family`` with hidden width ``width``.
+    """Learning rate of a run of ``family`` with hidden width ``width`` (the table read once).
 
     ``scaling`` ``none``: the chosen lr; ``inverse``: chosen lr x swept width / ``width``.
 
@@ -115,12 +127,11 @@ def run_lr(table: Path | str, family: str, width: int | None = None,
     """
     if scaling not in WIDTH_SCALINGS:
         raise ValueError(f"width scaling {scaling!r} is not one of {list(WIDTH_SCALINGS)}")
-    lr = chosen_lr(table, family)
-    if scaling == "none":
-        return lr
-    if width is None or width < 1:
+    if scaling == "inverse" and (width is None or width < 1):
         raise ValueError(f"width scaling 'inverse' needs --width >= 1, got {width!r}")
-    return lr * swept_width(table, family) / width
+    rows = _family_rows(table, family)
+    lr = _chosen(rows, family)
+    return lr if scaling == "none" else lr * _swept_width(rows, family) / width
 
 
 def main(argv: list[str]) -> int:
