@@ -254,3 +254,44 @@ def test_emulate_rejects_bad_input_in_one_line_writing_nothing(tmp_path: Path, a
 def test_emulate_refuses_cuda_without_a_gpu() -> None:
     res = _emulate("--width", "64", "--device", "cuda", "--power-source", "none")
     assert res.returncode != 0 and "--device cuda: torch sees no GPU" in res.stderr
+
+
+def test_emulate_gemm_table_times_every_gemm_of_the_steps_as_a_loadable_table(tmp_path: Path) -> None:
+    import yaml
+
+    from phantom_parallel import hardware, timing
+    from phantom_parallel.costs import FFNShape, predict
+
+    table = tmp_path / "gemms.yaml"
+    res = _emulate("--strategy", "serial", "tp", "pp", "--width", "64", "--layers", "2",
+                   "--ghosts", "4", "--batch", "8", "--ranks", "2", "4", "--steps", "2",
+                   "--warmup", "1", "--power-source", "none", "--threads", "1",
+                   "--gemm-table", str(table))
+    assert res.returncode == 0, res.stderr
+    hw_dir = Path(hardware.__file__).resolve().parents[2] / "config" / "hardware"
+    (tmp_path / "schema.yaml").write_text((hw_dir / "schema.yaml").read_text())
+    data = yaml.safe_load((hw_dir / "local-cpu.yaml").read_text())
+    data.update(name="local-gemms", **yaml.safe_load(table.read_text()))
+    (tmp_path / "local-gemms.yaml").write_text(yaml.safe_dump(data))
+    hw = hardware.load("local-gemms", folder=tmp_path)
+    assert "--gemm-table" in hw.gemm_table_source and "cpu" in hw.gemm_table_source
+    measured = {(g.m, g.k, g.n) for g in hw.gemm_table}
+    assert all(g.elem_bytes == 4 and g.seconds > 0 for g in hw.gemm_table)
+    wanted = set()
+    for strategy, ps in (("serial", [1]), ("tp", [2, 4]), ("pp", [2, 4])):
+        for p in ps:
+            shape = FFNShape(64, 64, 2, 8, 8, p, 4 if strategy == "pp" else 0, 4)
+            wanted |= set(timing.step_gemms(predict(strategy, shape)))
+    assert measured == wanted
+    for m, k, n in wanted:  # every GEMM of these steps is predicted from its own measurement
+        assert (hw.nearest_gemm(m, k, n, 4).m, hw.nearest_gemm(m, k, n, 4).k,
+                hw.nearest_gemm(m, k, n, 4).n) == (m, k, n)
+
+
+def test_emulate_gemm_table_into_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:
+    out = tmp_path / "e.json"
+    res = _emulate("--width", "64", "--ghosts", "4", "--power-source", "none", "--json", str(out),
+                   "--gemm-table", str(tmp_path / "nowhere" / "g.yaml"))
+    assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
+    assert "--gemm-table" in res.stderr and "does not exist" in res.stderr
+    assert not out.exists()

@@ -78,3 +78,62 @@ def test_h200_fitted_constants_are_what_the_script_fits() -> None:
     for key, value in fitted.items():
         assert prof[key] == pytest.approx(value, rel=0.01), key
         assert "validate_h200.py --fit" in prof.constants[key].source
+
+
+# ------------------------------------------------------------------ measured GEMM table
+def _with_table(tmp: Path, table) -> Path:  # type: ignore[no-untyped-def]
+    (tmp / "schema.yaml").write_text((HW / "schema.yaml").read_text())
+    data = yaml.safe_load((HW / "nvidia-h200.yaml").read_text())
+    data["name"] = "table"
+    data["gemm_table"] = table
+    f = tmp / "table.yaml"
+    f.write_text(yaml.safe_dump(data))
+    return f
+
+
+GOOD_TABLE = {"source": "measured by phantom-emulate --gemm-table (test)",
+              "rows": [[1024, 2048, 256, "float32", 2.0e-4], [1024, 256, 256, "float32", 1.0e-4],
+                       [1024, 2048, 256, "bfloat16", 1.0e-5]]}
+
+
+@pytest.mark.parametrize(("table", "words"), [
+    ({"rows": GOOD_TABLE["rows"]}, ["gemm_table", "source and rows"]),
+    ({**GOOD_TABLE, "source": "me"}, ["gemm_table.source", "'me'"]),
+    ({**GOOD_TABLE, "rows": []}, ["gemm_table.rows", "non-empty"]),
+    ({**GOOD_TABLE, "rows": [[1024, 2048, 256, "float32"]]}, ["gemm_table.rows[0]", "seconds"]),
+    ({**GOOD_TABLE, "rows": [[1024, 0, 256, "float32", 1e-4]]}, ["gemm_table.rows[0]", "positive"]),
+    ({**GOOD_TABLE, "rows": [[8, 8, 8, "float8", 1e-4]]}, ["gemm_table.rows[0]", "'float8'"]),
+    ({**GOOD_TABLE, "rows": [[8, 8, 8, "float32", -1.0]]}, ["gemm_table.rows[0]", "-1.0"]),
+    ({**GOOD_TABLE, "rows": [[8, 8, 8, "float32", "soon"]]}, ["gemm_table.rows[0]", "'soon'"]),
+])
+def test_bad_gemm_table_one_line_naming_file_key_value(tmp_path: Path, table, words) -> None:  # type: ignore[no-untyped-def]
+    f = _with_table(tmp_path, table)
+    with pytest.raises(hardware.ProfileError) as err:
+        hardware.load(f, folder=tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(f) in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_measured_gemms_set_their_efficiency_nearest_shape_else_the_constant(tmp_path: Path) -> None:
+    from phantom_parallel import calibration, timing
+
+    hw = hardware.load(_with_table(tmp_path, GOOD_TABLE), folder=tmp_path)
+    plain = hardware.load("nvidia-h200")
+    assert len(hw.gemm_table) == 3 and "phantom-emulate" in hw.gemm_table_source
+    # a measured, compute-bound shape takes exactly its measured time
+    assert timing.gemm_s(1024, 2048, 256, 4, hw) == pytest.approx(2.0e-4)
+    assert timing.gemm_s(1024, 2048, 256, 2, hw) == pytest.approx(1.0e-5)
+    # an unmeasured shape takes the efficiency of the nearest measured one of its element size
+    eff = 2 * 1024 * 2048 * 256 / (2.0e-4 * hw["peak_flops_fp32"])
+    assert timing.gemm_efficiency(1024, 4096, 256, 4, hw) == pytest.approx(eff)
+    eff_small = 2 * 1024 * 256 * 256 / (1.0e-4 * hw["peak_flops_fp32"])
+    assert timing.gemm_efficiency(1024, 300, 256, 4, hw) == pytest.approx(eff_small)
+    # no float64 GEMM was measured: the profile's stated efficiency
+    assert timing.gemm_efficiency(1024, 2048, 256, 8, hw) == hw["gemm_efficiency"]
+    assert timing.gemm_efficiency(1024, 2048, 256, 4, plain) == plain["gemm_efficiency"]
+    # the table survives with_values (bands, sensitivity) and blocks fitting gemm_efficiency
+    assert hw.with_values(kernel_s=1e-6).gemm_table == hw.gemm_table
+    with pytest.raises(ValueError, match="gemm_table"):
+        calibration.fit_rows(hw, ("gemm_efficiency",), [(lambda h: 1.0, 1.0)])

@@ -4,7 +4,9 @@
 #   2. p = 2 on the one GPU over gloo: TP with each collective-timing mode of the ledger
 #      (off / events / device-sync: what timing adds to a real step) and PP;
 #   3. `phantom-emulate` at n = 16384, L = 4, k = 32, B = 1024, p in {8, 64, 256}: eager (TP and
-#      PP side by side in interleaved rounds), CUDA graph replay, and bfloat16 eager;
+#      PP side by side in interleaved rounds), CUDA graph replay, and bfloat16 eager; the
+#      eager and bf16 runs also time every GEMM shape of their steps (--gemm-table: the
+#      measured table for config/hardware/nvidia-h200.yaml's gemm_table);
 #   4. one summary table (benchmarks/gpu/summarize.py) at the end.
 # Usage: bash benchmarks/gpu/check.sh [OUT_DIR]   (default: benchmarks/results/<date>-gpu)
 # Runs from the source tree (PYTHONPATH=src); needs torch with CUDA and nvidia-ml-py.
@@ -70,10 +72,10 @@ emulate=(-m phantom_parallel.emulate --width 16384 --layers 4 --ghosts 32 --batc
 # eager and bf16 side by side in 5 interleaved rounds: the eager step is host-bound and drifts
 # between runs, so PP/TP is read round by round (printed, and "round_ratios" in the JSON)
 run $PY "${emulate[@]}" --strategy serial tp pp --ranks 8 64 256 --rounds 5 \
-    --json "$OUT/emulate_eager.json"
+    --json "$OUT/emulate_eager.json" --gemm-table "$OUT/gemm_table_float32.yaml"
 run $PY "${emulate[@]}" --strategy tp pp --ranks 8 64 256 --cuda-graph --json "$OUT/emulate_graph.json"
 run $PY "${emulate[@]}" --strategy tp pp --ranks 8 256 --dtype bfloat16 --rounds 5 \
-    --json "$OUT/emulate_bf16.json"
+    --json "$OUT/emulate_bf16.json" --gemm-table "$OUT/gemm_table_bfloat16.yaml"
 
 say "4. summary"
 run $PY benchmarks/gpu/summarize.py "$OUT" | tee "$OUT/summary.txt"

@@ -7,7 +7,8 @@ benchmarks/gpu/check.sh``) and predicts each row's step time and energy per step
 counted operators.
 
 Three constants of the profile are fitted, each on one row, and marked so in the table:
-``gemm_efficiency`` on the serial eager row, ``host_op_s`` on the pp p = 64 eager row (launch
+``gemm_efficiency`` on the serial eager row (not when the profile carries measured float32 GEMMs,
+``gemm_table``: they set the efficiency), ``host_op_s`` on the pp p = 64 eager row (launch
 bound: step / ops) and ``kernel_s`` on the pp p = 64 graph row ((step - busy) / ops). All other
 rows are held out. ``--fit`` prints the fitted values (the profile holds them rounded to 3
 digits; tests/test_hardware.py checks that); ``--markdown`` prints the table that
@@ -58,26 +59,37 @@ def _row(file: str, strategy: str, p: int) -> dict:
     return next(r for f, r in rows() if f == file and r["strategy"] == strategy and r["p"] == p)
 
 
+def fitted_keys(hw: hardware.Profile) -> list[str]:
+    """The constants of :data:`FIT_ROWS` that are fitted: all but ``gemm_efficiency`` when the
+    profile has measured float32 GEMMs (``gemm_table``), which then set the GEMMs' efficiency."""
+    measured = any(g.elem_bytes == DTYPE_BYTES["float32"] for g in hw.gemm_table)
+    return [k for k in FIT_ROWS if not (k == "gemm_efficiency" and measured)]
+
+
 def fit(hw: hardware.Profile) -> dict[str, float]:
-    """The three fitted constants, in the order of :data:`FIT_ROWS` (each uses the previous)."""
-    s = _row(*FIT_ROWS["gemm_efficiency"])
-    # serial eager is GEMM-bound: scale the efficiency until the modelled step matches
-    eff = hw["gemm_efficiency"]
-    for _ in range(50):
-        t = model(s, hw.with_values(gemm_efficiency=eff))
-        eff *= t.gemm_s / max(t.gemm_s + s["step_s"] - t.total_s, 1e-12)
-    hw = hw.with_values(gemm_efficiency=eff)
+    """The fitted constants (:func:`fitted_keys`), in the order of :data:`FIT_ROWS` (each uses
+    the previous)."""
+    out = {}
+    if "gemm_efficiency" in fitted_keys(hw):
+        s = _row(*FIT_ROWS["gemm_efficiency"])
+        # serial eager is GEMM-bound: scale the efficiency until the modelled step matches
+        eff = hw["gemm_efficiency"]
+        for _ in range(50):
+            t = model(s, hw.with_values(gemm_efficiency=eff))
+            eff *= t.gemm_s / max(t.gemm_s + s["step_s"] - t.total_s, 1e-12)
+        hw = hw.with_values(gemm_efficiency=eff)
+        out["gemm_efficiency"] = eff
     e = _row(*FIT_ROWS["host_op_s"])
-    host = e["step_s"] / e["ops_per_step"]
+    out["host_op_s"] = e["step_s"] / e["ops_per_step"]
     g = _row(*FIT_ROWS["kernel_s"])
     busy = model(g, hw.with_values(kernel_s=0.0)).busy_s
-    kernel = (g["step_s"] - busy) / g["ops_per_step"]
-    return {"gemm_efficiency": eff, "host_op_s": host, "kernel_s": kernel}
+    out["kernel_s"] = (g["step_s"] - busy) / g["ops_per_step"]
+    return out
 
 
 def table(hw: hardware.Profile) -> list[dict]:
     """One dict per row: measured and modelled step (ms) and energy (J), errors, fit/held-out."""
-    fitted = {(f, s, p) for f, s, p in FIT_ROWS.values()}
+    fitted = {FIT_ROWS[k] for k in fitted_keys(hw)}
     out = []
     for f, r in rows():
         t = model(r, hw)

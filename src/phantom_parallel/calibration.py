@@ -66,8 +66,16 @@ def fit_rows(hw: Profile, keys: Sequence[str], rows: Sequence[Row]) -> Profile:
     measured)`` over ``rows`` (every other constant kept; no rows: ``hw`` unchanged).
 
     ``injection_bandwidth_per_node`` follows ``intra_bandwidth`` in its profile ratio.
+
+    Raises:
+        ValueError: ``gemm_efficiency`` is to be fitted on a profile with a measured
+            ``gemm_table`` (the table, not that constant, sets its GEMMs' efficiency).
     """
     from scipy.optimize import least_squares
+
+    if "gemm_efficiency" in keys and hw.gemm_table:
+        raise ValueError(f"{hw.path}: gemm_table: the profile's GEMMs are measured; "
+                         "fitting gemm_efficiency to runs would not change the model")
 
     use = [(f, t) for f, t in rows if t > 0]
     if not use:

@@ -16,6 +16,9 @@ Example::
 
     phantom-emulate --strategy tp pp --width 8192 --layers 2 --ghosts 16 --batch 256 \\
         --ranks 8 64 256 --json emulate.json
+
+``--gemm-table PATH`` also times every GEMM shape of those steps on the device and writes
+them as a hardware profile's ``gemm_table`` (:mod:`phantom_parallel.emulate_gemms`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 import torch
 
-from phantom_parallel import __version__, cli
+from phantom_parallel import __version__, cli, emulate_gemms
 from phantom_parallel.emulate_comm import CountOps, StandInComm
 from phantom_parallel.emulate_energy import EnergyMeter
 from phantom_parallel.emulate_step import Step, measure, measure_rounds, round_ratios
@@ -73,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="seconds of back-to-back steps per energy reading")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
+    ap.add_argument("--gemm-table", type=Path, default=None,
+                    help="also time each GEMM shape of these steps; write them here (YAML) as "
+                         "a hardware profile's gemm_table")
     return ap.parse_args(argv)
 
 
@@ -113,8 +119,9 @@ def validate(args: argparse.Namespace) -> None:
             except ValueError as err:
                 flag = "--ghosts" if "ghosts" in str(err) else "--ranks"
                 bad(f"{flag}: {err}")
-    if args.json is not None and not args.json.parent.exists():
-        bad(f"--json {args.json}: folder {args.json.parent} does not exist")
+    for flag, path in (("--json", args.json), ("--gemm-table", args.gemm_table)):
+        if path is not None and not path.parent.exists():
+            bad(f"{flag} {path}: folder {path.parent} does not exist")
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -168,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
+    if args.gemm_table is not None:
+        gemms = emulate_gemms.measure(emulate_gemms.shapes(args.strategy, args.ranks, args),
+                                      args.dtype, device)
+        emulate_gemms.write(args.gemm_table, gemms,
+                            emulate_gemms.source(device, result["command"]))
+        print(f"phantom-emulate: {len(gemms)} GEMM shapes timed -> {args.gemm_table}")
     return 0
 
 

@@ -6,6 +6,11 @@ hi]}``: ``source`` names a public document (with section) or the command that me
 it; ``range`` bounds the value and drives the projection's uncertainty bands. Units are SI as in
 the schema (s, B, B/s, FLOP/s, W; ``1`` for fractions; ``device`` for counts).
 
+A profile may also carry ``gemm_table``: GEMM shapes timed on the profile's device
+(``{source, rows: [[M, K, N, dtype, seconds], ...]}``, written by ``phantom-emulate
+--gemm-table``); the time model then takes each GEMM's efficiency from the nearest measured
+shape of the same element size instead of ``gemm_efficiency`` (:func:`phantom_parallel.timing.gemm_efficiency`).
+
 Bad input raises :class:`ProfileError` with one line naming the file, the key and the value,
 before anything is computed or written.
 """
@@ -19,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from phantom_parallel.constants import DTYPE_BYTES
 
 HARDWARE_DIR = Path(__file__).resolve().parents[2] / "config" / "hardware"
 """Folder of the committed profiles and their schema."""
@@ -42,13 +49,27 @@ class Constant:
 
 
 @dataclasses.dataclass(frozen=True)
+class GemmPoint:
+    """One measured GEMM: ``(m x k) @ (k x n)`` of ``elem_bytes``-byte elements took ``seconds``."""
+
+    m: int
+    k: int
+    n: int
+    elem_bytes: int
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Profile:
-    """A validated hardware profile: ``constants[key]`` is a :class:`Constant`."""
+    """A validated hardware profile: ``constants[key]`` is a :class:`Constant`; ``gemm_table``
+    the GEMMs measured on the device (may be empty), ``gemm_table_source`` how."""
 
     name: str
     description: str
     path: Path
     constants: dict[str, Constant]
+    gemm_table: tuple[GemmPoint, ...] = ()
+    gemm_table_source: str = ""
 
     def __getitem__(self, key: str) -> float:
         """The value of constant ``key`` (in the schema's unit)."""
@@ -58,6 +79,15 @@ class Profile:
         """The value of an optional constant, or ``default``."""
         c = self.constants.get(key)
         return default if c is None else c.value
+
+    def nearest_gemm(self, m: int, k: int, n: int, elem_bytes: int) -> GemmPoint | None:
+        """The measured GEMM of ``elem_bytes`` elements closest to ``(m, k, n)`` (sum of
+        ``|log|`` ratios of the three sizes), or ``None`` when none of that size was measured."""
+        same = [g for g in self.gemm_table if g.elem_bytes == elem_bytes]
+        if not same:
+            return None
+        return min(same, key=lambda g: (abs(math.log(g.m / m)) + abs(math.log(g.k / k))
+                                        + abs(math.log(g.n / n)), g.m, g.k, g.n))
 
     def with_values(self, **values: float) -> Profile:
         """A copy with some values replaced (ranges and sources kept; for bands/sensitivity)."""
@@ -78,12 +108,12 @@ def available(folder: Path = HARDWARE_DIR) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "schema")
 
 
-def _number(file: Path, key: str, what: str, v: Any) -> float:
+def _number(file: Path, where: str, v: Any) -> float:
     if isinstance(v, str):  # YAML 1.1 reads 4.8e12 (no dot, no sign) as a string
         with contextlib.suppress(ValueError):
             v = float(v)
     if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise ProfileError(f"{file}: constants.{key}.{what}: not a finite number: {v!r}")
+        raise ProfileError(f"{file}: {where}: not a finite number: {v!r}")
     return float(v)
 
 
@@ -98,7 +128,7 @@ def _constant(file: Path, key: str, raw: Any, unit: str) -> Constant:
         if field not in raw or raw[field] in (None, ""):
             raise ProfileError(f"{file}: constants.{key}.{field}: missing "
                                f"(value = {raw.get('value')!r})")
-    value = _number(file, key, "value", raw["value"])
+    value = _number(file, f"constants.{key}.value", raw["value"])
     if str(raw["unit"]) != unit:
         raise ProfileError(f"{file}: constants.{key}.unit: {raw['unit']!r}, schema says {unit!r}")
     source = str(raw["source"]).strip()
@@ -108,7 +138,7 @@ def _constant(file: Path, key: str, raw: Any, unit: str) -> Constant:
     rng = raw["range"]
     if not isinstance(rng, list) or len(rng) != 2:
         raise ProfileError(f"{file}: constants.{key}.range: expected [lo, hi], got {rng!r}")
-    lo, hi = (_number(file, key, "range", v) for v in rng)
+    lo, hi = (_number(file, f"constants.{key}.range", v) for v in rng)
     if value < 0 or lo < 0:
         raise ProfileError(f"{file}: constants.{key}: negative value {value!r} or range {rng!r}")
     if not lo <= value <= hi:
@@ -121,12 +151,43 @@ def _constant(file: Path, key: str, raw: Any, unit: str) -> Constant:
     return Constant(value, unit, source, (lo, hi))
 
 
+def _gemm_table(file: Path, raw: Any) -> tuple[tuple[GemmPoint, ...], str]:
+    """Validated ``gemm_table`` of a profile: ``{source, rows: [[M, K, N, dtype, seconds]]}``."""
+    if not isinstance(raw, dict) or set(raw) != {"source", "rows"}:
+        raise ProfileError(f"{file}: gemm_table: expected a mapping with source and rows, got "
+                           f"{raw!r:.80}")
+    source = str(raw["source"] or "").strip()
+    if len(source) < 8:
+        raise ProfileError(f"{file}: gemm_table.source: too short to name the command that "
+                           f"measured it: {source!r}")
+    if not isinstance(raw["rows"], list) or not raw["rows"]:
+        raise ProfileError(f"{file}: gemm_table.rows: expected a non-empty list, got "
+                           f"{raw['rows']!r:.80}")
+    points = []
+    for i, row in enumerate(raw["rows"]):
+        key = f"gemm_table.rows[{i}]"
+        if not isinstance(row, list) or len(row) != 5:
+            raise ProfileError(f"{file}: {key}: expected [M, K, N, dtype, seconds], got {row!r}")
+        *sizes, dtype, seconds = row
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sizes):
+            raise ProfileError(f"{file}: {key}: M, K, N must be positive integers, got {row!r}")
+        if dtype not in DTYPE_BYTES:
+            raise ProfileError(f"{file}: {key}: dtype {dtype!r} is not one of "
+                               f"{', '.join(DTYPE_BYTES)}")
+        seconds = _number(file, f"{key} seconds", seconds)
+        if seconds <= 0:
+            raise ProfileError(f"{file}: {key}: seconds must be > 0, got {seconds!r}")
+        points.append(GemmPoint(*sizes, DTYPE_BYTES[dtype], seconds))
+    return tuple(points), source
+
+
 def load(name_or_path: str | Path, folder: Path = HARDWARE_DIR) -> Profile:
     """Read and validate a profile by name (``config/hardware/<name>.yaml``) or path.
 
     Raises:
         ProfileError: unknown name, unreadable YAML, a missing/unknown constant, a constant
-            without a source, a wrong unit, a negative value or one outside its range.
+            without a source, a wrong unit, a negative value or one outside its range, a
+            malformed ``gemm_table``.
     """
     text = str(name_or_path)
     file = Path(text) if text.endswith((".yaml", ".yml")) else folder / f"{text}.yaml"
@@ -152,5 +213,10 @@ def load(name_or_path: str | Path, folder: Path = HARDWARE_DIR) -> Profile:
         if key not in units:
             raise ProfileError(f"{file}: constants.{key}: not in schema.yaml "
                                f"(value = {raw[key]!r})")
+    extra = set(data) - {"name", "description", "constants", "gemm_table"}
+    if extra:
+        raise ProfileError(f"{file}: unknown top-level keys {sorted(extra)}")
     consts = {key: _constant(file, key, raw[key], units[key]) for key in raw}
-    return Profile(str(data["name"]), str(data.get("description", "")), file, consts)
+    table, table_source = _gemm_table(file, data["gemm_table"]) if "gemm_table" in data else ((), "")
+    return Profile(str(data["name"]), str(data.get("description", "")), file, consts, table,
+                   table_source)

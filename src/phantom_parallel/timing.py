@@ -4,10 +4,11 @@ The one time model of the projection (:mod:`phantom_parallel.projection`) and of
 validation (``benchmarks/projection/validate_h200.py``). Per step and rank, in seconds:
 
 * **GEMMs**: every GEMM of :attr:`LayerCost.gemms_fwd` (``(M, K, N)``) and its dgrad and wgrad
-  takes ``max(2 M K N / (peak x gemm_efficiency), bytes / (hbm_bandwidth x memory_efficiency))``
-  with ``bytes = elem (M K + K N + M N)``: the efficiency of each GEMM shape follows from its
-  arithmetic intensity against the profile's peaks (``peak_flops_bf16`` for 2-byte, ``_fp32``
-  for 4-byte elements).
+  (:func:`step_gemms`) takes ``max(2 M K N / (peak x efficiency), bytes / (hbm_bandwidth x
+  memory_efficiency))`` with ``bytes = elem (M K + K N + M N)`` against the profile's peaks
+  (``peak_flops_bf16`` for 2-byte, ``_fp32`` for 4-byte elements). The efficiency is the
+  measured one of the nearest shape in the profile's ``gemm_table`` when it has GEMMs of that
+  element size, else the stated ``gemm_efficiency`` (:func:`gemm_efficiency`).
 * **elementwise** (bias, activation, their backward): one read + one write of ``elem`` bytes per
   nominal elementwise FLOP of :func:`phantom_parallel.costs.predict`, at streaming bandwidth.
 * **optimizer** (Adam): reads parameter, gradient, two moments and writes three, ``7 elem`` bytes
@@ -86,12 +87,33 @@ def _peak(hw: Profile, elem_bytes: int) -> float:
     return hw["peak_flops_fp32"]
 
 
+def gemm_efficiency(m: int, k: int, n: int, elem_bytes: int, hw: Profile) -> float:
+    """Fraction of the matrix peak an ``(m x k) @ (k x n)`` GEMM reaches: that of the nearest
+    GEMM of the same element size measured on the device (``hw.gemm_table``, see
+    :meth:`~phantom_parallel.hardware.Profile.nearest_gemm`), else ``hw["gemm_efficiency"]``."""
+    g = hw.nearest_gemm(m, k, n, elem_bytes)
+    if g is None:
+        return hw["gemm_efficiency"]
+    return 2.0 * g.m * g.k * g.n / (g.seconds * _peak(hw, elem_bytes))
+
+
 def gemm_s(m: int, k: int, n: int, elem_bytes: int, hw: Profile) -> float:
     """Roofline seconds of one ``(m x k) @ (k x n)`` GEMM at the profile's efficiencies."""
     flops = 2.0 * m * k * n
     data = elem_bytes * (m * k + k * n + m * n)
-    return max(flops / (_peak(hw, elem_bytes) * hw["gemm_efficiency"]),
+    return max(flops / (_peak(hw, elem_bytes) * gemm_efficiency(m, k, n, elem_bytes, hw)),
                data / (hw["hbm_bandwidth"] * hw["memory_efficiency"]))
+
+
+def step_gemms(cost: CostBreakdown) -> list[tuple[int, int, int]]:
+    """``(M, K, N)`` of every GEMM of one training step of ``cost``: each forward GEMM of each
+    layer, its weight gradient ``(K, M, N)`` and, except in the input layer (whose input needs
+    no gradient), its input gradient ``(M, N, K)``."""
+    out = []
+    for layer in cost.layers:
+        for m, k, n in layer.gemms_fwd:
+            out += [(m, k, n), (k, m, n)] + ([(m, n, k)] if layer.name != "input" else [])
+    return out
 
 
 def stream_s(nbytes: float, hw: Profile) -> float:
@@ -147,12 +169,7 @@ def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: st
     if comm not in COMM_MODES:
         raise ValueError(f"unknown comm {comm!r}; expected one of {COMM_MODES}")
     e = cost.shape.elem_bytes
-    gemm = 0.0
-    for layer in cost.layers:
-        for m, k, n in layer.gemms_fwd:
-            gemm += gemm_s(m, k, n, e, hw) + gemm_s(k, m, n, e, hw)  # forward + wgrad
-            if layer.name != "input":
-                gemm += gemm_s(m, n, k, e, hw)  # dgrad
+    gemm = sum(gemm_s(m, k, n, e, hw) for m, k, n in step_gemms(cost))
     elementwise = stream_s(2.0 * e * cost.elementwise_flops, hw)
     optimizer = stream_s(7.0 * e * cost.params_per_rank, hw)
     standin = stream_s(standin_bytes(cost), hw) if comm == "stand-in" else 0.0
