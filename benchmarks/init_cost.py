@@ -20,16 +20,16 @@ import time
 def child(variant: str, width: int, layers: int, ranks: int, rank: int) -> dict[str, float]:
     from pathlib import Path
 
-    from phantom_parallel import models
+    from phantom_parallel import models, param_init
     from phantom_parallel.emulate import StandInComm
 
     if variant == "whole-layer":  # the rule before rank-local tiles: draw all, keep a slice
         def whole_then_slice(seed, name, out_f, in_f, dtype, *, rows=None, cols=None, tile=0,
                              out=None):
-            gen = models._generator("dense", seed, name)
+            gen = param_init._generator("dense", seed, name)
             bound = 1.0 / in_f**0.5
-            w = models._uniform((out_f, in_f), bound, gen, dtype)
-            b = models._uniform((out_f,), bound, gen, dtype)
+            w = param_init._uniform((out_f, in_f), bound, gen, dtype)
+            b = param_init._uniform((out_f,), bound, gen, dtype)
             rows = rows or range(out_f)
             cols = cols or range(in_f)
             w, b = w[rows.start:rows.stop, cols.start:cols.stop], b[rows.start:rows.stop]

@@ -12,11 +12,13 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from phantom_parallel import models
+from phantom_parallel import param_init
 from phantom_parallel.comm import Comm
 from phantom_parallel.emulate import StandInComm
 from phantom_parallel.layers import PhantomLinear, _PhantomLinear
-from phantom_parallel.models import FFNConfig, build_model, dense_init
+from phantom_parallel.models import FFNConfig, build_model
+from phantom_parallel.param_init import dense_init
+from phantom_parallel.reference import gather_reference
 from tests.distributed_harness import run_on_ranks
 from tests.test_counts import _one_step
 
@@ -106,8 +108,8 @@ def test_rank_local_init_is_bit_identical_to_the_full_layer(p: int) -> None:
 
 def test_a_rank_draws_only_the_tiles_of_its_shard(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[int] = []
-    real = models._uniform
-    monkeypatch.setattr(models, "_uniform",
+    real = param_init._uniform
+    monkeypatch.setattr(param_init, "_uniform",
                         lambda shape, *a: drawn.append(shape[0] * shape[1]) or real(shape, *a))
     n, p, tile = 256, 8, 16
     dense_init(0, "hidden.0", n, n, torch.float32, rows=range(0, n // p), tile=tile)
@@ -122,8 +124,8 @@ def _tp_weights_equal_serial(comm: Comm) -> str:
     serial = build_model("serial", cfg, None, seed=4)
     tp = build_model("tp", cfg, comm, seed=4)
     dt = build_model("dtensor", cfg, comm, seed=4)
-    ref = models.gather_reference(tp, "tp", comm, dtype=torch.float32)
-    ref_dt = models.gather_reference(dt, "dtensor", comm, dtype=torch.float32)
+    ref = gather_reference(tp, "tp", comm, dtype=torch.float32)
+    ref_dt = gather_reference(dt, "dtensor", comm, dtype=torch.float32)
     for (name, a), b, c in zip(serial.named_parameters(), ref.parameters(), ref_dt.parameters(),
                                strict=True):
         assert torch.equal(a, b) and torch.equal(a, c), name

@@ -6,14 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from phantom_parallel.models import (
-    PP_INITS,
-    FFNConfig,
-    PhantomReference,
-    build_model,
-    dense_init,
-    phantom_bounds,
-)
+from phantom_parallel.models import FFNConfig, build_model
+from phantom_parallel.param_init import PP_INITS, dense_init, phantom_bounds
+from phantom_parallel.reference import PhantomReference
 
 F64 = torch.float64
 N, K, B = 8192, 16, 64  # k <= m = n/p for every p below (m = 32 at p = 256)
@@ -70,7 +65,7 @@ def test_p1_is_dense_under_both_rules() -> None:
 
 
 def test_rules_differ_by_one_scale_per_tensor_and_bad_rule_is_named() -> None:
-    from phantom_parallel.models import phantom_init
+    from phantom_parallel.param_init import phantom_init
 
     new = phantom_init(1, "hidden.0", 64, 4, 4, 2, F64, "variance")
     old = phantom_init(1, "hidden.0", 64, 4, 4, 2, F64, "fan-in")

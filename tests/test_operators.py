@@ -13,7 +13,8 @@ from phantom_parallel.mappings import (
     reduce_from_region,
     scatter_to_region,
 )
-from phantom_parallel.models import FFN, FFNConfig, build_model, gather_reference
+from phantom_parallel.models import FFN, FFNConfig, build_model
+from phantom_parallel.reference import gather_reference
 from tests.distributed_harness import run_on_ranks
 
 F64 = torch.float64

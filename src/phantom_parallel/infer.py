@@ -40,12 +40,12 @@ from phantom_parallel.emulate_energy import MIN_COVERAGE, EnergyMeter
 from phantom_parallel.energy.sources import POWER_SOURCES
 from phantom_parallel.models import (
     ACTIVATIONS,
-    PP_INITS,
     STRATEGIES,
     FFNConfig,
     build_model,
     validate_layout,
 )
+from phantom_parallel.param_init import PP_INITS
 from phantom_parallel.train import DTYPES
 
 

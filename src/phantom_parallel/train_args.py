@@ -18,7 +18,8 @@ from phantom_parallel import cli, constants
 from phantom_parallel.comm import TIMINGS
 from phantom_parallel.energy.sources import POWER_SOURCES
 from phantom_parallel.evals import check_eval_every, steps_per_epoch_of
-from phantom_parallel.models import ACTIVATIONS, PP_INITS, STRATEGIES, validate_layout
+from phantom_parallel.models import ACTIVATIONS, STRATEGIES, validate_layout
+from phantom_parallel.param_init import PP_INITS
 
 DTYPES = {name: getattr(torch, name) for name in constants.DTYPES}
 """``--dtype`` name -> torch dtype (the names are :data:`phantom_parallel.constants.DTYPES`)."""
