@@ -3,7 +3,9 @@
 # p = 2 at (n, k, B) = (512, 16, 64), (1024, 32, 128), (2048, 64, 256), three runs each, and
 # p = 4 (time-shares the cores where cores < 4: oversubscribed, marked by validate_local.py)
 # at (512, 16, 64) and (1024, 32, 128), two runs each. Run it alone (nothing else on the
-# machine). Usage: OUT=DIR bash benchmarks/cpu/bench_local.sh
+# machine). Then every GEMM shape of those steps is timed on one thread (phantom-emulate
+# --gemm-table: gemm_table_n<N>.yaml, a profile's measured GEMM table).
+# Usage: OUT=DIR bash benchmarks/cpu/bench_local.sh
 #   then: python benchmarks/projection/validate_local.py --results DIR --markdown
 set -euo pipefail
 OUT=${OUT:?set OUT to the results folder}
@@ -22,3 +24,10 @@ done
 for r in 1 2; do
   run 4 1024 32 128 "$r"; run 4 512 16 64 "$r"
 done
+gemms() {  # n k B
+  OMP_NUM_THREADS=1 python -m phantom_parallel.emulate --strategy tp pp --ranks 2 4 \
+    --width "$1" --layers 4 --ghosts "$2" --batch "$3" --steps 2 --warmup 1 --threads 1 \
+    --power-source none --gemm-table "$OUT/gemm_table_n$1.yaml" > /dev/null
+  echo "gemm_table_n$1 done $(date -u +%T)"
+}
+gemms 2048 64 256; gemms 1024 32 128; gemms 512 16 64

@@ -7,7 +7,7 @@ benchmarks/gpu/check.sh``) and predicts each row's step time and energy per step
 counted operators.
 
 Three constants of the profile are fitted, each on one row, and marked so in the table:
-``gemm_efficiency`` on the serial eager row (not when the profile carries measured float32 GEMMs,
+``gemm_efficiency`` on the serial eager row (not when the profile carries measured GEMMs,
 ``gemm_table``: they set the efficiency), ``host_op_s`` on the pp p = 64 eager row (launch
 bound: step / ops) and ``kernel_s`` on the pp p = 64 graph row ((step - busy) / ops). All other
 rows are held out. ``--fit`` prints the fitted values (the profile holds them rounded to 3
@@ -26,6 +26,7 @@ import statistics
 from pathlib import Path
 
 from phantom_parallel import hardware
+from phantom_parallel.calibration import compute_keys
 from phantom_parallel.constants import DTYPE_BYTES
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.timing import step_time
@@ -61,9 +62,8 @@ def _row(file: str, strategy: str, p: int) -> dict:
 
 def fitted_keys(hw: hardware.Profile) -> list[str]:
     """The constants of :data:`FIT_ROWS` that are fitted: all but ``gemm_efficiency`` when the
-    profile has measured float32 GEMMs (``gemm_table``), which then set the GEMMs' efficiency."""
-    measured = any(g.elem_bytes == DTYPE_BYTES["float32"] for g in hw.gemm_table)
-    return [k for k in FIT_ROWS if not (k == "gemm_efficiency" and measured)]
+    profile has measured GEMMs (``gemm_table``), as in :func:`calibration.compute_keys`."""
+    return [k for k in FIT_ROWS if k != "gemm_efficiency" or k in compute_keys(hw)]
 
 
 def fit(hw: hardware.Profile) -> dict[str, float]:

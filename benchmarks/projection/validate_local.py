@@ -9,10 +9,14 @@ from the ledger), fits the ``local-cpu`` profile's communication and compute con
 only, and predicts the step time of every other run. A run whose ranks x threads exceed the
 machine's cores (``env.cpu_count`` in its JSON) is marked oversubscribed and kept out of the
 target's median (its ranks time-share cores, which the model does not describe).
-``--markdown`` prints the error table that docs/method.md carries (tests/test_projection.py
-checks it); ``--update-docs`` writes it there.
+With ``--gemms`` the profile also carries the folder's measured GEMM tables
+(``gemm_table_n*.yaml``, every GEMM shape of those steps timed on one thread by
+``phantom-emulate --gemm-table``): GEMMs take their measured times and ``gemm_efficiency`` is
+not fitted (:func:`phantom_parallel.calibration.compute_keys`).
+``--markdown`` prints the error table that docs/method.md carries, one per setting
+(tests/test_projection.py checks them); ``--update-docs`` writes it there.
 
-    python benchmarks/projection/validate_local.py --markdown [--results DIR]
+    python benchmarks/projection/validate_local.py --markdown [--gemms] [--results DIR]
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "2026-12-04-cpu-bench"
 FIT_WIDTH = 512
 FIT_RANKS = 2
-BEGIN, END = "<!-- validate_local.py begin -->", "<!-- validate_local.py end -->"
+
+def markers(gemms: bool) -> tuple[str, str]:
+    """The comments around this script's table in docs/method.md (one pair per setting)."""
+    tag = "validate_local.py --gemms" if gemms else "validate_local.py"
+    return f"<!-- {tag} begin -->", f"<!-- {tag} end -->"
 
 
 def oversubscribed(d: dict) -> bool:
@@ -59,12 +67,21 @@ def is_fit(run: calibration.Run) -> bool:
     return run.shape.width <= FIT_WIDTH and run.shape.p <= FIT_RANKS
 
 
+def gemm_tables(results: Path) -> list[Path]:
+    """The measured GEMM tables of a results folder."""
+    return sorted(results.glob("gemm_table_n*.yaml"))
+
+
 def fitted(results: Path = RESULTS, rows: list[tuple[str, calibration.Run, bool]] | None = None,
-           ) -> hardware.Profile:
-    """``local-cpu`` fitted on the runs at p <= 2, n <= 512 (of ``rows``, else of ``results``)."""
+           gemms: bool = False) -> hardware.Profile:
+    """``local-cpu`` (with the folder's measured GEMM tables when ``gemms``) fitted on the runs
+    at p <= 2, n <= 512 (of ``rows``, else of ``results``)."""
     rows = runs(results) if rows is None else rows
+    hw = hardware.load("local-cpu")
+    if gemms:
+        hw = hw.with_gemm_table(*hardware.read_gemm_tables(gemm_tables(results)))
     train = [r for _, r, _ in rows if is_fit(r)]
-    return calibration.fit(hardware.load("local-cpu"), train, mode="sync",
+    return calibration.fit(hw, train, mode="sync",
                            label=f"phantom-bench runs at p <= {FIT_RANKS}, n <= {FIT_WIDTH}")
 
 
@@ -85,10 +102,10 @@ def _held_out(preds: list[tuple[str, calibration.Run, bool, float, float]],
     return clean, over
 
 
-def errors(results: Path = RESULTS) -> tuple[list[float], list[float]]:
+def errors(results: Path = RESULTS, gemms: bool = False) -> tuple[list[float], list[float]]:
     """|relative step-time error| of the held-out runs: (not oversubscribed, oversubscribed)."""
     rows = runs(results)
-    return _held_out(_predictions(fitted(rows=rows), rows))
+    return _held_out(_predictions(fitted(rows=rows, gemms=gemms), rows))
 
 
 def _summary(name: str, errs: list[float]) -> str:
@@ -98,10 +115,10 @@ def _summary(name: str, errs: list[float]) -> str:
             f"max {max(errs):.0%}")
 
 
-def markdown(results: Path = RESULTS) -> str:
+def markdown(results: Path = RESULTS, gemms: bool = False) -> str:
     """The error table and the median absolute error of the held-out runs."""
     rows = runs(results)
-    hw = fitted(rows=rows)
+    hw = fitted(rows=rows, gemms=gemms)
     preds = _predictions(hw, rows)
     lines = ["| file | strategy | p | n | k | B | row | measured ms | modelled ms | error |",
              "|" + "---|" * 10]
@@ -111,35 +128,44 @@ def markdown(results: Path = RESULTS) -> str:
         lines.append(f"| {f} | {r.strategy} | {r.shape.p} | {r.shape.width} | {k} "
                      f"| {r.shape.batch} | {use} "
                      f"| {r.step_s * 1e3:.2f} | {t * 1e3:.2f} | {err:+.0%} |")
-    keys = (*calibration.COMM_KEYS, *calibration.COMPUTE_KEYS)
+    keys = (*calibration.COMM_KEYS, *calibration.compute_keys(hw))
     consts = ", ".join(f"{k} = {hw[k]:.3g} {hw.constants[k].unit}" for k in keys)
     clean, over = _held_out(preds)
-    lines += ["", f"Fitted on p <= {FIT_RANKS}, n <= {FIT_WIDTH}: {consts}. "
+    measured = (f"GEMMs measured ({len(hw.gemm_table)} shapes, "
+                f"{', '.join(p.name for p in gemm_tables(results))}); " if gemms else "")
+    lines += ["", f"{measured}Fitted on p <= {FIT_RANKS}, n <= {FIT_WIDTH}: {consts}. "
               f"{_summary('Held-out runs', clean)} (target: median within 25 %); "
               f"{_summary('held-out oversubscribed runs (not in the target)', over)}."]
     return "\n".join(lines) + "\n"
 
 
-def update_docs(results: Path = RESULTS, path: Path = ROOT / "docs" / "method.md") -> None:
-    """Replace the block between :data:`BEGIN` and :data:`END` in ``path`` by the table."""
-    head, rest = path.read_text().split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{markdown(results)}{END}{tail}")
+def update_docs(results: Path = RESULTS, path: Path = ROOT / "docs" / "method.md",
+                gemms: bool = False) -> None:
+    """Replace the block between the :func:`markers` in ``path`` by the table."""
+    begin, end = markers(gemms)
+    head, rest = path.read_text().split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{markdown(results, gemms)}{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--markdown", action="store_true", help="print the error table (Markdown)")
     ap.add_argument("--update-docs", action="store_true", help="write it into docs/method.md")
+    ap.add_argument("--gemms", action="store_true",
+                    help="GEMM times from the folder's measured gemm_table_n*.yaml "
+                         "(gemm_efficiency not fitted)")
     ap.add_argument("--results", type=Path, default=RESULTS,
                     help=f"folder of phantom-bench JSON files (default: {RESULTS.relative_to(ROOT)})")
     args = ap.parse_args(argv)
     if not args.results.is_dir() or not any(args.results.glob("*.json")):
         ap.error(f"--results {args.results}: no phantom-bench JSON files there")
+    if args.gemms and not gemm_tables(args.results):
+        ap.error(f"--gemms: no gemm_table_n*.yaml in --results {args.results}")
     if args.update_docs:
-        update_docs(args.results)
+        update_docs(args.results, gemms=args.gemms)
     if args.markdown or not args.update_docs:
-        print(markdown(args.results), end="")
+        print(markdown(args.results, args.gemms), end="")
     return 0
 
 

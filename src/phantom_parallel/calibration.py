@@ -5,7 +5,8 @@ Two groups are fitted, each by least squares on ``log(modelled / measured)`` (re
 small and large runs alike): communication (``collective_launch_s`` and ``intra_bandwidth``,
 with ``injection_bandwidth_per_node`` kept in its profile ratio to ``intra_bandwidth``) on the
 runs' measured seconds in collectives per step, and compute (``gemm_efficiency`` and
-``host_op_s``) on their measured seconds outside collectives per step. Every other constant
+``host_op_s``; only ``host_op_s`` when the profile has measured GEMMs) on their measured
+seconds outside collectives per step. Every other constant
 keeps its profile value. The fitted values may leave the profile's ranges (they are reported);
 :func:`fit_rows` fits any group to any rows (e.g. the microbenchmarks of ``phantom-bench``);
 the result is a derived :class:`~phantom_parallel.hardware.Profile` whose fitted constants say so
@@ -99,9 +100,15 @@ def _run_rows(runs: Sequence[Run], group: str, mode: str) -> list[Row]:
             for r in runs]
 
 
+def compute_keys(hw: Profile) -> tuple[str, ...]:
+    """The compute constants :func:`fit` fits: :data:`COMPUTE_KEYS`, less ``gemm_efficiency``
+    when the profile has measured GEMMs (``gemm_table``), whose times then set the GEMMs."""
+    return tuple(k for k in COMPUTE_KEYS if not (k == "gemm_efficiency" and hw.gemm_table))
+
+
 def fit(hw: Profile, runs: Sequence[Run], mode: str = "sync", label: str = "measured runs"
         ) -> Profile:
-    """``hw`` with the communication and compute groups fitted to ``runs``.
+    """``hw`` with the communication and compute (:func:`compute_keys`) groups fitted to ``runs``.
 
     Args:
         hw: the starting profile (e.g. ``local-cpu``).
@@ -112,8 +119,8 @@ def fit(hw: Profile, runs: Sequence[Run], mode: str = "sync", label: str = "meas
     if not runs:
         raise ValueError("fit needs at least one run")
     out = fit_rows(hw, COMM_KEYS, _run_rows(runs, "comm", mode))
-    out = fit_rows(out, COMPUTE_KEYS, _run_rows(runs, "compute", mode))
-    return relabel(out, hw, (*COMM_KEYS, *COMPUTE_KEYS), f"{len(runs)} {label}")
+    out = fit_rows(out, compute_keys(hw), _run_rows(runs, "compute", mode))
+    return relabel(out, hw, (*COMM_KEYS, *compute_keys(hw)), f"{len(runs)} {label}")
 
 
 def relabel(fitted: Profile, hw: Profile, keys: Sequence[str], label: str) -> Profile:

@@ -89,6 +89,10 @@ class Profile:
         return min(same, key=lambda g: (abs(math.log(g.m / m)) + abs(math.log(g.k / k))
                                         + abs(math.log(g.n / n)), g.m, g.k, g.n))
 
+    def with_gemm_table(self, points: tuple[GemmPoint, ...], source: str) -> Profile:
+        """A copy whose measured GEMMs are ``points`` (measured as ``source`` says)."""
+        return dataclasses.replace(self, gemm_table=tuple(points), gemm_table_source=source)
+
     def with_values(self, **values: float) -> Profile:
         """A copy with some values replaced (ranges and sources kept; for bands/sensitivity)."""
         consts = dict(self.constants)
@@ -179,6 +183,25 @@ def _gemm_table(file: Path, raw: Any) -> tuple[tuple[GemmPoint, ...], str]:
             raise ProfileError(f"{file}: {key}: seconds must be > 0, got {seconds!r}")
         points.append(GemmPoint(*sizes, DTYPE_BYTES[dtype], seconds))
     return tuple(points), source
+
+
+def read_gemm_tables(paths: list[Path]) -> tuple[tuple[GemmPoint, ...], str]:
+    """The measured GEMMs of the ``gemm_table`` files ``paths`` (as ``phantom-emulate
+    --gemm-table`` writes them), merged, and their sources joined by ``; ``."""
+    points: list[GemmPoint] = []
+    sources = []
+    for path in paths:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise ProfileError(f"{path}: cannot read a gemm_table: {str(err).splitlines()[0]}") from None
+        if not isinstance(data, dict) or "gemm_table" not in data:
+            raise ProfileError(f"{path}: gemm_table: missing (expected phantom-emulate "
+                               "--gemm-table output)")
+        more, source = _gemm_table(Path(path), data["gemm_table"])
+        points += more
+        sources.append(source)
+    return tuple(points), "; ".join(sources)
 
 
 def load(name_or_path: str | Path, folder: Path = HARDWARE_DIR) -> Profile:
