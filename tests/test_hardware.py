@@ -137,3 +137,16 @@ def test_measured_gemms_set_their_efficiency_nearest_shape_else_the_constant(tmp
     assert hw.with_values(kernel_s=1e-6).gemm_table == hw.gemm_table
     with pytest.raises(ValueError, match="gemm_table"):
         calibration.fit_rows(hw, ("gemm_efficiency",), [(lambda h: 1.0, 1.0)])
+
+
+def test_gemm_table_files_merge_and_a_file_without_one_is_named(tmp_path: Path) -> None:
+    a, b, bad = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "bad.yaml"
+    a.write_text(yaml.safe_dump({"gemm_table": {**GOOD_TABLE, "rows": GOOD_TABLE["rows"][:1]}}))
+    b.write_text(yaml.safe_dump({"gemm_table": {"source": "measured by command B",
+                                                "rows": GOOD_TABLE["rows"][1:]}}))
+    points, source = hardware.read_gemm_tables([a, b])
+    assert len(points) == 3 and source == f"{GOOD_TABLE['source']}; measured by command B"
+    assert hardware.load("nvidia-h200").with_gemm_table(points, source).gemm_table == points
+    bad.write_text("rows: []\n")
+    with pytest.raises(hardware.ProfileError, match=r"bad\.yaml: gemm_table: missing"):
+        hardware.read_gemm_tables([a, bad])
