@@ -202,7 +202,7 @@ def test_emulate_cli_writes_every_field(tmp_path: Path) -> None:
                                                        ("tp", 4), ("pp", 4)]
     for r in rows:
         assert r["matmul_flops"] == r["predicted_matmul_flops"] > 0
-        assert r["step_s"] > 0 and r["ops_per_step"] > 0
+        assert r["step_s"] > 0 and 0 < r["view_ops_per_step"] < r["ops_per_step"]
         assert r["energy_j_per_step"] is None and r["energy_method"].startswith("none")
         for key in ("n", "k", "batch", "dtype", "device", "fwd_s", "bwd_s", "opt_s",
                     "achieved_flop_rate", "peak_memory_bytes"):
@@ -297,3 +297,15 @@ def test_emulate_gemm_table_into_a_missing_folder_is_refused_before_running(tmp_
     assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
     assert "--gemm-table" in res.stderr and "does not exist" in res.stderr
     assert not out.exists()
+
+
+def test_op_counter_tells_views_from_operators_that_launch_work() -> None:
+    from phantom_parallel.emulate_comm import CountOps
+
+    x, w = torch.randn(4, 6), torch.randn(5, 6)
+    with CountOps() as ops:
+        y = x.view(2, 12).t().unsqueeze(0)  # three views
+    assert (ops.count, ops.views) == (3, 3) and y.shape == (1, 12, 2)
+    with CountOps() as ops:
+        torch.mm(x, w.t()).sum()  # t is a view; mm and sum launch work
+    assert (ops.count, ops.views) == (3, 1)

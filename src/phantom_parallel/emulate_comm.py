@@ -43,12 +43,16 @@ class StandInComm:
 
 
 class CountOps(TorchDispatchMode):
-    """Counts the aten operators dispatched inside the ``with`` block."""
+    """Counts the aten operators dispatched inside the ``with`` block (:attr:`count`), and of
+    them the views (:attr:`views`: ``t``, ``view``, ``slice``, ``detach`` ...), which the host
+    dispatches but which launch no device kernel."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
+        self.views = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         self.count += 1
+        self.views += bool(func.is_view)
         return func(*args, **(kwargs or {}))

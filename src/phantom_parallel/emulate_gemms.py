@@ -25,6 +25,7 @@ from phantom_parallel.constants import DTYPE_BYTES
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.timing import step_gemms
 from phantom_parallel.train_args import DTYPES
+from phantom_parallel.train_record import cpu_model
 
 Shape = tuple[int, int, int]
 
@@ -57,7 +58,7 @@ def measure(gemms: list[Shape], dtype: str, device: torch.device, *, min_time_s:
 def source(device: torch.device, command: list[str]) -> str:
     """What measured the table: the command, the device, torch and the date (UTC)."""
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        (platform.processor() or platform.machine())
+        (cpu_model() or platform.machine())
     threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
     return (f"measured by `{' '.join(command)}` on {device.type} {name}{threads}, torch "
             f"{torch.__version__}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d}")

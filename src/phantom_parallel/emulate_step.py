@@ -130,8 +130,9 @@ def prepare(strategy: str, p: int, args: argparse.Namespace, device: torch.devic
             ) -> tuple[Step, dict[str, Any]]:
     """Build one strategy's step, count its matmul FLOPs and operators, warm it up (and capture
     it with ``--cuda-graph``). Returns the step and ``{matmul_flops, ops_per_step,
-    peak_memory_bytes}``; on CUDA the peak is above what was allocated before (so steps built
-    side by side do not count each other), on CPU it is the process's peak resident set."""
+    view_ops_per_step, peak_memory_bytes}``; on CUDA the peak is above what was allocated
+    before (so steps built side by side do not count each other), on CPU it is the process's
+    peak resident set."""
     base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     _peak_reset(device)
     step = Step(strategy, p, args, device)
@@ -146,6 +147,7 @@ def prepare(strategy: str, p: int, args: argparse.Namespace, device: torch.devic
         step.capture()
     peak = _peak_bytes(device)
     return step, {"matmul_flops": int(flops.get_total_flops()), "ops_per_step": ops.count,
+                  "view_ops_per_step": ops.views,
                   "peak_memory_bytes": None if peak is None else peak - base}
 
 
@@ -167,6 +169,7 @@ def _row(strategy: str, p: int, args: argparse.Namespace, device: torch.device, 
         "opt_s": None if graph else opt, "matmul_flops": info["matmul_flops"],
         "predicted_matmul_flops": predict(strategy, shape).matmul_flops,
         "achieved_flop_rate": info["matmul_flops"] / total, "ops_per_step": info["ops_per_step"],
+        "view_ops_per_step": info["view_ops_per_step"],
         "peak_memory_bytes": info["peak_memory_bytes"], **energy,
     }
 
