@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from phantom_parallel import param_init
 from phantom_parallel.comm import Comm
 from phantom_parallel.emulate import StandInComm
-from phantom_parallel.layers import PhantomLinear, _PhantomLinear
+from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, _PhantomLinear
 from phantom_parallel.models import FFNConfig, build_model
 from phantom_parallel.param_init import dense_init
 from phantom_parallel.reference import gather_reference
@@ -309,3 +309,19 @@ def test_op_counter_tells_views_from_operators_that_launch_work() -> None:
     with CountOps() as ops:
         torch.mm(x, w.t()).sum()  # t is a view; mm and sum launch work
     assert (ops.count, ops.views) == (3, 1)
+
+
+def test_layer_op_counts_behind_the_readme_claim() -> None:
+    """README (At GPU scale): a phantom layer runs 9 GEMMs per step, a TP layer 3."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "layer_ops.py"
+    spec = importlib.util.spec_from_file_location("layer_ops", path)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    comm = StandInComm(256, 0)
+    pp = mod.count(PhantomLinear(2048, 4, comm), torch.randn(8, 8, requires_grad=True))
+    col = mod.count(ColumnParallelLinear(2048, 2048, comm), torch.randn(8, 2048, requires_grad=True))
+    gemms = lambda ops: ops.others["mm"] + ops.others["addmm"]  # noqa: E731
+    assert gemms(pp) == 9 and gemms(col) == 3
+    assert sum(pp.others.values()) == 14 and sum(col.others.values()) == 6

@@ -1,0 +1,80 @@
+"""Operators one hidden layer dispatches per training step (forward + backward), by layer kind.
+
+Counts the aten operators of one forward and backward of a single layer of rank ``--rank`` of
+p (collectives replaced by ``phantom-emulate``'s local stand-ins) with
+:class:`phantom_parallel.emulate_comm.CountOps`, split into views (``t``, ``view``, ``slice``,
+``detach`` ...: dispatched by the host, no kernel) and the rest (GEMMs, elementwise kernels,
+allocations, collective stand-ins), each listed by name. At the per-rank sizes of p = 64-256
+the eager GPU step is bound by the host's per-operator cost, so these counts are what a PP step
+pays against a TP step there (TP's hidden layers alternate row- and column-parallel).
+
+    python benchmarks/layer_ops.py --width 2048 --ghosts 4 --ranks 256 --rank 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from phantom_parallel.emulate_comm import StandInComm
+from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
+
+
+class _ByName(TorchDispatchMode):
+    """Operator names dispatched in the block, views and others apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.views: collections.Counter[str] = collections.Counter()
+        self.others: collections.Counter[str] = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        (self.views if func.is_view else self.others)[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count(layer: torch.nn.Module, x: torch.Tensor) -> _ByName:
+    """Operators of one forward and backward of ``layer`` on ``x`` (after one warm-up), the
+    gradients unset first as a training step's ``zero_grad(set_to_none=True)`` leaves them."""
+    for param in layer.parameters():
+        torch.nn.init.normal_(param)
+    y = layer(x)
+    grad = torch.ones_like(y)
+    y.backward(grad)
+    layer.zero_grad(set_to_none=True)
+    x.grad = None
+    with _ByName() as ops:
+        layer(x).backward(grad)
+    return ops
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--width", type=int, default=2048, help="hidden width n")
+    ap.add_argument("--ghosts", type=int, default=4, help="ghosts k per rank")
+    ap.add_argument("--ranks", type=int, default=256, help="p")
+    ap.add_argument("--rank", type=int, default=0, help="the rank whose layer is counted")
+    ap.add_argument("--batch", type=int, default=8, help="batch size B")
+    args = ap.parse_args(argv)
+    n, p, b = args.width, args.ranks, args.batch
+    comm = StandInComm(p, args.rank)
+    layers = {
+        "pp phantom": (PhantomLinear(n, args.ghosts, comm), torch.randn(b, n // p, requires_grad=True)),
+        "tp column": (ColumnParallelLinear(n, n, comm), torch.randn(b, n, requires_grad=True)),
+        "tp row": (RowParallelLinear(n, n, comm), torch.randn(b, n // p, requires_grad=True)),
+    }
+    print(f"one hidden layer, forward + backward, rank {args.rank} of p = {p}, n = {n}, "
+          f"k = {args.ghosts}, B = {b}")
+    for name, (layer, x) in layers.items():
+        ops = count(layer, x)
+        print(f"{name:11} {sum(ops.others.values()):3} operators that are not views "
+              f"{dict(sorted(ops.others.items()))}")
+        print(f"{'':11} {sum(ops.views.values()):3} views {dict(sorted(ops.views.items()))}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
