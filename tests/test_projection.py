@@ -177,3 +177,26 @@ def test_local_held_out_validation_is_documented() -> None:
     assert len(gemm_clean) == 12 and statistics.median(gemm_clean) <= 0.25
     assert "host_op_s" in mod.markdown(gemms=True) and "gemm_efficiency" not in mod.markdown(gemms=True)
     assert mod.markdown(gemms=True) in doc
+
+
+def test_h200_validation_reads_another_check_folder_with_its_gemm_tables(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A new ``check.sh`` folder validates as it stands: with its GEMM tables the serial row is
+    held out (gemm_efficiency is not fitted); a folder without tables refuses --gemms."""
+    import shutil
+
+    import yaml
+
+    mod = _validate_h200()
+    for f in mod.FILES:
+        shutil.copy(mod.RESULTS / f, tmp_path / f)
+    table = {"source": "synthetic, for this test only", "rows": [[1024, 16384, 16384, "float32", 0.05]]}
+    (tmp_path / "gemm_table_float32.yaml").write_text(yaml.safe_dump({"gemm_table": table}))
+    hw = H200.with_gemm_table(*hardware.read_gemm_tables([tmp_path / "gemm_table_float32.yaml"]))
+    assert set(mod.fit(hw, tmp_path)) == {"host_op_s", "kernel_s"}
+    uses = {(r["strategy"], r["p"], r["mode"], r["dtype"]): r["use"] for r in mod.table(hw, tmp_path)}
+    assert uses[("serial", 1, "eager", "float32")] == "held out"
+    assert mod.main(["--results", str(tmp_path), "--gemms", "--markdown"]) == 0
+    assert "Held-out rows: 15" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        mod.main(["--gemms"])  # the committed folder has no tables
+    assert "--gemms: no gemm_table" in capsys.readouterr().err

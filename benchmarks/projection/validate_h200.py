@@ -15,7 +15,11 @@ digits; tests/test_hardware.py checks that); ``--markdown`` prints the table tha
 docs/method.md carries (tests/test_projection.py checks it is this script's output);
 ``--update-docs`` writes it there.
 
-    python benchmarks/projection/validate_h200.py --markdown
+    python benchmarks/projection/validate_h200.py --markdown [--results DIR] [--gemms]
+
+After a new GPU check (``bash benchmarks/gpu/check.sh DIR``): ``--results DIR --gemms``
+validates the profile with that run's measured GEMM tables (paste them into
+config/hardware/nvidia-h200.yaml as ``gemm_table`` to make them the profile's).
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ FIT_ROWS = {  # constant -> (file, strategy, p) of the one row it is fitted on
 }
 
 
-def rows() -> list[tuple[str, dict]]:
-    """``(file name, row)`` for every committed emulation row."""
-    return [(f, r) for f in FILES for r in json.loads((RESULTS / f).read_text())["rows"]]
+def rows(results: Path = RESULTS) -> list[tuple[str, dict]]:
+    """``(file name, row)`` for every emulation row of ``results``."""
+    return [(f, r) for f in FILES for r in json.loads((results / f).read_text())["rows"]]
 
 
 def cost_of(r: dict):
@@ -56,8 +60,9 @@ def model(r: dict, hw: hardware.Profile):
                      comm="stand-in", ops=r["ops_per_step"])
 
 
-def _row(file: str, strategy: str, p: int) -> dict:
-    return next(r for f, r in rows() if f == file and r["strategy"] == strategy and r["p"] == p)
+def _row(results: Path, file: str, strategy: str, p: int) -> dict:
+    return next(r for f, r in rows(results)
+                if f == file and r["strategy"] == strategy and r["p"] == p)
 
 
 def fitted_keys(hw: hardware.Profile) -> list[str]:
@@ -66,12 +71,12 @@ def fitted_keys(hw: hardware.Profile) -> list[str]:
     return [k for k in FIT_ROWS if k != "gemm_efficiency" or k in compute_keys(hw)]
 
 
-def fit(hw: hardware.Profile) -> dict[str, float]:
+def fit(hw: hardware.Profile, results: Path = RESULTS) -> dict[str, float]:
     """The fitted constants (:func:`fitted_keys`), in the order of :data:`FIT_ROWS` (each uses
     the previous)."""
     out = {}
     if "gemm_efficiency" in fitted_keys(hw):
-        s = _row(*FIT_ROWS["gemm_efficiency"])
+        s = _row(results, *FIT_ROWS["gemm_efficiency"])
         # serial eager is GEMM-bound: scale the efficiency until the modelled step matches
         eff = hw["gemm_efficiency"]
         for _ in range(50):
@@ -79,19 +84,19 @@ def fit(hw: hardware.Profile) -> dict[str, float]:
             eff *= t.gemm_s / max(t.gemm_s + s["step_s"] - t.total_s, 1e-12)
         hw = hw.with_values(gemm_efficiency=eff)
         out["gemm_efficiency"] = eff
-    e = _row(*FIT_ROWS["host_op_s"])
+    e = _row(results, *FIT_ROWS["host_op_s"])
     out["host_op_s"] = e["step_s"] / e["ops_per_step"]
-    g = _row(*FIT_ROWS["kernel_s"])
+    g = _row(results, *FIT_ROWS["kernel_s"])
     busy = model(g, hw.with_values(kernel_s=0.0)).busy_s
     out["kernel_s"] = (g["step_s"] - busy) / g["ops_per_step"]
     return out
 
 
-def table(hw: hardware.Profile) -> list[dict]:
+def table(hw: hardware.Profile, results: Path = RESULTS) -> list[dict]:
     """One dict per row: measured and modelled step (ms) and energy (J), errors, fit/held-out."""
     fitted = {FIT_ROWS[k] for k in fitted_keys(hw)}
     out = []
-    for f, r in rows():
+    for f, r in rows(results):
         t = model(r, hw)
         meas_j = r.get("energy_j_per_step")
         out.append({
@@ -106,9 +111,9 @@ def table(hw: hardware.Profile) -> list[dict]:
     return out
 
 
-def markdown(hw: hardware.Profile) -> str:
+def markdown(hw: hardware.Profile, results: Path = RESULTS) -> str:
     """The error table as Markdown, with the median absolute errors of the held-out rows."""
-    rs = table(hw)
+    rs = table(hw, results)
     lines = ["| file | strategy | p | dtype | mode | row | measured ms | modelled ms | time err "
              "| measured J | modelled J | energy err |", "|" + "---|" * 12]
     for r in rs:
@@ -130,12 +135,13 @@ def markdown(hw: hardware.Profile) -> str:
 BEGIN, END = "<!-- validate_h200.py begin -->", "<!-- validate_h200.py end -->"
 
 
-def update_docs(hw: hardware.Profile, path: Path = ROOT / "docs" / "method.md") -> None:
+def update_docs(hw: hardware.Profile, path: Path = ROOT / "docs" / "method.md",
+                results: Path = RESULTS) -> None:
     """Replace the block between :data:`BEGIN` and :data:`END` in ``path`` by the table."""
     text = path.read_text()
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{markdown(hw)}{END}{tail}")
+    path.write_text(f"{head}{BEGIN}\n{markdown(hw, results)}{END}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,15 +150,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", action="store_true", help="print the error table (Markdown)")
     ap.add_argument("--update-docs", action="store_true",
                     help="write the table into docs/method.md (between its markers)")
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help="folder of check.sh's emulate_{eager,graph,bf16}.json (default: "
+                         f"{RESULTS.relative_to(ROOT)})")
+    ap.add_argument("--gemms", action="store_true",
+                    help="give the profile the folder's measured GEMM tables (gemm_table_*.yaml, "
+                         "written by check.sh): gemm_efficiency is then not fitted")
     args = ap.parse_args(argv)
+    missing = [f for f in FILES if not (args.results / f).is_file()]
+    if missing:
+        ap.error(f"--results {args.results}: no {', '.join(missing)} there")
+    tables = sorted(args.results.glob("gemm_table_*.yaml"))
+    if args.gemms and not tables:
+        ap.error(f"--gemms: no gemm_table_*.yaml in --results {args.results}")
     hw = hardware.load("nvidia-h200")
+    if args.gemms:
+        hw = hw.with_gemm_table(*hardware.read_gemm_tables(tables))
     if args.fit:
-        for k, v in fit(hw).items():
+        for k, v in fit(hw, args.results).items():
             print(f"{k}: {v:.3g}")
     if args.update_docs:
-        update_docs(hw)
+        update_docs(hw, results=args.results)
     if args.markdown or not (args.fit or args.update_docs):
-        print(markdown(hw), end="")
+        print(markdown(hw, args.results), end="")
     return 0
 
 
