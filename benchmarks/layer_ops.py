@@ -14,29 +14,14 @@ pays against a TP step there (TP's hidden layers alternate row- and column-paral
 from __future__ import annotations
 
 import argparse
-import collections
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from phantom_parallel.emulate_comm import StandInComm
+from phantom_parallel.emulate_comm import CountOps, StandInComm
 from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
 
 
-class _ByName(TorchDispatchMode):
-    """Operator names dispatched in the block, views and others apart."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.views: collections.Counter[str] = collections.Counter()
-        self.others: collections.Counter[str] = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        (self.views if func.is_view else self.others)[func.overloadpacket.__name__] += 1
-        return func(*args, **(kwargs or {}))
-
-
-def count(layer: torch.nn.Module, x: torch.Tensor) -> _ByName:
+def count(layer: torch.nn.Module, x: torch.Tensor) -> CountOps:
     """Operators of one forward and backward of ``layer`` on ``x`` (after one warm-up), the
     gradients unset first as a training step's ``zero_grad(set_to_none=True)`` leaves them."""
     for param in layer.parameters():
@@ -46,7 +31,7 @@ def count(layer: torch.nn.Module, x: torch.Tensor) -> _ByName:
     y.backward(grad)
     layer.zero_grad(set_to_none=True)
     x.grad = None
-    with _ByName() as ops:
+    with CountOps() as ops:
         layer(x).backward(grad)
     return ops
 
@@ -70,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
           f"k = {args.ghosts}, B = {b}")
     for name, (layer, x) in layers.items():
         ops = count(layer, x)
-        print(f"{name:11} {sum(ops.others.values()):3} operators that are not views "
-              f"{dict(sorted(ops.others.items()))}")
-        print(f"{'':11} {sum(ops.views.values()):3} views {dict(sorted(ops.views.items()))}")
+        print(f"{name:11} {ops.count - ops.views:3} operators that are not views "
+              f"{dict(sorted(ops.other_names.items()))}")
+        print(f"{'':11} {ops.views:3} views {dict(sorted(ops.view_names.items()))}")
     return 0
 
 

@@ -27,14 +27,28 @@ def test_committed_profiles_are_valid_and_sourced() -> None:
             assert len(c.source) >= 8 and c.unit == {**spec["optional"], **spec["required"]}[key]
 
 
-def _write(tmp: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
+def _profile(tmp: Path, name: str, change) -> Path:  # type: ignore[no-untyped-def]
+    """The H200 profile, renamed ``name`` and passed through ``change(data)``, in ``tmp``."""
     (tmp / "schema.yaml").write_text((HW / "schema.yaml").read_text())
     data = yaml.safe_load((HW / "nvidia-h200.yaml").read_text())
-    data["name"] = "bad"
-    mutate(data["constants"])
-    f = tmp / "bad.yaml"
+    data["name"] = name
+    change(data)
+    f = tmp / f"{name}.yaml"
     f.write_text(yaml.safe_dump(data))
     return f
+
+
+def _write(tmp: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
+    return _profile(tmp, "bad", lambda data: mutate(data["constants"]))
+
+
+def _refused_in_one_line(f: Path, folder: Path, words: list[str]) -> None:
+    with pytest.raises(hardware.ProfileError) as err:
+        hardware.load(f, folder=folder)
+    msg = str(err.value)
+    assert "\n" not in msg and str(f) in msg
+    for w in words:
+        assert w in msg, (w, msg)
 
 
 @pytest.mark.parametrize(("mutate", "words"), [
@@ -50,13 +64,7 @@ def _write(tmp: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
     (lambda c: c["intra_latency"].update(value="fast"), ["intra_latency.value", "fast"]),
 ])
 def test_bad_profile_one_line_naming_file_key_value(tmp_path: Path, mutate, words) -> None:  # type: ignore[no-untyped-def]
-    f = _write(tmp_path, mutate)
-    with pytest.raises(hardware.ProfileError) as err:
-        hardware.load(f, folder=tmp_path)
-    msg = str(err.value)
-    assert "\n" not in msg and str(f) in msg
-    for w in words:
-        assert w in msg, (w, msg)
+    _refused_in_one_line(_write(tmp_path, mutate), tmp_path, words)
 
 
 def test_unknown_profile_names_the_flag_and_known_ones() -> None:
@@ -82,13 +90,7 @@ def test_h200_fitted_constants_are_what_the_script_fits() -> None:
 
 # ------------------------------------------------------------------ measured GEMM table
 def _with_table(tmp: Path, table) -> Path:  # type: ignore[no-untyped-def]
-    (tmp / "schema.yaml").write_text((HW / "schema.yaml").read_text())
-    data = yaml.safe_load((HW / "nvidia-h200.yaml").read_text())
-    data["name"] = "table"
-    data["gemm_table"] = table
-    f = tmp / "table.yaml"
-    f.write_text(yaml.safe_dump(data))
-    return f
+    return _profile(tmp, "table", lambda data: data.update(gemm_table=table))
 
 
 GOOD_TABLE = {"source": "measured by phantom-emulate --gemm-table (test)",
@@ -107,13 +109,7 @@ GOOD_TABLE = {"source": "measured by phantom-emulate --gemm-table (test)",
     ({**GOOD_TABLE, "rows": [[8, 8, 8, "float32", "soon"]]}, ["gemm_table.rows[0]", "'soon'"]),
 ])
 def test_bad_gemm_table_one_line_naming_file_key_value(tmp_path: Path, table, words) -> None:  # type: ignore[no-untyped-def]
-    f = _with_table(tmp_path, table)
-    with pytest.raises(hardware.ProfileError) as err:
-        hardware.load(f, folder=tmp_path)
-    msg = str(err.value)
-    assert "\n" not in msg and str(f) in msg
-    for w in words:
-        assert w in msg, (w, msg)
+    _refused_in_one_line(_with_table(tmp_path, table), tmp_path, words)
 
 
 def test_measured_gemms_set_their_efficiency_nearest_shape_else_the_constant(tmp_path: Path) -> None:

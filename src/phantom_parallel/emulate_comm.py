@@ -4,6 +4,8 @@ aten-operator counter (:class:`CountOps`)."""
 
 from __future__ import annotations
 
+import collections
+
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -43,16 +45,25 @@ class StandInComm:
 
 
 class CountOps(TorchDispatchMode):
-    """Counts the aten operators dispatched inside the ``with`` block (:attr:`count`), and of
-    them the views (:attr:`views`: ``t``, ``view``, ``slice``, ``detach`` ...), which the host
-    dispatches but which launch no device kernel."""
+    """Counts the aten operators dispatched inside the ``with`` block by name: views
+    (:attr:`view_names`: ``t``, ``view``, ``slice``, ``detach`` ..., dispatched by the host but
+    launching no device kernel) and the others (:attr:`other_names`); :attr:`count` and
+    :attr:`views` are the totals."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.count = 0
-        self.views = 0
+        self.view_names: collections.Counter[str] = collections.Counter()
+        self.other_names: collections.Counter[str] = collections.Counter()
+
+    @property
+    def views(self) -> int:
+        return sum(self.view_names.values())
+
+    @property
+    def count(self) -> int:
+        return self.views + sum(self.other_names.values())
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        self.count += 1
-        self.views += bool(func.is_view)
+        names = self.view_names if func.is_view else self.other_names
+        names[func.overloadpacket.__name__] += 1
         return func(*args, **(kwargs or {}))
