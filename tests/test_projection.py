@@ -3,15 +3,19 @@ validation: held-out emulation rows within 30 %, and docs/method.md carries the 
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from phantom_parallel import costs_cli, hardware
 from phantom_parallel.collectives import collective_s, flat
 from phantom_parallel.costs import FFNShape, predict
-from phantom_parallel.timing import OPS_PER_STEP_L4, step_time
+from phantom_parallel.emulate_comm import CountOps
+from phantom_parallel.emulate_step import Step
+from phantom_parallel.timing import ADAM_STATE_OPS, OPS_PER_STEP_L4, VIEW_OPS_PER_STEP_L4, step_time
 from tests.test_hardware import _validate_h200
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,10 +86,40 @@ def test_graph_mode_and_stand_in_mode() -> None:
         step_time(c, H200, mode="lazy")
 
 
-def test_ops_table_is_the_committed_emulation_count() -> None:
+def _counted_ops(strategy: str, p: int) -> tuple[int, int, int, int]:
+    """(first step's operators, a steady step's operators, its views, parameter tensors) of
+    ``phantom-emulate``'s rank-0 step at L = 4, counted on CPU with fused Adam (what the
+    emulation uses on a GPU); small sizes: the counts do not depend on n, k or B."""
+    args = argparse.Namespace(d_in=64, width=512, layers=4, d_out=8, ghosts=1, batch=4, rank=0,
+                              dtype="float32", cuda_graph=False)
+    step = Step(strategy, p, args, torch.device("cpu"))
+    step.opt = torch.optim.Adam(list(step.model.parameters()), lr=1e-4, fused=True)
+    with CountOps() as first:
+        step.run()
+    with CountOps() as steady:
+        step.run()
+    return first.count, steady.count, steady.views, len(list(step.model.parameters()))
+
+
+def test_ops_tables_are_the_emulation_count() -> None:
+    """The time model's operators and views are a steady step's count; the committed H200 rows
+    counted the first step, which adds Adam's state creation (ADAM_STATE_OPS per tensor)."""
     rows = json.loads((ROOT / "benchmarks/results/2026-12-04-h200-fused/check/emulate_eager.json").read_text())
     for r in rows["rows"]:
-        assert r["layers"] == 4 and OPS_PER_STEP_L4[r["strategy"]] == r["ops_per_step"]
+        first, steady, views, tensors = _counted_ops(r["strategy"], r["p"])
+        assert r["layers"] == 4 and r["ops_per_step"] == first
+        assert first - steady == ADAM_STATE_OPS * tensors
+        assert (OPS_PER_STEP_L4[r["strategy"]], VIEW_OPS_PER_STEP_L4[r["strategy"]]) == (steady, views)
+
+
+def test_views_cost_the_host_not_the_device() -> None:
+    c = predict("pp", FFNShape(64, 16384, 4, 8, 1024, 256, 32))
+    graph = step_time(c, H200, mode="graph", ops=189, views=0)
+    assert step_time(c, H200, mode="graph", ops=189, views=104).total_s == pytest.approx(
+        graph.total_s - 104 * H200["kernel_s"])
+    host_bound = H200.with_values(kernel_s=0.0)
+    assert step_time(c, host_bound, comm="stand-in", ops=189, views=104).total_s == pytest.approx(
+        189 * H200["host_op_s"])
 
 
 def test_project_cli_to_4096_with_bands_and_sensitivity(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

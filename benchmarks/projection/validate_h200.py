@@ -4,12 +4,13 @@ Reads benchmarks/results/2026-12-04-h200-fused/check/emulate_{eager,graph,bf16}.
 p-rank step, collectives replaced by local stand-ins, measured by ``bash
 benchmarks/gpu/check.sh``) and predicts each row's step time and energy per step from the
 ``nvidia-h200`` profile with ``comm="stand-in"``, the row's mode (eager or CUDA graph) and its
-counted operators.
+counted operators (:func:`counted_ops`: those of a steady step and its views).
 
 Three constants of the profile are fitted, each on one row, and marked so in the table:
 ``gemm_efficiency`` on the serial eager row (not when the profile carries measured GEMMs,
 ``gemm_table``: they set the efficiency), ``host_op_s`` on the pp p = 64 eager row (launch
-bound: step / ops) and ``kernel_s`` on the pp p = 64 graph row ((step - busy) / ops). All other
+bound: step / ops) and ``kernel_s`` on the pp p = 64 graph row ((step - busy) / kernels, the
+operators that are not views). All other
 rows are held out. ``--fit`` prints the fitted values (the profile holds them rounded to 3
 digits; tests/test_hardware.py checks that); ``--markdown`` prints the table that
 docs/method.md carries (tests/test_projection.py checks it is this script's output);
@@ -33,7 +34,7 @@ from phantom_parallel import hardware
 from phantom_parallel.calibration import compute_keys
 from phantom_parallel.constants import DTYPE_BYTES
 from phantom_parallel.costs import FFNShape, predict
-from phantom_parallel.timing import step_time
+from phantom_parallel.timing import ADAM_STATE_OPS, step_time, view_ops_per_step
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "2026-12-04-h200-fused" / "check"
@@ -55,9 +56,21 @@ def cost_of(r: dict):
     return predict(r["strategy"], shape)
 
 
+def counted_ops(r: dict) -> tuple[float, float]:
+    """(operators, views) of a steady step of row ``r``. Rows with ``view_ops_per_step`` count
+    a steady step; the committed H200 rows (without it) counted the first step, which also
+    creates Adam's state: :data:`ADAM_STATE_OPS` per parameter tensor come off, and the views
+    are the time model's count (``tests/test_projection.py`` checks both against a count)."""
+    if "view_ops_per_step" in r:
+        return r["ops_per_step"], r["view_ops_per_step"]
+    tensors = cost_of(r).param_tensors_per_rank
+    return r["ops_per_step"] - ADAM_STATE_OPS * tensors, view_ops_per_step(r["strategy"], r["layers"])
+
+
 def model(r: dict, hw: hardware.Profile):
+    ops, views = counted_ops(r)
     return step_time(cost_of(r), hw, mode="graph" if r["cuda_graph"] else "eager",
-                     comm="stand-in", ops=r["ops_per_step"])
+                     comm="stand-in", ops=ops, views=views)
 
 
 def _row(results: Path, file: str, strategy: str, p: int) -> dict:
@@ -85,10 +98,11 @@ def fit(hw: hardware.Profile, results: Path = RESULTS) -> dict[str, float]:
         hw = hw.with_values(gemm_efficiency=eff)
         out["gemm_efficiency"] = eff
     e = _row(results, *FIT_ROWS["host_op_s"])
-    out["host_op_s"] = e["step_s"] / e["ops_per_step"]
+    out["host_op_s"] = e["step_s"] / counted_ops(e)[0]
     g = _row(results, *FIT_ROWS["kernel_s"])
     busy = model(g, hw.with_values(kernel_s=0.0)).busy_s
-    out["kernel_s"] = (g["step_s"] - busy) / g["ops_per_step"]
+    ops, views = counted_ops(g)
+    out["kernel_s"] = (g["step_s"] - busy) / (ops - views)
     return out
 
 

@@ -130,7 +130,8 @@ def prepare(strategy: str, p: int, args: argparse.Namespace, device: torch.devic
             ) -> tuple[Step, dict[str, Any]]:
     """Build one strategy's step, count its matmul FLOPs and operators, warm it up (and capture
     it with ``--cuda-graph``). Returns the step and ``{matmul_flops, ops_per_step,
-    view_ops_per_step, peak_memory_bytes}``; on CUDA the peak is above what was allocated
+    view_ops_per_step, peak_memory_bytes}``; the operators are those of a steady step (the
+    second: the first also creates Adam's state, 3 operators per parameter tensor); on CUDA the peak is above what was allocated
     before (so steps built side by side do not count each other), on CPU it is the process's
     peak resident set."""
     base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
@@ -139,6 +140,7 @@ def prepare(strategy: str, p: int, args: argparse.Namespace, device: torch.devic
     with FlopCounterMode(display=False) as flops:
         F.mse_loss(step.model(step.x).float(), step.y.float()).backward()
     step.model.zero_grad(set_to_none=True)
+    step.run()  # the first step also creates the optimizer's state: not a step's operators
     with CountOps() as ops:
         step.run()
     for _ in range(args.warmup):

@@ -13,8 +13,9 @@ validation (``benchmarks/projection/validate_h200.py``). Per step and rank, in s
   nominal elementwise FLOP of :func:`phantom_parallel.costs.predict`, at streaming bandwidth.
 * **optimizer** (Adam): reads parameter, gradient, two moments and writes three, ``7 elem`` bytes
   per parameter element on the rank.
-* **kernels**: ``ops x kernel_s`` of launch/tail per kernel; in eager mode the host must also
-  dispatch ``ops x host_op_s``, and the compute phase is the longer of host and device (see
+* **kernels**: ``kernel_s`` of launch/tail per kernel, the step's operators less its views
+  (which launch none); in eager mode the host must also dispatch every operator,
+  ``ops x host_op_s``, and the compute phase is the longer of host and device (see
   :data:`MODES`).
 * **communication**: each collective call of the step from :mod:`phantom_parallel.collectives`
   (``comm="network"``), or, to compare with ``phantom-emulate``, the memory traffic of its local
@@ -36,10 +37,21 @@ from phantom_parallel.collectives import collective_s
 from phantom_parallel.costs import CostBreakdown
 from phantom_parallel.hardware import Profile
 
-OPS_PER_STEP_L4: dict[str, int] = {"serial": 125, "tp": 141, "dtensor": 141, "pp": 249}
-"""Operators per training step at ``L = 4`` (forward + MSE + backward + foreach Adam), the
-``ops_per_step`` of benchmarks/results/2026-12-04-h200-fused/check/emulate_eager.json (float32; bf16 adds 3
-casts). Other ``L`` scale by ``(L + 2) / 6`` (an approximation: ops per linear layer)."""
+OPS_PER_STEP_L4: dict[str, int] = {"serial": 89, "tp": 105, "dtensor": 105, "pp": 189}
+"""Operators per steady training step at ``L = 4`` (forward + MSE + backward + fused Adam,
+float32, rank 0; bf16 adds 3 casts), as ``phantom-emulate`` counts them (``ops_per_step``);
+DTensor taken as TP. The committed H200 rows (benchmarks/results/2026-12-04-h200-fused) counted
+the first step, which also creates Adam's state: :data:`ADAM_STATE_OPS` more per parameter
+tensor (125, 141, 249). Other ``L`` scale by ``(L + 2) / 6`` (an approximation: ops per linear
+layer). ``tests/test_projection.py`` counts both on CPU with fused Adam."""
+
+VIEW_OPS_PER_STEP_L4: dict[str, int] = {"serial": 47, "tp": 50, "dtensor": 50, "pp": 104}
+"""Of :data:`OPS_PER_STEP_L4`, the views (``view_ops_per_step``: ``t``, ``view``, ``slice``,
+``detach`` ...): dispatched by the host, no kernel on the device."""
+
+ADAM_STATE_OPS = 3
+"""Operators Adam's first step adds per parameter tensor to create its state (``step``,
+``exp_avg``, ``exp_avg_sq``)."""
 
 MODES = ("eager", "graph", "sync")
 """Execution modes: ``eager`` PyTorch on an accelerator (the host dispatches while the device
@@ -50,8 +62,13 @@ COMM_MODES = ("network", "stand-in")
 
 
 def ops_per_step(strategy: str, layers: int) -> float:
-    """Estimated operators (kernels) per step of ``strategy`` with ``layers`` hidden layers."""
+    """Estimated operators per step of ``strategy`` with ``layers`` hidden layers."""
     return OPS_PER_STEP_L4[strategy] * (layers + 2) / 6
+
+
+def view_ops_per_step(strategy: str, layers: int) -> float:
+    """Estimated views (operators without a kernel) among :func:`ops_per_step`."""
+    return VIEW_OPS_PER_STEP_L4[strategy] * (layers + 2) / 6
 
 
 @dataclass(frozen=True)
@@ -121,13 +138,14 @@ def stream_s(nbytes: float, hw: Profile) -> float:
     return nbytes / (hw["hbm_bandwidth"] * hw["memory_efficiency"])
 
 
-def wall_s(busy_s: float, ops: float, hw: Profile, mode: str) -> float:
-    """Wall seconds of ``ops`` operators whose kernels are busy ``busy_s`` in all (no
-    communication): device time ``busy_s + ops x kernel_s``, and the host's dispatch
-    ``ops x host_op_s`` overlapped (``eager``), absent (``graph``) or added (``sync``)."""
+def wall_s(busy_s: float, ops: float, hw: Profile, mode: str, views: float = 0.0) -> float:
+    """Wall seconds of ``ops`` operators, ``views`` of them views (no kernel), whose kernels
+    are busy ``busy_s`` in all (no communication): device time ``busy_s + (ops - views) x
+    kernel_s``, and the host's dispatch of every operator, ``ops x host_op_s``, overlapped
+    (``eager``), absent (``graph``) or added (``sync``)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-    device = busy_s + ops * hw["kernel_s"]
+    device = busy_s + (ops - views) * hw["kernel_s"]
     if mode == "eager":
         return max(ops * hw["host_op_s"], device)
     if mode == "sync":
@@ -150,7 +168,8 @@ def standin_bytes(cost: CostBreakdown) -> float:
 
 
 def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: str = "network",
-              ops: float | None = None, devices: int | None = None) -> StepTime:
+              ops: float | None = None, views: float | None = None,
+              devices: int | None = None) -> StepTime:
     """Modelled time and energy of one step of ``cost`` on profile ``hw``.
 
     Args:
@@ -160,6 +179,7 @@ def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: st
         comm: ``network`` (collectives on the profile's links) or ``stand-in`` (the
             emulation's local stand-ins, no network).
         ops: operators per step; ``None`` for :func:`ops_per_step`.
+        views: views among them (no kernel); ``None`` for :func:`view_ops_per_step`.
         devices: devices whose energy is summed; ``None`` for ``cost.shape.p`` (all ranks).
             Nodes are ``ceil(devices / devices_per_node)``; ``comm="stand-in"`` counts one
             device and no node baseline (what a per-GPU sensor measures).
@@ -174,8 +194,10 @@ def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: st
     optimizer = stream_s(7.0 * e * cost.params_per_rank, hw)
     standin = stream_s(standin_bytes(cost), hw) if comm == "stand-in" else 0.0
     busy = gemm + elementwise + optimizer + standin
-    n_ops = ops_per_step(cost.strategy, cost.shape.layers) if ops is None else float(ops)
-    wall = wall_s(busy, n_ops, hw, mode)
+    layers = cost.shape.layers
+    n_ops = ops_per_step(cost.strategy, layers) if ops is None else float(ops)
+    n_views = view_ops_per_step(cost.strategy, layers) if views is None else float(views)
+    wall = wall_s(busy, n_ops, hw, mode, n_views)
     idle = wall - busy
     if comm == "network":
         comm_s = sum(collective_s(c.op, c.payload_bytes, cost.shape.p, hw) for c in cost.calls)

@@ -81,7 +81,7 @@ def test_layout_check_is_the_trainers_and_names_the_ghost_key(wf):
 
 
 def _expected_runs(scale: dict) -> set[str]:
-    """The run grid of one scale, written independently of workflow/rules/common.smk."""
+    """The run grid of one scale, written independently of workflow/rules/runs.smk."""
     seeds = scale["training"]["seeds"]
     cfgs = set()
     g = scale["scaling"]

@@ -1,6 +1,6 @@
 """Which device a study runs on, GPUs per job, and measured jobs alone (dry runs only; fast).
 
-The GPU count is faked with PHANTOM_FAKE_GPU_COUNT (read by workflow/rules/common.smk, for tests
+The GPU count is faked with PHANTOM_FAKE_GPU_COUNT (read by workflow/rules/devices.smk, for tests
 only), so these run the GPU code paths on a CPU machine; nothing is launched.
 """
 

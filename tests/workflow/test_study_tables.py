@@ -16,6 +16,7 @@ sys.path.insert(0, str(REPO / "notebooks"))
 import aggregate
 import derive
 import lr_sweep
+import run_curves
 import studystats
 
 
@@ -65,19 +66,19 @@ def test_energy_until_uses_each_epochs_energy_at_constant_power():
     events = _events(2)
     energy = {"total_j": 330.0, "per_epoch_j": {"0": 100.0, "1": 200.0},
               "windows_ns": [[0, 21_000_000_000]]}
-    segs = aggregate.power_segments(events, energy)
-    assert aggregate.energy_until(segs, 5_000_000_000) == pytest.approx(50.0)   # half of epoch 0
-    assert aggregate.energy_until(segs, 15_000_000_000) == pytest.approx(200.0)  # + half of epoch 1
-    assert aggregate.energy_until(segs, 21_000_000_000) == pytest.approx(330.0)  # total, the rest after
-    windows = aggregate.measured_windows(events, energy)
-    assert aggregate.measured_until(windows, 15_000_000_000) == pytest.approx(15.0)
+    segs = run_curves.power_segments(events, energy)
+    assert run_curves.energy_until(segs, 5_000_000_000) == pytest.approx(50.0)   # half of epoch 0
+    assert run_curves.energy_until(segs, 15_000_000_000) == pytest.approx(200.0)  # + half of epoch 1
+    assert run_curves.energy_until(segs, 21_000_000_000) == pytest.approx(330.0)  # total, the rest after
+    windows = run_curves.measured_windows(events, energy)
+    assert run_curves.measured_until(windows, 15_000_000_000) == pytest.approx(15.0)
 
 
 def test_energy_without_per_epoch_energy_is_total_at_constant_power():
     events = _events(1)
     energy = {"total_j": 110.0}
-    segs = aggregate.power_segments(events, energy)
-    assert aggregate.energy_until(segs, 5_500_000_000) == pytest.approx(55.0)
+    segs = run_curves.power_segments(events, energy)
+    assert run_curves.energy_until(segs, 5_500_000_000) == pytest.approx(55.0)
 
 
 def _run_folder(tmp_path, with_evals):
@@ -95,12 +96,12 @@ def _run_folder(tmp_path, with_evals):
 
 def test_evaluations_from_evals_csv_or_epochs_csv(tmp_path):
     _run_folder(tmp_path, with_evals=False)
-    df, source = aggregate.evaluations(tmp_path, batch_size=10)
+    df, source = run_curves.evaluations(tmp_path, batch_size=10)
     assert source == "epochs.csv"
     assert df["step"].tolist() == [4, 8] and df["samples"].tolist() == [40, 80]
     assert df["train_time_s"].tolist() == pytest.approx([2.0, 4.0])  # cumulative step_time_s
     _run_folder(tmp_path, with_evals=True)
-    df, source = aggregate.evaluations(tmp_path, batch_size=10)
+    df, source = run_curves.evaluations(tmp_path, batch_size=10)
     assert source == "evals.csv" and df["step"].tolist() == [2, 4, 6, 8]
 
 

@@ -1,4 +1,4 @@
-"""One rule per figure group (showyourwork style), generated from FIGURE_GROUPS (common.smk).
+"""One rule per figure group (showyourwork style), generated from FIGURE_GROUPS (targets.smk).
 
 Each rule runs one papermill notebook (notebooks/NN_*.ipynb, parameters: table, out_dir, scale)
 that reads the tidy tables, writes its figures (PDF + PNG) and tables (CSV + LaTeX) to

@@ -90,7 +90,7 @@ def crossing(curve: pd.DataFrame, target: float) -> dict[str, Any]:
 
 
 def same_loss_target(study: pd.DataFrame, plan: dict[str, Any]) -> tuple[float, str]:
-    """(target, how it was set) from the plan of common.smk (same_loss_plan)."""
+    """(target, how it was set) from the plan of runs.smk (same_loss_plan)."""
     if plan.get("target_val_loss") is not None:
         return float(plan["target_val_loss"]), "config same_loss.target_val_loss (absolute)"
     ref = tuple(plan["reference"])

@@ -44,7 +44,7 @@ def sweep_table(specs: dict[str, dict[str, Any]], summaries: list[Path]) -> pd.D
     """Rows of ``lr_sweep.csv`` from the sweep runs' ``summary.json`` files.
 
     Args:
-        specs: sweep run name -> {family, strategy, p, n, k, lr, seed} (common.smk LR_SWEEP).
+        specs: sweep run name -> {family, strategy, p, n, k, lr, seed} (runs.smk LR_SWEEP).
         summaries: ``.../<run name>/summary.json`` of every sweep run.
 
     Returns:
