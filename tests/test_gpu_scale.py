@@ -325,3 +325,20 @@ def test_layer_op_counts_behind_the_readme_claim() -> None:
     gemms = lambda ops: ops.other_names["mm"] + ops.other_names["addmm"]  # noqa: E731
     assert gemms(pp) == 9 and gemms(col) == 3
     assert pp.count - pp.views == 14 and col.count - col.views == 6
+
+
+def test_emulate_counts_the_operators_of_a_steady_step() -> None:
+    """ops_per_step is what every later step dispatches, not the first step (which also
+    creates the optimizer's state)."""
+    import argparse
+
+    from phantom_parallel.emulate_comm import CountOps
+    from phantom_parallel.emulate_step import prepare
+
+    args = argparse.Namespace(d_in=16, width=64, layers=2, d_out=4, ghosts=4, batch=8, rank=0,
+                              dtype="float32", cuda_graph=False, warmup=0)
+    for strategy in ("tp", "pp"):
+        step, info = prepare(strategy, 4, args, torch.device("cpu"))
+        with CountOps() as later:
+            step.run()
+        assert (info["ops_per_step"], info["view_ops_per_step"]) == (later.count, later.views)
