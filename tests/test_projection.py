@@ -88,12 +88,11 @@ def test_graph_mode_and_stand_in_mode() -> None:
 
 def _counted_ops(strategy: str, p: int) -> tuple[int, int, int, int]:
     """(first step's operators, a steady step's operators, its views, parameter tensors) of
-    ``phantom-emulate``'s rank-0 step at L = 4, counted on CPU with fused Adam (what the
-    emulation uses on a GPU); small sizes: the counts do not depend on n, k or B."""
+    ``phantom-emulate``'s rank-0 step at L = 4, counted on CPU (fused Adam, as on a GPU);
+    small sizes: the counts do not depend on n, k or B."""
     args = argparse.Namespace(d_in=64, width=512, layers=4, d_out=8, ghosts=1, batch=4, rank=0,
                               dtype="float32", cuda_graph=False)
     step = Step(strategy, p, args, torch.device("cpu"))
-    step.opt = torch.optim.Adam(list(step.model.parameters()), lr=1e-4, fused=True)
     with CountOps() as first:
         step.run()
     with CountOps() as steady:

@@ -15,13 +15,14 @@ from phantom_parallel.distributed import LaunchEnv
 
 def make_optimizer(name: str, model: torch.nn.Module, *, lr: float, momentum: float = 0.9,
                    capturable: bool = False) -> torch.optim.Optimizer:
-    """SGD with momentum or Adam. On a GPU, Adam over plain tensors is torch's fused
-    implementation (one kernel for all parameters: a rank's step at scale is launch-bound);
-    elsewhere torch's default. ``capturable``: Adam state on the device (CUDA graphs)."""
+    """SGD with momentum or Adam. Adam over plain tensors is torch's fused implementation on
+    every device (one operator for all parameters: a rank's step at scale is launch-bound,
+    and CPU and GPU steps dispatch the same operators); over DTensor parameters torch's
+    default. ``capturable``: Adam state on the device (CUDA graphs)."""
     params = list(model.parameters())
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    fused = params[0].is_cuda and not any(hasattr(p, "to_local") for p in params)
+    fused = not any(hasattr(p, "to_local") for p in params)
     return torch.optim.Adam(params, lr=lr, fused=fused or None, capturable=capturable)
 
 
