@@ -30,7 +30,7 @@ from phantom_parallel import calibration, hardware
 from phantom_parallel.costs import FFNShape
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results" / "2026-12-04-cpu-bench"
+RESULTS = ROOT / "benchmarks" / "results" / "2026-12-05-cpu-bench"
 FIT_WIDTH = 512
 FIT_RANKS = 2
 
