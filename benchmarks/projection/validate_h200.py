@@ -56,20 +56,20 @@ def cost_of(r: dict):
     return predict(r["strategy"], shape)
 
 
-def counted_ops(r: dict) -> tuple[float, float]:
-    """(operators, views) of a steady step of row ``r``. Rows with ``view_ops_per_step`` count
+def counted_ops(r: dict, cost) -> tuple[float, float]:
+    """(operators, views) of a steady step of row ``r`` (``cost``: its :func:`cost_of`). Rows with ``view_ops_per_step`` count
     a steady step; the committed H200 rows (without it) counted the first step, which also
     creates Adam's state: :data:`ADAM_STATE_OPS` per parameter tensor come off, and the views
     are the time model's count (``tests/test_projection.py`` checks both against a count)."""
     if "view_ops_per_step" in r:
         return r["ops_per_step"], r["view_ops_per_step"]
-    tensors = cost_of(r).param_tensors_per_rank
-    return r["ops_per_step"] - ADAM_STATE_OPS * tensors, view_ops_per_step(r["strategy"], r["layers"])
+    return r["ops_per_step"] - ADAM_STATE_OPS * cost.param_tensors_per_rank, view_ops_per_step(r["strategy"], r["layers"])
 
 
 def model(r: dict, hw: hardware.Profile):
-    ops, views = counted_ops(r)
-    return step_time(cost_of(r), hw, mode="graph" if r["cuda_graph"] else "eager",
+    cost = cost_of(r)
+    ops, views = counted_ops(r, cost)
+    return step_time(cost, hw, mode="graph" if r["cuda_graph"] else "eager",
                      comm="stand-in", ops=ops, views=views)
 
 
@@ -98,10 +98,10 @@ def fit(hw: hardware.Profile, results: Path = RESULTS) -> dict[str, float]:
         hw = hw.with_values(gemm_efficiency=eff)
         out["gemm_efficiency"] = eff
     e = _row(results, *FIT_ROWS["host_op_s"])
-    out["host_op_s"] = e["step_s"] / counted_ops(e)[0]
+    out["host_op_s"] = e["step_s"] / counted_ops(e, cost_of(e))[0]
     g = _row(results, *FIT_ROWS["kernel_s"])
     busy = model(g, hw.with_values(kernel_s=0.0)).busy_s
-    ops, views = counted_ops(g)
+    ops, views = counted_ops(g, cost_of(g))
     out["kernel_s"] = (g["step_s"] - busy) / (ops - views)
     return out
 

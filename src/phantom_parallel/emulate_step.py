@@ -130,10 +130,10 @@ def prepare(strategy: str, p: int, args: argparse.Namespace, device: torch.devic
             ) -> tuple[Step, dict[str, Any]]:
     """Build one strategy's step, count its matmul FLOPs and operators, warm it up (and capture
     it with ``--cuda-graph``). Returns the step and ``{matmul_flops, ops_per_step,
-    view_ops_per_step, peak_memory_bytes}``; the operators are those of a steady step (the
-    second: the first also creates Adam's state, 3 operators per parameter tensor); on CUDA the peak is above what was allocated
-    before (so steps built side by side do not count each other), on CPU it is the process's
-    peak resident set."""
+    view_ops_per_step, peak_memory_bytes}``. The operators are those of a steady step (the
+    second: the first also creates Adam's state, 3 operators per parameter tensor). On CUDA
+    the peak is above what was allocated before (so steps built side by side do not count
+    each other), on CPU it is the process's peak resident set."""
     base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     _peak_reset(device)
     step = Step(strategy, p, args, device)

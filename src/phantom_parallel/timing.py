@@ -61,14 +61,15 @@ rank: the same thread dispatches and computes, so ``busy + ops x (host_op_s + ke
 COMM_MODES = ("network", "stand-in")
 
 
-def ops_per_step(strategy: str, layers: int) -> float:
-    """Estimated operators per step of ``strategy`` with ``layers`` hidden layers."""
-    return OPS_PER_STEP_L4[strategy] * (layers + 2) / 6
+def ops_per_step(strategy: str, layers: int, table: dict[str, int] = OPS_PER_STEP_L4) -> float:
+    """Estimated operators per step of ``strategy`` with ``layers`` hidden layers (``table``:
+    the counts at ``L = 4``, scaled by ``(L + 2) / 6``)."""
+    return table[strategy] * (layers + 2) / 6
 
 
 def view_ops_per_step(strategy: str, layers: int) -> float:
     """Estimated views (operators without a kernel) among :func:`ops_per_step`."""
-    return VIEW_OPS_PER_STEP_L4[strategy] * (layers + 2) / 6
+    return ops_per_step(strategy, layers, VIEW_OPS_PER_STEP_L4)
 
 
 @dataclass(frozen=True)
