@@ -5,20 +5,32 @@ verdicts follow their definitions."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
+import torch
 
 from phantom_parallel import bench_analysis as ba
 from phantom_parallel import hardware
 from phantom_parallel.collectives import collective_s
 from phantom_parallel.costs import FFNShape, predict
-from phantom_parallel.timing import gemm_s, step_time, stream_s, wall_s
+from phantom_parallel.emulate_comm import CountOps
+from phantom_parallel.timing import elementwise_s, gemm_s, step_time, stream_s, wall_s
+from phantom_parallel.train_setup import make_optimizer
 
-HW = hardware.load("local-cpu")
+
+def _without_rate(hw: hardware.Profile) -> hardware.Profile:
+    """``hw`` without ``elementwise_flop_rate``: elementwise kernels memory-bound, as on a GPU."""
+    return dataclasses.replace(hw, constants={k: v for k, v in hw.constants.items()
+                                              if k != "elementwise_flop_rate"})
+
+
+HW = hardware.load("local-cpu").with_values(hbm_bandwidth=4e10)
 TRUE = HW.with_values(collective_launch_s=1e-3, intra_bandwidth=5e8,
                       injection_bandwidth_per_node=1e9, gemm_efficiency=0.5, host_op_s=2e-5,
-                      memory_efficiency=0.6)
+                      memory_efficiency=0.6, elementwise_flop_rate=1e9)
+"""Elementwise kernels compute-bound (GELU on a CPU core: 1e9 < 4e10 x 0.6 / 8 FLOP/s)."""
 SHAPE = FFNShape(64, 512, 3, 8, 128, 2, 16)
 
 
@@ -33,18 +45,49 @@ def _micro(hw: hardware.Profile, p: int = 2, elem: int = 4) -> dict[str, list[di
             {"m": m, "k": k, "n": n, "flops": 2 * m * k * n,
              "seconds": wall_s(gemm_s(m, k, n, elem, hw), 1, hw, "sync")} for m, k, n in gemms],
         "elementwise_concurrent": [
-            {"flops": f, "seconds": wall_s(stream_s(2.0 * elem * f, hw), ba.ELEMENTWISE_OPS,
+            {"flops": f, "seconds": wall_s(elementwise_s(f, elem, hw), ba.ELEMENTWISE_OPS,
                                            hw, "sync")} for f in (5e4, 5e5, 5e6)],
+        "optimizer": [
+            {"set": s, "elements": e,
+             "seconds": wall_s(stream_s(ba.ADAM_BYTES_PER_ELEMENT * elem * e, hw),
+                               ba.ADAM_OPS, hw, "sync")} for s, e in (("tp", 3e5), ("pp", 2e5), ("dtensor", 3e6))]
+        + [{"set": "2x1024", "elements": 2048, "seconds": 1.0}],  # synthetic sets: not fitted
+        "adam_step_s": {"tp": 0.0, "pp": 0.0, "dtensor": 0.0},
     }
 
 
-def test_micro_fit_recovers_the_constants_that_made_the_rows() -> None:
-    got, err = ba.fit_micro(HW, _micro(TRUE), 2, 4, "sync")
-    for key in ba.fitted_values(got):
-        assert got[key] == pytest.approx(TRUE[key], rel=1e-3), key
+@pytest.mark.parametrize("compute_bound", [True, False], ids=["compute-bound", "memory-bound"])
+def test_micro_fit_recovers_the_constants_that_made_the_rows(compute_bound: bool) -> None:
+    true, start = (TRUE, HW) if compute_bound else (_without_rate(TRUE), _without_rate(HW))
+    got, err = ba.fit_micro(start, _micro(true), 2, 4, "sync")
+    keys = {"collective_launch_s", "intra_bandwidth", "gemm_efficiency", "host_op_s",
+            "memory_efficiency"} | ({"elementwise_flop_rate"} if compute_bound else set())
+    assert set(ba.fitted_values(got)) == keys
+    for key in keys:
+        assert got[key] == pytest.approx(true[key], rel=1e-3), key
         assert "fitted" in got.constants[key].source
-    assert set(err) == {"comm", "gemm", "elementwise"}
+    assert set(err) == {"comm", "gemm", "elementwise", "optimizer"}
     assert all(v["max"] < 1e-6 for v in err.values())
+
+
+def test_adam_ops_are_what_a_fused_adam_step_dispatches() -> None:
+    params = torch.nn.ParameterList(torch.zeros(8) for _ in range(3))
+    for t in params:
+        t.grad = torch.ones_like(t)
+    opt = make_optimizer("adam", params, lr=1e-3)
+    opt.step()  # creates the state
+    with CountOps() as ops:
+        opt.step()
+    assert ops.count == ba.ADAM_OPS and ops.views == 0
+    assert ops.other_names["_fused_adam_"] == 1
+
+
+def test_elementwise_phase_is_the_slower_of_streaming_and_compute() -> None:
+    flops, elem = 1e6, 4
+    streamed = stream_s(2.0 * elem * flops, TRUE)
+    assert elementwise_s(flops, elem, _without_rate(TRUE)) == streamed
+    assert elementwise_s(flops, elem, TRUE.with_values(elementwise_flop_rate=1e15)) == streamed
+    assert elementwise_s(flops, elem, TRUE) == flops / 1e9 > streamed
 
 
 def _measured(strategy: str, hw: hardware.Profile, factor: float) -> dict:

@@ -4,15 +4,18 @@ Reads the ``phantom-bench`` JSON files of a results folder (default
 :data:`RESULTS`, written by ``benchmarks/cpu/bench_local.sh``: gloo, L = 4, 1 thread per rank,
 (n, k, B) = (512, 16, 64), (1024, 32, 128), (2048, 64, 256) at p = 2 and (512, 16, 64),
 (1024, 32, 128) at p = 4; medians of measured TP and PP steps, with the seconds in collectives
-from the ledger), fits the ``local-cpu`` profile's communication and compute constants
-(:func:`phantom_parallel.calibration.fit`, mode ``sync``) on the runs at p <= 2 and n <= 512
-only, and predicts the step time of every other run. A run whose ranks x threads exceed the
+from the ledger), fits the ``local-cpu`` profile on the runs at p <= 2 and n <= 512 only -
+``gemm_efficiency`` on those runs' GEMM microbenchmarks (:func:`gemm_fitted`), the
+communication constants and ``host_op_s`` on their steps
+(:func:`phantom_parallel.calibration.fit`, mode ``sync``) - and predicts the step time of
+every other run (the profile's streaming bandwidth and elementwise rate are its measured
+constants, not fitted here). A run whose ranks x threads exceed the
 machine's cores (``env.cpu_count`` in its JSON) is marked oversubscribed and kept out of the
 target's median (its ranks time-share cores, which the model does not describe).
 With ``--gemms`` the profile also carries the folder's measured GEMM tables
 (``gemm_table_n*.yaml``, every GEMM shape of those steps timed on one thread by
 ``phantom-emulate --gemm-table``): GEMMs take their measured times and ``gemm_efficiency`` is
-not fitted (:func:`phantom_parallel.calibration.compute_keys`).
+not used.
 ``--markdown`` prints the error table that docs/method.md carries, one per setting
 (tests/test_projection.py checks them); ``--update-docs`` writes it there.
 
@@ -27,10 +30,11 @@ import statistics
 from pathlib import Path
 
 from phantom_parallel import calibration, hardware
+from phantom_parallel.bench_analysis import micro_rows
 from phantom_parallel.costs import FFNShape
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results" / "2026-12-05-cpu-bench"
+RESULTS = ROOT / "benchmarks" / "results" / "2026-12-05b-cpu-bench"
 FIT_WIDTH = 512
 FIT_RANKS = 2
 
@@ -72,16 +76,42 @@ def gemm_tables(results: Path) -> list[Path]:
     return sorted(results.glob("gemm_table_n*.yaml"))
 
 
+def fit_files(results: Path) -> list[Path]:
+    """The bench files of the fit runs (p <= 2, n <= 512)."""
+    return [f for f in sorted(results.glob("*.json"))
+            if (c := json.loads(f.read_text())["config"])["width"] <= FIT_WIDTH
+            and c["world_size"] <= FIT_RANKS]
+
+
+def gemm_fitted(hw: hardware.Profile, results: Path) -> hardware.Profile:
+    """``hw`` with ``gemm_efficiency`` fitted on the GEMM microbenchmarks of the fit runs only
+    (``matmul_concurrent``: every per-rank GEMM shape of those steps, timed on both ranks at
+    once, :func:`phantom_parallel.bench_analysis.micro_rows`): the GEMMs alone identify it, where
+    the steps' compute time confounds it with every cost the model lacks."""
+    rows = []
+    for f in fit_files(results):
+        d = json.loads(f.read_text())
+        rows += micro_rows(d["calibration"], d["config"]["world_size"], 4, "sync")["gemm"]
+    got = calibration.fit_rows(hw, ("gemm_efficiency", "host_op_s"), rows)
+    return calibration.relabel(hw.with_values(gemm_efficiency=got["gemm_efficiency"]), hw,
+                               ("gemm_efficiency",), f"the GEMM microbenchmarks of {len(rows)} "
+                               f"rows of the runs at p <= {FIT_RANKS}, n <= {FIT_WIDTH}")
+
+
 def fitted(results: Path = RESULTS, rows: list[tuple[str, calibration.Run, bool]] | None = None,
            gemms: bool = False) -> hardware.Profile:
-    """``local-cpu`` (with the folder's measured GEMM tables when ``gemms``) fitted on the runs
-    at p <= 2, n <= 512 (of ``rows``, else of ``results``)."""
+    """``local-cpu`` fitted on the runs at p <= 2, n <= 512 (of ``rows``, else of
+    ``results``): the GEMMs' efficiency from the folder's measured GEMM tables (``gemms``) or
+    from the fit runs' GEMM microbenchmarks (:func:`gemm_fitted`), then the communication
+    constants and ``host_op_s`` on the runs' steps (:func:`phantom_parallel.calibration.fit`)."""
     rows = runs(results) if rows is None else rows
     hw = hardware.load("local-cpu")
     if gemms:
         hw = hw.with_gemm_table(*hardware.read_gemm_tables(gemm_tables(results)))
+    else:
+        hw = gemm_fitted(hw, results)
     train = [r for _, r, _ in rows if is_fit(r)]
-    return calibration.fit(hw, train, mode="sync",
+    return calibration.fit(hw, train, mode="sync", compute=("host_op_s",),
                            label=f"phantom-bench runs at p <= {FIT_RANKS}, n <= {FIT_WIDTH}")
 
 
@@ -128,7 +158,7 @@ def markdown(results: Path = RESULTS, gemms: bool = False) -> str:
         lines.append(f"| {f} | {r.strategy} | {r.shape.p} | {r.shape.width} | {k} "
                      f"| {r.shape.batch} | {use} "
                      f"| {r.step_s * 1e3:.2f} | {t * 1e3:.2f} | {err:+.0%} |")
-    keys = (*calibration.COMM_KEYS, *calibration.compute_keys(hw))
+    keys = (*calibration.COMM_KEYS, *calibration.compute_keys(hw))  # gemm_efficiency: GEMMs
     consts = ", ".join(f"{k} = {hw[k]:.3g} {hw.constants[k].unit}" for k in keys)
     clean, over = _held_out(preds)
     measured = (f"GEMMs measured ({len(hw.gemm_table)} shapes, "

@@ -8,10 +8,12 @@ There is one time model, :func:`phantom_parallel.timing.step_time` on a hardware
 * **microbenchmark fit** (a diagnostic): the communication group (``collective_launch_s``,
   ``intra_bandwidth``) on the collectives timed as a step calls them
   (:func:`phantom_parallel.collectives.collective_s` per row); the compute group
-  (``gemm_efficiency``, ``host_op_s``, ``memory_efficiency``) on the per-rank GEMMs
-  (:func:`phantom_parallel.timing.gemm_s`, one operator each) and the elementwise kernels
-  (:func:`phantom_parallel.timing.stream_s` of ``2 elem`` bytes per nominal FLOP,
-  :data:`ELEMENTWISE_OPS` operators), all timed on all ranks at once (mean over ranks);
+  (:func:`micro_compute_keys`: ``gemm_efficiency``, ``host_op_s``, ``memory_efficiency`` and,
+  when the profile has it, ``elementwise_flop_rate``) on the per-rank GEMMs
+  (:func:`phantom_parallel.timing.gemm_s`, one operator each), the elementwise kernels
+  (:func:`phantom_parallel.timing.elementwise_s`, :data:`ELEMENTWISE_OPS` operators) and the
+  Adam steps over each strategy's parameter shapes (``7 elem`` bytes per element streamed,
+  :data:`ADAM_OPS` operators), all timed on all ranks at once (mean over ranks);
 * **TP-calibrated** (the PP target): the microbenchmark profile re-fitted on this run's
   measured TP steps (:func:`phantom_parallel.calibration.fit`: communication on TP's seconds
   in collectives, compute on the rest), then PP predicted out of sample from its own counts.
@@ -31,14 +33,21 @@ from typing import Any
 from phantom_parallel import calibration, costs
 from phantom_parallel.collectives import collective_s
 from phantom_parallel.hardware import Profile
-from phantom_parallel.timing import gemm_s, step_time, stream_s, wall_s
+from phantom_parallel.timing import elementwise_s, gemm_s, step_time, stream_s, wall_s
 
 PP_TARGET = 0.15
 """PP target: ``|measured / predicted - 1| <= PP_TARGET``."""
 SE_MEDIAN = 1.2533 / 1.349
 """``se(median) = SE_MEDIAN * IQR / sqrt(N)`` for normally distributed samples."""
 MICRO_COMPUTE_KEYS = ("gemm_efficiency", "host_op_s", "memory_efficiency")
-"""Compute constants fitted on the GEMM and elementwise microbenchmarks."""
+"""Compute constants fitted on the GEMM, elementwise and Adam microbenchmarks (and
+``elementwise_flop_rate`` when the profile has it: :func:`micro_compute_keys`)."""
+ADAM_BYTES_PER_ELEMENT = 7
+"""Element sizes one Adam step streams per parameter element: reads parameter, gradient and
+two moments, writes parameter and moments (as :func:`phantom_parallel.timing.step_time`)."""
+ADAM_OPS = 4
+"""Operators of one fused Adam step, as ``CountOps`` counts them: ``_fused_adam_``, the
+``_foreach_add_`` of the step counters and the profiler's record-function enter and exit."""
 ELEMENTWISE_OPS = 4
 """Operators of one elementwise microbenchmark call: bias add, activation forward and
 backward, bias-gradient sum (:func:`phantom_parallel.bench_micro.bench_elementwise`)."""
@@ -86,17 +95,29 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 def micro_rows(micro: dict[str, list[dict[str, Any]]], p: int, elem: int, mode: str
                ) -> dict[str, list[calibration.Row]]:
     """Rows of :func:`phantom_parallel.calibration.fit_rows` per group (``comm``, ``gemm``,
-    ``elementwise``) from the microbenchmark rows ``in_step_collectives``,
-    ``matmul_concurrent`` and ``elementwise_concurrent`` (seconds: mean over ranks)."""
+    ``elementwise``, ``optimizer``) from the microbenchmark rows ``in_step_collectives``,
+    ``matmul_concurrent``, ``elementwise_concurrent`` and ``optimizer`` (seconds: mean over
+    ranks; of the Adam rows only those over a strategy's parameter shapes, ``adam_step_s``)."""
+    adam = [r for r in micro.get("optimizer", []) if r.get("set") in micro.get("adam_step_s", {})]
     return {
         "comm": [(lambda h, r=r: collective_s(r["op"], r["payload_bytes"], p, h), r["seconds"])
                  for r in micro["in_step_collectives"]],
         "gemm": [(lambda h, r=r: wall_s(gemm_s(r["m"], r["k"], r["n"], elem, h), 1, h, mode),
                   r["seconds"]) for r in micro["matmul_concurrent"]],
-        "elementwise": [(lambda h, r=r: wall_s(stream_s(2.0 * elem * r["flops"], h),
+        "elementwise": [(lambda h, r=r: wall_s(elementwise_s(r["flops"], elem, h),
                                                ELEMENTWISE_OPS, h, mode), r["seconds"])
                         for r in micro["elementwise_concurrent"]],
+        "optimizer": [(lambda h, r=r: wall_s(
+            stream_s(ADAM_BYTES_PER_ELEMENT * elem * r["elements"], h), ADAM_OPS, h, mode),
+            r["seconds"]) for r in adam],
     }
+
+
+def micro_compute_keys(hw: Profile) -> tuple[str, ...]:
+    """The compute constants :func:`fit_micro` fits on ``hw``: :data:`MICRO_COMPUTE_KEYS`, and
+    ``elementwise_flop_rate`` when the profile has that (optional) constant."""
+    extra = ("elementwise_flop_rate",) if hw.get("elementwise_flop_rate") else ()
+    return (*MICRO_COMPUTE_KEYS, *extra)
 
 
 def _rel_err(rows: Sequence[calibration.Row], hw: Profile) -> dict[str, float]:
@@ -109,15 +130,17 @@ def fit_micro(hw: Profile, micro: dict[str, list[dict[str, Any]]], p: int, elem:
     """``hw`` fitted on the microbenchmarks, and each group's relative fit error."""
     rows = micro_rows(micro, p, elem, mode)
     out = calibration.fit_rows(hw, calibration.COMM_KEYS, rows["comm"])
-    out = calibration.fit_rows(out, MICRO_COMPUTE_KEYS, rows["gemm"] + rows["elementwise"])
-    out = calibration.relabel(out, hw, (*calibration.COMM_KEYS, *MICRO_COMPUTE_KEYS),
+    keys = micro_compute_keys(hw)
+    out = calibration.fit_rows(out, keys,
+                               rows["gemm"] + rows["elementwise"] + rows["optimizer"])
+    out = calibration.relabel(out, hw, (*calibration.COMM_KEYS, *keys),
                               "phantom-bench microbenchmarks")
     return out, {group: _rel_err(r, out) for group, r in rows.items()}
 
 
 def fitted_values(hw: Profile) -> dict[str, float]:
     """The constants the bench fits, by name (the profile's units)."""
-    return {k: hw[k] for k in (*calibration.COMM_KEYS, *MICRO_COMPUTE_KEYS)}
+    return {k: hw[k] for k in (*calibration.COMM_KEYS, *micro_compute_keys(hw))}
 
 
 def prediction(cost: costs.CostBreakdown, hw: Profile, mode: str,
@@ -252,8 +275,8 @@ def analyse(shape: costs.FFNShape, activation: str, hw: Profile, mode: str,
         "method": "time model timing.step_time on the profile; collective_launch_s and "
                   "intra_bandwidth fitted (least squares of log model/measured) on collectives "
                   "timed right after a compute burst on all ranks (mean per call); "
-                  "gemm_efficiency, host_op_s and memory_efficiency on the per-rank GEMMs and "
-                  "elementwise kernels timed on all ranks at once (mean over ranks)",
+                  f"{', '.join(micro_compute_keys(hw))} on the per-rank GEMMs, elementwise "
+                  "kernels and Adam steps timed on all ranks at once (mean over ranks)",
         "matmul_flop_rate": matmul_rate, **micro}
     return {"calibration": calib, "strategies": strategies,
             "ratios": {"pp_over_tp": pp_tp[0], "pp_over_tp_se": pp_tp[1],

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from phantom_parallel import costs
 from phantom_parallel.comm import Comm
 from phantom_parallel.models import ACTIVATIONS
+from phantom_parallel.train_setup import make_optimizer
 
 # --------------------------------------------------------------------------------------------
 # timing helpers
@@ -133,20 +134,21 @@ def bench_elementwise(batch: int, widths: Sequence[int], activation: str, dtype:
 def bench_optimizer(shape_sets: Sequence[Sequence[tuple[int, ...]]], lr: float,
                     device: torch.device, dtype: torch.dtype, min_time_s: float,
                     trials: int) -> list[dict[str, Any]]:
-    """Seconds of one ``torch.optim.Adam`` step per set of parameter shapes, each over fresh,
-    throwaway tensors with random gradients (never the timed models or optimizers).
+    """Seconds of one Adam step per set of parameter shapes, each over fresh, throwaway tensors
+    with random gradients (never the timed models or optimizers), built as the trainer builds
+    its optimizer (:func:`phantom_parallel.train_setup.make_optimizer`: fused over plain
+    tensors).
 
     Returns:
         One row per set: tensors, elements, seconds.
     """
     rows = []
     for shapes in shape_sets:
-        params = []
-        for shp in shapes:
-            t = torch.zeros(shp, device=device, dtype=dtype).requires_grad_()
+        params = torch.nn.ParameterList(
+            torch.zeros(shp, device=device, dtype=dtype) for shp in shapes)
+        for t in params:
             t.grad = torch.randn_like(t)
-            params.append(t)
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = make_optimizer("adam", params, lr=lr)
         seconds = time_call(opt.step, device, min_time_s, trials)
         rows.append({"tensors": len(params), "elements": sum(t.numel() for t in params),
                      "seconds": seconds})

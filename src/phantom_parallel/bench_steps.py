@@ -15,6 +15,7 @@ from phantom_parallel.bench_micro import _sync
 from phantom_parallel.comm import Comm
 from phantom_parallel.constants import STRATEGIES
 from phantom_parallel.models import FFNConfig, build_model
+from phantom_parallel.train_setup import make_optimizer
 
 BENCH_STRATEGIES: tuple[str, ...] = tuple(
     sorted((s for s in STRATEGIES if s not in ("serial", "fsdp")), key=lambda s: s != "pp"))
@@ -39,7 +40,8 @@ class StepSamples:
 
 
 class StrategyRunner:
-    """One strategy's model, Adam optimizer and fixed synthetic batch on this rank.
+    """One strategy's model, Adam optimizer (the trainer's: :func:`make_optimizer`, fused over
+    plain tensors) and fixed synthetic batch on this rank.
 
     Every rank draws the same ``x`` (B x d_in) and ``y`` (B x d_out) from ``seed`` (TP and
     DTensor need a replicated input).
@@ -50,7 +52,7 @@ class StrategyRunner:
         self.strategy, self.comm, self.device = strategy, comm, device
         self.model = build_model(strategy, cfg, comm, ghosts=ghosts if strategy == "pp" else None,
                                  seed=seed, device=device, dtype=dtype)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.optimizer = make_optimizer("adam", self.model, lr=lr)
         gen = torch.Generator().manual_seed(seed + 1)
         self.x = torch.randn(batch, cfg.d_in, generator=gen).to(device, dtype)
         self.y = torch.randn(batch, cfg.d_out, generator=gen).to(device, dtype)

@@ -106,21 +106,24 @@ def compute_keys(hw: Profile) -> tuple[str, ...]:
     return tuple(k for k in COMPUTE_KEYS if not (k == "gemm_efficiency" and hw.gemm_table))
 
 
-def fit(hw: Profile, runs: Sequence[Run], mode: str = "sync", label: str = "measured runs"
-        ) -> Profile:
-    """``hw`` with the communication and compute (:func:`compute_keys`) groups fitted to ``runs``.
+def fit(hw: Profile, runs: Sequence[Run], mode: str = "sync", label: str = "measured runs",
+        compute: Sequence[str] | None = None) -> Profile:
+    """``hw`` with the communication and compute groups fitted to ``runs``.
 
     Args:
         hw: the starting profile (e.g. ``local-cpu``).
         runs: measured runs (at least one with ``p > 1`` for the communication group).
         mode: execution mode of the runs (``sync`` for CPU ranks).
         label: what the runs are, written into the fitted constants' ``source``.
+        compute: the compute constants to fit; ``None`` for :func:`compute_keys` (e.g.
+            ``("host_op_s",)`` when ``gemm_efficiency`` was measured on GEMMs alone).
     """
     if not runs:
         raise ValueError("fit needs at least one run")
+    keys = compute_keys(hw) if compute is None else tuple(compute)
     out = fit_rows(hw, COMM_KEYS, _run_rows(runs, "comm", mode))
-    out = fit_rows(out, compute_keys(hw), _run_rows(runs, "compute", mode))
-    return relabel(out, hw, (*COMM_KEYS, *compute_keys(hw)), f"{len(runs)} {label}")
+    out = fit_rows(out, keys, _run_rows(runs, "compute", mode))
+    return relabel(out, hw, (*COMM_KEYS, *keys), f"{len(runs)} {label}")
 
 
 def relabel(fitted: Profile, hw: Profile, keys: Sequence[str], label: str) -> Profile:

@@ -10,7 +10,9 @@ validation (``benchmarks/projection/validate_h200.py``). Per step and rank, in s
   measured one of the nearest shape in the profile's ``gemm_table`` when it has GEMMs of that
   element size, else the stated ``gemm_efficiency`` (:func:`gemm_efficiency`).
 * **elementwise** (bias, activation, their backward): one read + one write of ``elem`` bytes per
-  nominal elementwise FLOP of :func:`phantom_parallel.costs.predict`, at streaming bandwidth.
+  nominal elementwise FLOP of :func:`phantom_parallel.costs.predict`, at streaming bandwidth,
+  or, when the profile has ``elementwise_flop_rate`` and it is slower, those FLOPs at that rate
+  (:func:`elementwise_s`: a CPU core computes GELU's erf slower than it streams the bytes).
 * **optimizer** (Adam): reads parameter, gradient, two moments and writes three, ``7 elem`` bytes
   per parameter element on the rank.
 * **kernels**: ``kernel_s`` of launch/tail per kernel, the step's operators less its views
@@ -139,6 +141,14 @@ def stream_s(nbytes: float, hw: Profile) -> float:
     return nbytes / (hw["hbm_bandwidth"] * hw["memory_efficiency"])
 
 
+def elementwise_s(flops: float, elem_bytes: int, hw: Profile) -> float:
+    """Seconds of ``flops`` nominal elementwise FLOPs (``2 elem_bytes`` bytes each): streamed
+    through memory, or computed at the profile's ``elementwise_flop_rate`` if it has one and
+    that takes longer."""
+    rate = hw.get("elementwise_flop_rate")
+    return max(stream_s(2.0 * elem_bytes * flops, hw), flops / rate if rate else 0.0)
+
+
 def wall_s(busy_s: float, ops: float, hw: Profile, mode: str, views: float = 0.0) -> float:
     """Wall seconds of ``ops`` operators, ``views`` of them views (no kernel), whose kernels
     are busy ``busy_s`` in all (no communication): device time ``busy_s + (ops - views) x
@@ -191,7 +201,7 @@ def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: st
         raise ValueError(f"unknown comm {comm!r}; expected one of {COMM_MODES}")
     e = cost.shape.elem_bytes
     gemm = sum(gemm_s(m, k, n, e, hw) for m, k, n in step_gemms(cost))
-    elementwise = stream_s(2.0 * e * cost.elementwise_flops, hw)
+    elementwise = elementwise_s(cost.elementwise_flops, e, hw)
     optimizer = stream_s(7.0 * e * cost.params_per_rank, hw)
     standin = stream_s(standin_bytes(cost), hw) if comm == "stand-in" else 0.0
     busy = gemm + elementwise + optimizer + standin
