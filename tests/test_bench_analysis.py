@@ -16,7 +16,14 @@ from phantom_parallel import hardware
 from phantom_parallel.collectives import collective_s
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.emulate_comm import CountOps
-from phantom_parallel.timing import elementwise_s, gemm_s, step_time, stream_s, wall_s
+from phantom_parallel.timing import (
+    elementwise_s,
+    gemm_s,
+    optimizer_s,
+    step_time,
+    stream_s,
+    wall_s,
+)
 from phantom_parallel.train_setup import make_optimizer
 
 
@@ -49,8 +56,8 @@ def _micro(hw: hardware.Profile, p: int = 2, elem: int = 4) -> dict[str, list[di
                                            hw, "sync")} for f in (5e4, 5e5, 5e6)],
         "optimizer": [
             {"set": s, "elements": e,
-             "seconds": wall_s(stream_s(ba.ADAM_BYTES_PER_ELEMENT * elem * e, hw),
-                               ba.ADAM_OPS, hw, "sync")} for s, e in (("tp", 3e5), ("pp", 2e5), ("dtensor", 3e6))]
+             "seconds": wall_s(optimizer_s(e, elem, hw), ba.ADAM_OPS, hw, "sync")}
+            for s, e in (("tp", 3e5), ("pp", 2e5), ("dtensor", 3e6))]
         + [{"set": "2x1024", "elements": 2048, "seconds": 1.0}],  # synthetic sets: not fitted
         "adam_step_s": {"tp": 0.0, "pp": 0.0, "dtensor": 0.0},
     }

@@ -76,11 +76,16 @@ def gemm_tables(results: Path) -> list[Path]:
     return sorted(results.glob("gemm_table_n*.yaml"))
 
 
+def _fit_runs(results: Path) -> list[tuple[Path, dict]]:
+    """``(file, parsed JSON)`` of the fit runs (p <= 2, n <= 512)."""
+    out = [(f, json.loads(f.read_text())) for f in sorted(results.glob("*.json"))]
+    return [(f, d) for f, d in out
+            if d["config"]["width"] <= FIT_WIDTH and d["config"]["world_size"] <= FIT_RANKS]
+
+
 def fit_files(results: Path) -> list[Path]:
     """The bench files of the fit runs (p <= 2, n <= 512)."""
-    return [f for f in sorted(results.glob("*.json"))
-            if (c := json.loads(f.read_text())["config"])["width"] <= FIT_WIDTH
-            and c["world_size"] <= FIT_RANKS]
+    return [f for f, _ in _fit_runs(results)]
 
 
 def gemm_fitted(hw: hardware.Profile, results: Path) -> hardware.Profile:
@@ -88,10 +93,8 @@ def gemm_fitted(hw: hardware.Profile, results: Path) -> hardware.Profile:
     (``matmul_concurrent``: every per-rank GEMM shape of those steps, timed on both ranks at
     once, :func:`phantom_parallel.bench_analysis.micro_rows`): the GEMMs alone identify it, where
     the steps' compute time confounds it with every cost the model lacks."""
-    rows = []
-    for f in fit_files(results):
-        d = json.loads(f.read_text())
-        rows += micro_rows(d["calibration"], d["config"]["world_size"], 4, "sync")["gemm"]
+    rows = [row for _, d in _fit_runs(results)
+            for row in micro_rows(d["calibration"], d["config"]["world_size"], 4, "sync")["gemm"]]
     got = calibration.fit_rows(hw, ("gemm_efficiency", "host_op_s"), rows)
     return calibration.relabel(hw.with_values(gemm_efficiency=got["gemm_efficiency"]), hw,
                                ("gemm_efficiency",), f"the GEMM microbenchmarks of {len(rows)} "
@@ -158,7 +161,7 @@ def markdown(results: Path = RESULTS, gemms: bool = False) -> str:
         lines.append(f"| {f} | {r.strategy} | {r.shape.p} | {r.shape.width} | {k} "
                      f"| {r.shape.batch} | {use} "
                      f"| {r.step_s * 1e3:.2f} | {t * 1e3:.2f} | {err:+.0%} |")
-    keys = (*calibration.COMM_KEYS, *calibration.compute_keys(hw))  # gemm_efficiency: GEMMs
+    keys = (*calibration.COMM_KEYS, *calibration.compute_keys(hw))
     consts = ", ".join(f"{k} = {hw[k]:.3g} {hw.constants[k].unit}" for k in keys)
     clean, over = _held_out(preds)
     measured = (f"GEMMs measured ({len(hw.gemm_table)} shapes, "

@@ -12,7 +12,7 @@ There is one time model, :func:`phantom_parallel.timing.step_time` on a hardware
   when the profile has it, ``elementwise_flop_rate``) on the per-rank GEMMs
   (:func:`phantom_parallel.timing.gemm_s`, one operator each), the elementwise kernels
   (:func:`phantom_parallel.timing.elementwise_s`, :data:`ELEMENTWISE_OPS` operators) and the
-  Adam steps over each strategy's parameter shapes (``7 elem`` bytes per element streamed,
+  Adam steps over each strategy's parameter shapes (:func:`phantom_parallel.timing.optimizer_s`,
   :data:`ADAM_OPS` operators), all timed on all ranks at once (mean over ranks);
 * **TP-calibrated** (the PP target): the microbenchmark profile re-fitted on this run's
   measured TP steps (:func:`phantom_parallel.calibration.fit`: communication on TP's seconds
@@ -33,7 +33,13 @@ from typing import Any
 from phantom_parallel import calibration, costs
 from phantom_parallel.collectives import collective_s
 from phantom_parallel.hardware import Profile
-from phantom_parallel.timing import elementwise_s, gemm_s, step_time, stream_s, wall_s
+from phantom_parallel.timing import (
+    elementwise_s,
+    gemm_s,
+    optimizer_s,
+    step_time,
+    wall_s,
+)
 
 PP_TARGET = 0.15
 """PP target: ``|measured / predicted - 1| <= PP_TARGET``."""
@@ -42,9 +48,6 @@ SE_MEDIAN = 1.2533 / 1.349
 MICRO_COMPUTE_KEYS = ("gemm_efficiency", "host_op_s", "memory_efficiency")
 """Compute constants fitted on the GEMM, elementwise and Adam microbenchmarks (and
 ``elementwise_flop_rate`` when the profile has it: :func:`micro_compute_keys`)."""
-ADAM_BYTES_PER_ELEMENT = 7
-"""Element sizes one Adam step streams per parameter element: reads parameter, gradient and
-two moments, writes parameter and moments (as :func:`phantom_parallel.timing.step_time`)."""
 ADAM_OPS = 4
 """Operators of one fused Adam step, as ``CountOps`` counts them: ``_fused_adam_``, the
 ``_foreach_add_`` of the step counters and the profiler's record-function enter and exit."""
@@ -107,9 +110,8 @@ def micro_rows(micro: dict[str, list[dict[str, Any]]], p: int, elem: int, mode: 
         "elementwise": [(lambda h, r=r: wall_s(elementwise_s(r["flops"], elem, h),
                                                ELEMENTWISE_OPS, h, mode), r["seconds"])
                         for r in micro["elementwise_concurrent"]],
-        "optimizer": [(lambda h, r=r: wall_s(
-            stream_s(ADAM_BYTES_PER_ELEMENT * elem * r["elements"], h), ADAM_OPS, h, mode),
-            r["seconds"]) for r in adam],
+        "optimizer": [(lambda h, r=r: wall_s(optimizer_s(r["elements"], elem, h), ADAM_OPS,
+                                             h, mode), r["seconds"]) for r in adam],
     }
 
 

@@ -141,6 +141,17 @@ def stream_s(nbytes: float, hw: Profile) -> float:
     return nbytes / (hw["hbm_bandwidth"] * hw["memory_efficiency"])
 
 
+ADAM_BYTES_PER_ELEMENT = 7
+"""Element sizes one Adam step streams per parameter element: reads parameter, gradient and
+two moments, writes parameter and moments."""
+
+
+def optimizer_s(elements: float, elem_bytes: int, hw: Profile) -> float:
+    """Seconds of one Adam step over ``elements`` parameter elements, streamed
+    (:data:`ADAM_BYTES_PER_ELEMENT` element sizes each)."""
+    return stream_s(ADAM_BYTES_PER_ELEMENT * elem_bytes * elements, hw)
+
+
 def elementwise_s(flops: float, elem_bytes: int, hw: Profile) -> float:
     """Seconds of ``flops`` nominal elementwise FLOPs (``2 elem_bytes`` bytes each): streamed
     through memory, or computed at the profile's ``elementwise_flop_rate`` if it has one and
@@ -202,7 +213,7 @@ def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: st
     e = cost.shape.elem_bytes
     gemm = sum(gemm_s(m, k, n, e, hw) for m, k, n in step_gemms(cost))
     elementwise = elementwise_s(cost.elementwise_flops, e, hw)
-    optimizer = stream_s(7.0 * e * cost.params_per_rank, hw)
+    optimizer = optimizer_s(cost.params_per_rank, e, hw)
     standin = stream_s(standin_bytes(cost), hw) if comm == "stand-in" else 0.0
     busy = gemm + elementwise + optimizer + standin
     layers = cost.shape.layers
