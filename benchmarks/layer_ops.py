@@ -8,7 +8,7 @@ allocations, collective stand-ins), each listed by name. At the per-rank sizes o
 the eager GPU step is bound by the host's per-operator cost, so these counts are what a PP step
 pays against a TP step there (TP's hidden layers alternate row- and column-parallel).
 
-    python benchmarks/layer_ops.py --width 2048 --ghosts 4 --ranks 256 --rank 0
+    python benchmarks/layer_ops.py --width 2048 --ghosts 4 --ranks 256 [--rank R]
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ import argparse
 import torch
 
 from phantom_parallel.emulate_comm import CountOps, StandInComm
-from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
+from phantom_parallel.layers import (
+    ColumnParallelLinear,
+    PhantomLinear,
+    RowParallelLinear,
+    busiest_rank,
+)
 
 
 def count(layer: torch.nn.Module, x: torch.Tensor) -> CountOps:
@@ -41,17 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=2048, help="hidden width n")
     ap.add_argument("--ghosts", type=int, default=4, help="ghosts k per rank")
     ap.add_argument("--ranks", type=int, default=256, help="p")
-    ap.add_argument("--rank", type=int, default=0, help="the rank whose layer is counted")
+    ap.add_argument("--rank", type=int, default=None,
+                    help="the rank whose layer is counted (default: the busiest, 1 if p > 2)")
     ap.add_argument("--batch", type=int, default=8, help="batch size B")
     args = ap.parse_args(argv)
     n, p, b = args.width, args.ranks, args.batch
-    comm = StandInComm(p, args.rank)
+    rank = busiest_rank(p) if args.rank is None else args.rank
+    comm = StandInComm(p, rank)
     layers = {
         "pp phantom": (PhantomLinear(n, args.ghosts, comm), torch.randn(b, n // p, requires_grad=True)),
         "tp column": (ColumnParallelLinear(n, n, comm), torch.randn(b, n, requires_grad=True)),
         "tp row": (RowParallelLinear(n, n, comm), torch.randn(b, n // p, requires_grad=True)),
     }
-    print(f"one hidden layer, forward + backward, rank {args.rank} of p = {p}, n = {n}, "
+    print(f"one hidden layer, forward + backward, rank {rank} of p = {p}, n = {n}, "
           f"k = {args.ghosts}, B = {b}")
     for name, (layer, x) in layers.items():
         ops = count(layer, x)

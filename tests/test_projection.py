@@ -88,9 +88,9 @@ def test_graph_mode_and_stand_in_mode() -> None:
 
 def _counted_ops(strategy: str, p: int) -> tuple[int, int, int, int]:
     """(first step's operators, a steady step's operators, its views, parameter tensors) of
-    ``phantom-emulate``'s rank-0 step at L = 4, counted on CPU (fused Adam, as on a GPU);
-    small sizes: the counts do not depend on n, k or B."""
-    args = argparse.Namespace(d_in=64, width=512, layers=4, d_out=8, ghosts=1, batch=4, rank=0,
+    ``phantom-emulate``'s step of the busiest rank at L = 4, counted on CPU (fused Adam, as on a
+    GPU); small sizes: the counts do not depend on n, k or B."""
+    args = argparse.Namespace(d_in=64, width=512, layers=4, d_out=8, ghosts=1, batch=4, rank=None,
                               dtype="float32", cuda_graph=False)
     step = Step(strategy, p, args, torch.device("cpu"))
     with CountOps() as first:
@@ -101,8 +101,10 @@ def _counted_ops(strategy: str, p: int) -> tuple[int, int, int, int]:
 
 
 def test_ops_tables_are_the_emulation_count() -> None:
-    """The time model's operators and views are a steady step's count; the committed H200 rows
-    counted the first step, which adds Adam's state creation (ADAM_STATE_OPS per tensor)."""
+    """The time model's operators and views are a steady step's count of the busiest rank; the
+    committed H200 rows counted the first step, which adds Adam's state creation
+    (ADAM_STATE_OPS per tensor). (Their PP rows ran rank 0 of the earlier phantom layer, which
+    dispatched as many operators and views as today's busiest rank: timing.OPS_PER_STEP_L4.)"""
     rows = json.loads((ROOT / "benchmarks/results/2026-12-04-h200-fused/check/emulate_eager.json").read_text())
     for r in rows["rows"]:
         first, steady, views, tensors = _counted_ops(r["strategy"], r["p"])

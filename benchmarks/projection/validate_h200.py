@@ -53,7 +53,7 @@ def rows(results: Path = RESULTS) -> list[tuple[str, dict]]:
 
 def cost_of(r: dict):
     shape = FFNShape(64, r["n"], r["layers"], 8, r["batch"], r["p"], r["k"] or 0, DTYPE_BYTES[r["dtype"]])
-    return predict(r["strategy"], shape)
+    return predict(r["strategy"], shape, rank=r.get("rank"))  # the rank that was run
 
 
 def counted_ops(r: dict, cost) -> tuple[float, float]:

@@ -43,12 +43,6 @@ def _gemm(batch: int, a: int, b: int) -> int:
     return 2 * batch * a * b
 
 
-def _split_gemm(batch: int, inner: int, out: int, parts: int) -> tuple[tuple[int, int, int], ...]:
-    """``(batch x inner) @ (inner x out)`` as ``parts`` GEMMs over near-equal slices of ``inner``."""
-    sizes = [inner // parts + (1 if i < inner % parts else 0) for i in range(parts)]
-    return tuple((batch, s, out) for s in sizes if s > 0)
-
-
 def _linear(
     name: str,
     kind: str,
@@ -116,21 +110,26 @@ def _layers_tp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
     return layers, calls, act
 
 
-def _layers_pp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[int]]:
+def _layers_pp(shape: FFNShape, interior: bool = True,
+               ) -> tuple[list[LayerCost], list[CommCall], list[int]]:
+    """PP's layers on an interior rank (0 < r < p-1, the busiest: its decompression GEMM reads
+    all p k gathered ghost rows against D_r widened with k zero columns, ``layers.PhantomLinear``)
+    or, ``interior=False``, on rank 0 or p-1 (the peers' (p-1)k rows only). With p <= 2 every
+    rank is of the second kind."""
     m, B, p, k = shape.m, shape.batch, shape.p, shape.ghosts
     calls: list[CommCall] = []
     layers = [_linear("input", "column", shape, shape.d_in, m, m, B * m, input_needs_grad=False)]
     act = [B * m]
+    widened = interior and p > 2
+    rows = p * k if widened else (p - 1) * k  # ghost rows the decompression GEMM reads
     for j in range(1, shape.layers + 1):
         name = f"hidden{j}"
         if p == 1:
             layers.append(_linear(name, "phantom", shape, m, m, m, B * m))
         else:
-            # g = h C^T (B x m -> k); z = h W^T + G_others D^T + b (B x m -> m, B x (p-1)k -> m)
-            f = _gemm(B, m, k) + _gemm(B, m, m) + _gemm(B, (p - 1) * k, m)
-            # the peers' ghosts are the row blocks before and after the rank's own: two
-            # decompression GEMMs on the busiest rank (one on ranks 0 and p-1, so for p = 2)
-            peer_gemms = min(p - 1, 2)
+            # g = h C^T (B x m -> k); z = h W^T + G D^T + b (B x m -> m, B x rows -> m)
+            f = _gemm(B, m, k) + _gemm(B, m, m) + _gemm(B, rows, m)
+            copies = m * rows if widened else 0  # the widened D_r, forward; its gradient narrowed
             layers.append(
                 LayerCost(
                     name=name,
@@ -138,14 +137,15 @@ def _layers_pp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
                     flops_fwd=f,
                     flops_bwd=2 * f,
                     params=m * m + k * m + m * (p - 1) * k + m,
-                    saved_elems=B * m + B * p * k,  # h and the gathered ghosts
-                    elementwise_fwd=B * m,
-                    elementwise_bwd=B * m,
-                    # local addmm, compress, the decompression GEMMs; 2 each backward
-                    matmuls_fwd=2 + peer_gemms,
-                    matmuls_bwd=2 * (2 + peer_gemms),
+                    # h, the gathered ghosts and (interior ranks) the widened D_r
+                    saved_elems=B * m + B * p * k + copies,
+                    elementwise_fwd=B * m + copies,
+                    elementwise_bwd=B * m + (m * (p - 1) * k if widened else 0),
+                    # local addmm, compress, decompress; 2 each backward
+                    matmuls_fwd=3,
+                    matmuls_bwd=6,
                     param_tensors=4,
-                    gemms_fwd=((B, m, m), (B, m, k), *_split_gemm(B, (p - 1) * k, m, peer_gemms)),
+                    gemms_fwd=((B, m, m), (B, m, k), (B, rows, m)),
                 )
             )
             calls.append(_call("all_gather", "fwd", name, B * k, shape))
@@ -186,8 +186,11 @@ def predict(
     shape: FFNShape,
     optimizer: str = "adam",
     activation: str = "tanh",
+    rank: int | None = None,
 ) -> CostBreakdown:
-    """Closed-form costs of one training step (forward + backward) on one rank.
+    """Closed-form costs of one training step (forward + backward) on one rank: for PP with
+    p > 2 the busiest one, an interior rank (ranks 0 and p-1 do 6Bmk fewer matmul FLOPs per
+    hidden layer; ``matmul_flops_total`` sums the ranks as they are).
 
     Args:
         strategy: ``serial`` (needs ``p == 1``), ``tp``, ``dtensor`` (same costs as ``tp``) or
@@ -198,6 +201,7 @@ def predict(
             :attr:`CostBreakdown.state_bytes`.
         activation: hidden activation, used only for the activation-memory estimate (GELU/SiLU
             save their input, tanh/ReLU/sigmoid their output = the next linear's input).
+        rank: the rank counted (PP with p > 2: ranks 0 and p-1 do less); None: the busiest.
 
     Returns:
         :class:`CostBreakdown` with per-rank, per-step matmul FLOPs, collective calls, payload and
@@ -225,11 +229,16 @@ def predict(
         layers, calls, act = _layers_tp(shape)
         params_total = _dense_params(shape)
     else:
-        layers, calls, act = _layers_pp(shape)
+        layers, calls, act = _layers_pp(shape, interior=rank is None or 0 < rank < shape.p - 1)
         params_total = _pp_params_total(shape)
 
     fwd = sum(layer.flops_fwd for layer in layers)
     bwd = sum(layer.flops_bwd for layer in layers)
+    flops_total = (fwd + bwd) * shape.p
+    if strategy == "pp" and shape.p > 2:  # ranks 0 and p-1 skip the widened D_r's zero block
+        flops = [sum(x.flops_fwd + x.flops_bwd for x in _layers_pp(shape, interior)[0])
+                 for interior in (True, False)]
+        flops_total = (shape.p - 2) * flops[0] + 2 * flops[1]
     # nominal elementwise FLOPs: bias add/grad per output element (in LayerCost) + activation
     # 1 FLOP/element forward, 2 backward.
     elementwise = sum(layer.elementwise_fwd + layer.elementwise_bwd for layer in layers)
@@ -257,7 +266,7 @@ def predict(
         matmul_flops_fwd=fwd,
         matmul_flops_bwd=bwd,
         matmul_flops=fwd + bwd,
-        matmul_flops_total=(fwd + bwd) * shape.p,
+        matmul_flops_total=flops_total,
         elementwise_flops=elementwise,
         comm_calls=count(None),
         comm_calls_fwd=count("fwd"),
@@ -282,8 +291,10 @@ def predict(
 
 
 def pp_break_even_ghosts(width: int, p: int) -> float:
-    """Ghost count ``k* = m (p - 1) / p`` at which a PP hidden layer has the same parameters and
-    matmul FLOPs as the dense/TP layer; PP is cheaper in both for ``k < k*``."""
+    """Ghost count ``k* = m (p - 1) / p`` at which a PP hidden layer has the same parameters as
+    the dense/TP layer and, in the method's count ``2Bm(m + pk)``, the same forward matmul
+    FLOPs; PP is cheaper in both for ``k < k*``. (With p > 2 the busiest rank's widened
+    decompression adds ``2Bmk``: its FLOPs break even at ``m (p - 1) / (p + 1)``.)"""
     validate_layout("tp", width, p, None)
     m = width // p
     return m * (p - 1) / p

@@ -83,14 +83,15 @@ class _PhantomLinear(torch.autograd.Function):
     Like Megatron-LM's ``LinearWithGradAccumulationAndAsyncCommunication``, the layer's GEMMs
     and its one collective per direction are a single autograd node: on an accelerator, at
     p = 64-256 the layer's GEMMs are small (m = n/p) and the eager step is bound by the host's
-    per-operator cost, so the layer issues only the kernels it needs (forward: 3 GEMMs and
-    the all-gather; backward: 7 GEMMs, one bias sum, one fill and the reduce-scatter) and no
-    autograd bookkeeping between them.
+    per-operator cost, so the layer issues only the kernels it needs, the same on every rank
+    (forward: 3 GEMMs and the all-gather; backward: 6 GEMMs, one bias sum, one fill or copy, one
+    copy and the reduce-scatter) and no autograd bookkeeping between them.
 
-    Shapes (rank r): h B x m, weight m x m, bias m, compress k x m, decompress m x (p-1)k.
-    ``blocks`` pairs the peers' row blocks of the gathered ghosts G^T (p k x B) with the same
-    column blocks of ``decompress``: the k rows of rank r itself split G^T into at most two
-    blocks, so the peers' contribution is at most two GEMMs whatever p is.
+    Shapes (rank r): h B x m, weight m x m, bias m, compress k x m, decompress m x (p-1)k,
+    gathered ghosts G^T pk x B. The decompression is one GEMM on every rank
+    (:meth:`PhantomLinear.widen`): on ranks 0 and p-1 the peers' rows of G^T are one block; on
+    the others D_r gets k zero columns where rank r's own rows are (m x pk), which costs 2Bmk
+    more FLOPs and one copy of D_r but no second GEMM, and makes rank r's rows of dL/dG^T zero.
     """
 
     @staticmethod
@@ -101,8 +102,8 @@ class _PhantomLinear(torch.autograd.Function):
         # ghosts travel transposed (k x B): the rank-major p x k x B all-gather output is the
         # contiguous (p k x B) matrix G^T, a GEMM operand as it stands (no copy)
         ghosts_t = layer.comm.all_gather(torch.mm(compress, h.t())).view(-1, h.shape[0])
-        for rows, cols in layer.peer_blocks:
-            torch.addmm(z, ghosts_t[rows].t(), decompress[:, cols].t(), out=z)  # in place
+        decompress = layer.widen(decompress)                               # m x |rows|
+        torch.addmm(z, ghosts_t[layer.rows].t(), decompress.t(), out=z)    # in place
         ctx.save_for_backward(h, weight, compress, decompress, ghosts_t)
         ctx.layer = layer
         return z
@@ -113,32 +114,28 @@ class _PhantomLinear(torch.autograd.Function):
         layer, grad_t = ctx.layer, grad.t()
         # dL/dG^T: the peers' rows are D_rs^T dz_r^T; rank r's own rows are zero (its ghosts do
         # not feed its own neurons); the reduce-scatter sums each rank's rows over ranks
-        grad_ghosts_t = ghosts_t.new_empty(ghosts_t.shape)                 # p k x B
-        grad_ghosts_t[layer.own_rows].zero_()
-        for rows, cols in layer.peer_blocks:
-            torch.mm(decompress[:, cols].t(), grad_t, out=grad_ghosts_t[rows])
+        if layer.interior:  # the own rows come out zero from D_r's zero columns
+            grad_ghosts_t = torch.mm(decompress.t(), grad_t)                # p k x B
+        else:  # ranks 0 and p-1: the peers' rows are one block, the own rows outside it
+            grad_ghosts_t = ghosts_t.new_empty(ghosts_t.shape)
+            grad_ghosts_t[layer.own_rows].zero_()
+            torch.mm(decompress.t(), grad_t, out=grad_ghosts_t[layer.rows])
         grad_own_t = layer.comm.reduce_scatter(
             grad_ghosts_t.view(layer.comm.world_size, -1, grad.shape[0]))  # k x B
         grad_h = None
         if ctx.needs_input_grad[0]:
             grad_h = torch.mm(grad, weight)                                   # B x m
             torch.addmm(grad_h, grad_own_t.t(), compress, out=grad_h)
-        if len(layer.peer_blocks) == 1:  # ranks 0 and p-1: D_r's gradient in one GEMM
-            grad_decompress = torch.mm(grad_t, ghosts_t[layer.peer_blocks[0][0]].t())
-        else:
-            grad_decompress = decompress.new_empty(decompress.shape)       # m x (p-1) k
-            for rows, cols in layer.peer_blocks:
-                torch.mm(grad_t, ghosts_t[rows].t(), out=grad_decompress[:, cols])
+        grad_decompress = layer.narrow(torch.mm(grad_t, ghosts_t[layer.rows].t()))
         return (grad_h, torch.mm(grad_t, h), grad.sum(0), torch.mm(grad_own_t, h),
                 grad_decompress, None)
 
 
-def peer_blocks(rank: int, p: int, k: int) -> list[tuple[slice, slice]]:
-    """(rows of G^T, columns of D_r) of the peers before and after rank ``rank``'s own k rows
-    (one block on ranks 0 and p-1, two elsewhere, none at p = 1)."""
-    lo, hi, end = rank * k, (rank + 1) * k, p * k
-    return [(slice(a, b), slice(c, d)) for a, b, c, d in ((0, lo, 0, lo), (hi, end, lo, end - k))
-            if b > a]
+def busiest_rank(p: int) -> int:
+    """A rank with the most work in a PP step of p ranks: an interior one (1) for p > 2, whose
+    decompression reads the widened D_r (:meth:`PhantomLinear.widen`), else 0. TP's and the
+    serial model's ranks all do the same work."""
+    return 1 if p > 2 else 0
 
 
 class PhantomLinear(nn.Module):
@@ -154,9 +151,9 @@ class PhantomLinear(nn.Module):
 
     Forward on h_r (B x m): g_r = h_r C_r^T (B x k), sent as g_r^T (k x B);
     G^T = all-gather(g^T) (p k x B); z_r = h_r W_rr^T + sum_{s != r} g_s D_rs^T + b_r (B x m),
-    the sum being at most two GEMMs, never a loop over peers (:class:`_PhantomLinear`). A
-    rank's own ghosts do not feed its own neurons. Backward of the all-gather is a
-    reduce-scatter of p x k x B; all weight gradients are local.
+    the sum being one GEMM on every rank, never a loop over peers (:class:`_PhantomLinear`,
+    :meth:`widen`). A rank's own ghosts do not feed its own neurons. Backward of the
+    all-gather is a reduce-scatter of p x k x B; all weight gradients are local.
     With p = 1 there are no ghosts: the layer is dense (``compress``/``decompress`` are None).
     """
 
@@ -176,8 +173,28 @@ class PhantomLinear(nn.Module):
         else:
             self.register_parameter("compress", None)
             self.register_parameter("decompress", None)
-        self.peer_blocks = peer_blocks(comm.rank, p, ghosts)
-        self.own_rows = slice(comm.rank * ghosts, (comm.rank + 1) * ghosts)
+        # rows of G^T the decompression GEMM reads: the peers' (one block) on ranks 0 and p-1;
+        # all of them on the interior ranks, whose D_r is widened with k zero columns
+        r, k = comm.rank, ghosts
+        self.own_rows = slice(r * k, (r + 1) * k)
+        self.interior = 0 < r < p - 1
+        self.rows = slice(0 if r else k, p * k if r < p - 1 else (p - 1) * k)
+        self.register_buffer("zero_block", torch.zeros(m, k, **factory) if self.interior else None,
+                             persistent=False)
+
+    def widen(self, decompress: torch.Tensor) -> torch.Tensor:
+        """D_r (m x (p-1)k) as the operand of the decompression GEMM over G^T[``rows``]: D_r
+        itself on ranks 0 and p-1; on the others m x pk, zeros in rank r's own k columns."""
+        if not self.interior:
+            return decompress
+        lo = self.own_rows.start
+        return torch.cat((decompress[:, :lo], self.zero_block, decompress[:, lo:]), 1)
+
+    def narrow(self, grad: torch.Tensor) -> torch.Tensor:
+        """:meth:`widen`'s adjoint: the gradient of D_r (m x (p-1)k) from that of its operand."""
+        if not self.interior:
+            return grad
+        return torch.cat((grad[:, :self.own_rows.start], grad[:, self.own_rows.stop:]), 1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.compress is None:

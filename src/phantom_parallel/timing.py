@@ -41,11 +41,14 @@ from phantom_parallel.hardware import Profile
 
 OPS_PER_STEP_L4: dict[str, int] = {"serial": 89, "tp": 105, "dtensor": 105, "pp": 189}
 """Operators per steady training step at ``L = 4`` (forward + MSE + backward + fused Adam,
-float32, rank 0; bf16 adds 3 casts), as ``phantom-emulate`` counts them (``ops_per_step``);
-DTensor taken as TP. The committed H200 rows (benchmarks/results/2026-12-04-h200-fused) counted
-the first step, which also creates Adam's state: :data:`ADAM_STATE_OPS` more per parameter
-tensor (125, 141, 249). Other ``L`` scale by ``(L + 2) / 6`` (an approximation: ops per linear
-layer). ``tests/test_projection.py`` counts both on CPU with fused Adam."""
+float32, the busiest rank: for PP with p > 2 an interior one; ranks 0 and p-1 dispatch 181;
+bf16 adds 3 casts), as ``phantom-emulate`` counts them (``ops_per_step``); DTensor taken as TP.
+The committed H200 rows (benchmarks/results/2026-12-04-h200-fused) counted the first step,
+which also creates Adam's state: :data:`ADAM_STATE_OPS` more per parameter tensor (125, 141,
+249); their PP rows ran rank 0 of the earlier phantom layer, which dispatched as many
+operators and views as today's busiest rank (a fill and an allocation per layer where today's
+interior rank copies twice). Other ``L`` scale by ``(L + 2) / 6`` (an approximation: ops per
+linear layer). ``tests/test_projection.py`` counts both on CPU with fused Adam."""
 
 VIEW_OPS_PER_STEP_L4: dict[str, int] = {"serial": 47, "tp": 50, "dtensor": 50, "pp": 104}
 """Of :data:`OPS_PER_STEP_L4`, the views (``view_ops_per_step``: ``t``, ``view``, ``slice``,

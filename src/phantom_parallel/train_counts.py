@@ -15,10 +15,11 @@ from phantom_parallel.train_setup import mse_loss
 
 
 def count_matmul_flops(model: torch.nn.Module, data: ShardedDataset, batch_size: int,
-                       device: torch.device, dtype: torch.dtype) -> int:
-    """Matmul FLOPs of one forward + backward on this rank (``FlopCounterMode``), measured on
-    the first rows of the data before training; the gradients are discarded, so training is
-    unaffected."""
+                       device: torch.device, dtype: torch.dtype, comm: Comm | None = None) -> int:
+    """Matmul FLOPs of one forward + backward of the busiest rank (``FlopCounterMode`` on each
+    rank, the maximum over ranks with ``comm``: PP's interior ranks do more than ranks 0 and
+    p-1), measured on the first rows of the data before training; the gradients are
+    discarded, so training is unaffected."""
     from torch.utils.flop_counter import FlopCounterMode
 
     x, y = data.get_batch(list(range(batch_size)))
@@ -26,7 +27,11 @@ def count_matmul_flops(model: torch.nn.Module, data: ShardedDataset, batch_size:
         mse_loss(model(x.to(device, dtype)), y.to(device)).backward()
     for param in model.parameters():
         param.grad = None
-    return int(counter.get_total_flops())
+    # on the device: an NCCL-only process group reduces no host tensors
+    t = torch.tensor([counter.get_total_flops()], dtype=torch.float64, device=device)
+    if comm is not None:  # not training traffic: not in the ledger
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
 
 
 def local_shard(param: torch.Tensor) -> torch.Tensor:
@@ -60,7 +65,7 @@ def peak_memory_bytes(device: torch.device, comm: Comm | None) -> int:
         peak = torch.cuda.max_memory_allocated(device)
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    t = torch.tensor([peak], dtype=torch.float64)
+    t = torch.tensor([peak], dtype=torch.float64, device=device)  # NCCL: no host tensors
     if comm is not None:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())

@@ -101,7 +101,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         # fsdp: each rank's forward + backward runs on batch/p rows of the dense model.
         local_batch = args.batch_size // world if args.strategy == "fsdp" else args.batch_size
         matmul_flops = None if args.strategy == "dtensor" else count_matmul_flops(
-            model, train_data, local_batch, device, dtype)
+            model, train_data, local_batch, device, dtype, comm)
         progress = None
         if rank == 0 and not args.no_progress:
             from tqdm import tqdm
