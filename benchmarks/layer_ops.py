@@ -52,12 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     n, p, b = args.width, args.ranks, args.batch
     rank = busiest_rank(p) if args.rank is None else args.rank
+    if not 0 <= rank < p:
+        ap.error(f"--rank {rank} is not a rank of p = {p} (--ranks)")
     comm = StandInComm(p, rank)
-    layers = {
-        "pp phantom": (PhantomLinear(n, args.ghosts, comm), torch.randn(b, n // p, requires_grad=True)),
-        "tp column": (ColumnParallelLinear(n, n, comm), torch.randn(b, n, requires_grad=True)),
-        "tp row": (RowParallelLinear(n, n, comm), torch.randn(b, n // p, requires_grad=True)),
-    }
+    try:
+        layers = {
+            "pp phantom": (PhantomLinear(n, args.ghosts, comm), torch.randn(b, n // p, requires_grad=True)),
+            "tp column": (ColumnParallelLinear(n, n, comm), torch.randn(b, n, requires_grad=True)),
+            "tp row": (RowParallelLinear(n, n, comm), torch.randn(b, n // p, requires_grad=True)),
+        }
+    except ValueError as err:  # a layout the layers refuse (p not dividing n, k > m)
+        ap.error(f"--width {n} --ranks {p} --ghosts {args.ghosts}: {err}")
     print(f"one hidden layer, forward + backward, rank {rank} of p = {p}, n = {n}, "
           f"k = {args.ghosts}, B = {b}")
     for name, (layer, x) in layers.items():

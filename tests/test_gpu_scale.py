@@ -335,7 +335,7 @@ def test_op_counter_tells_views_from_operators_that_launch_work() -> None:
     assert (ops.count, ops.views) == (3, 1)
 
 
-def test_layer_op_counts_behind_the_readme_claim() -> None:
+def test_layer_op_counts_behind_the_readme_claim(capsys) -> None:  # type: ignore[no-untyped-def]
     """README (At GPU scale): a phantom layer runs 9 GEMMs per step, a TP layer 3."""
     import importlib.util
 
@@ -349,6 +349,11 @@ def test_layer_op_counts_behind_the_readme_claim() -> None:
     gemms = lambda ops: ops.other_names["mm"] + ops.other_names["addmm"]  # noqa: E731
     assert gemms(pp) == 9 and gemms(col) == 3
     assert pp.count - pp.views == 14 and col.count - col.views == 6
+    for argv, flag in ((["--rank", "300"], "--rank 300"), (["--ghosts", "100"], "--ghosts 100")):
+        with pytest.raises(SystemExit) as stop:
+            mod.main(argv)
+        assert stop.value.code == 2, argv
+        assert flag in capsys.readouterr().err
 
 
 def test_emulate_counts_the_operators_of_a_steady_step() -> None:
