@@ -155,3 +155,22 @@ def test_bench_steps_use_the_trainers_optimizer(strategy: str) -> None:
                             batch=4, seed=0, lr=1e-3, device=torch.device("cpu"),
                             dtype=torch.float32)
     assert runner.optimizer.defaults["fused"] is True
+
+
+def test_compute_after_collectives_runs_and_refuses_bad_input(tmp_path: Path) -> None:
+    """benchmarks/compute_after_collectives.py on two gloo ranks, tiny: one row per
+    (floats, all-reduces), the first count the baseline; bad input is one usage line, no JSON."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compute_after_collectives.py"
+    out = tmp_path / "after.json"
+    args = ["--width", "16", "--layers", "1", "--batch", "4", "--collectives", "0", "2",
+            "--numel", "4", "--rounds", "1", "--block", "2", "--warmup", "1"]
+    res = subprocess.run([sys.executable, str(script), *args, "--json", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["numel"], r["collectives_before"]) for r in rows] == [(4, 0), (4, 2)]
+    assert rows[0]["vs_baseline"] == 1.0 and all(r["step_s"] > 0 for r in rows)
+    bad = tmp_path / "bad.json"
+    res = subprocess.run([sys.executable, str(script), "--numel", "0", "--json", str(bad)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--numel" in res.stderr and not bad.exists()

@@ -1,0 +1,139 @@
+"""Does a CPU rank compute slower right after a gloo collective? One emulated step, timed after
+0, 1 or more all-reduces, on two gloo ranks.
+
+Why: a two-rank CPU training step spends 20-30 % more time outside its collectives than the
+same rank's step run alone (``phantom-emulate``), and the local calibration's ``host_op_s``
+absorbs it. This separates that cost from the step's own work: each of two gloo ranks (two
+processes, one thread each) builds the same emulated step (``phantom-emulate``'s model with
+every collective a local stand-in, so the step itself never waits on a peer), then runs
+``--rounds`` rounds; in each round, for every count c in ``--collectives`` (order reversed
+every other round), a block of ``--block`` steps, each after c all-reduces of ``--numel``
+floats with its peer (the block's first 2 steps untimed: what came before the block does not
+count), timed by the host clock together with the main thread's CPU time in the step
+(``time.thread_time``: equal to the wall time unless the thread was descheduled). Rank 0 prints the median step per count and
+its ratio to the step after none, and ``--json`` writes them.
+
+    python benchmarks/compute_after_collectives.py --strategy tp --width 512 --batch 64 \\
+        --collectives 0 1 5 --numel 16 32768 --rounds 10 --block 20 --json OUT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from phantom_parallel.emulate_comm import StandInComm
+from phantom_parallel.models import FFNConfig, build_model
+from phantom_parallel.train_setup import make_optimizer
+
+WORLD = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rank(rank: int, port: int, args: argparse.Namespace, out: mp.SimpleQueue) -> None:
+    """One gloo rank: ``{(numel, count): (median step s, median thread CPU s)}`` to ``out``."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    model = build_model(args.strategy, FFNConfig(args.d_in, args.width, args.layers, args.d_out),
+                        StandInComm(WORLD, rank),  # type: ignore[arg-type]
+                        ghosts=args.ghosts if args.strategy == "pp" else None, seed=0)
+    opt = make_optimizer("adam", model, lr=1e-4)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(args.batch, args.d_in, generator=gen), torch.randn(args.batch, args.d_out,
+                                                                            generator=gen)
+
+    def step() -> None:
+        loss = F.mse_loss(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(args.warmup):
+        step()
+    samples: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for numel in args.numel:
+        buf = torch.ones(numel)
+        for r in range(args.rounds):
+            for count in (args.collectives if r % 2 == 0 else args.collectives[::-1]):
+                for i in range(args.block + 2):
+                    for _ in range(count):
+                        dist.all_reduce(buf)
+                    wall, cpu = time.perf_counter(), time.thread_time()
+                    step()
+                    if i >= 2:
+                        samples.setdefault((numel, count), []).append(
+                            (time.perf_counter() - wall, time.thread_time() - cpu))
+    dist.barrier()
+    dist.destroy_process_group()
+    out.put((rank, {key: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+                    for key, v in samples.items()}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--strategy", default="tp", choices=("tp", "pp"))
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--ghosts", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--d-in", type=int, default=64)
+    ap.add_argument("--d-out", type=int, default=8)
+    ap.add_argument("--collectives", type=int, nargs="+", default=[0, 1, 5],
+                    help="all-reduces before each timed step (the first is the baseline)")
+    ap.add_argument("--numel", type=int, nargs="+", default=[16, 32768],
+                    help="floats per all-reduce")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--block", type=int, default=20, help="timed steps per count per round")
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    if min(args.collectives) < 0 or min(args.numel) < 1 or min(args.rounds, args.block) < 1:
+        ap.error("--collectives >= 0, --numel >= 1, --rounds >= 1 and --block >= 1")
+    if args.json is not None and not args.json.parent.is_dir():
+        ap.error(f"--json {args.json}: folder {args.json.parent} does not exist")
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    port = _free_port()
+    procs = [ctx.Process(target=_rank, args=(r, port, args, queue)) for r in range(WORLD)]
+    for proc in procs:
+        proc.start()
+    results = dict(queue.get() for _ in range(WORLD))
+    for proc in procs:
+        proc.join()
+    rows = []
+    for (numel, count), (wall, cpu) in sorted(results[0].items()):
+        base = results[0][(numel, args.collectives[0])][0]
+        rows.append({"numel": numel, "collectives_before": count, "step_s": wall,
+                     "thread_cpu_s": cpu, "vs_baseline": wall / base})
+    print(f"{args.strategy} n={args.width} L={args.layers} B={args.batch}, emulated step on "
+          f"rank 0 of {WORLD} gloo ranks, median of {args.rounds} x {args.block} steps per row:")
+    print(f"{'floats':>8} {'all-reduces':>11} {'step ms':>8} {'CPU ms':>7} {'x base':>7}")
+    for r in rows:
+        print(f"{r['numel']:>8} {r['collectives_before']:>11} {r['step_s'] * 1e3:8.2f} "
+              f"{r['thread_cpu_s'] * 1e3:7.2f} {r['vs_baseline']:7.2f}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"rows": rows, "args": vars(args) | {"json": str(args.json)},
+                                         "command": sys.argv, "torch": torch.__version__},
+                                        indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
