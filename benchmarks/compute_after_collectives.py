@@ -11,7 +11,8 @@ every other round), a block of ``--block`` steps, each after c all-reduces of ``
 floats with its peer (the block's first 2 steps untimed: what came before the block does not
 count), timed by the host clock together with the main thread's CPU time in the step
 (``time.thread_time``: equal to the wall time unless the thread was descheduled). Rank 0 prints the median step per count and
-its ratio to the step after none, and ``--json`` writes them.
+its ratio to the step after none, and what one all-reduce costs the process (wall, user and
+system CPU time, context switches per call); ``--json`` writes them.
 
     python benchmarks/compute_after_collectives.py --strategy tp --width 512 --batch 64 \\
         --collectives 0 1 5 --numel 16 32768 --rounds 10 --block 20 --json OUT.json
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import sys
@@ -80,10 +82,27 @@ def _rank(rank: int, port: int, args: argparse.Namespace, out: mp.SimpleQueue) -
                     if i >= 2:
                         samples.setdefault((numel, count), []).append(
                             (time.perf_counter() - wall, time.thread_time() - cpu))
+    costs = {numel: _all_reduce_cost(numel, 200) for numel in args.numel}
     dist.barrier()
     dist.destroy_process_group()
-    out.put((rank, {key: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
-                    for key, v in samples.items()}))
+    out.put((rank, ({key: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+                     for key, v in samples.items()}, costs)))
+
+
+def _all_reduce_cost(numel: int, calls: int) -> dict[str, float]:
+    """What one all-reduce of ``numel`` floats costs this process (all its threads): wall,
+    user and system CPU seconds and context switches per call (``getrusage``)."""
+    buf = torch.ones(numel)
+    for _ in range(10):
+        dist.all_reduce(buf)
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    for _ in range(calls):
+        dist.all_reduce(buf)
+    r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    return {"wall_s": (t1 - t0) / calls, "user_s": (r1.ru_utime - r0.ru_utime) / calls,
+            "sys_s": (r1.ru_stime - r0.ru_stime) / calls,
+            "voluntary_switches": (r1.ru_nvcsw - r0.ru_nvcsw) / calls,
+            "involuntary_switches": (r1.ru_nivcsw - r0.ru_nivcsw) / calls}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     results = dict(queue.get() for _ in range(WORLD))
     for proc in procs:
         proc.join()
+    steps, costs = results[0]
     rows = []
-    for (numel, count), (wall, cpu) in sorted(results[0].items()):
-        base = results[0][(numel, args.collectives[0])][0]
+    for (numel, count), (wall, cpu) in sorted(steps.items()):
+        base = steps[(numel, args.collectives[0])][0]
         rows.append({"numel": numel, "collectives_before": count, "step_s": wall,
                      "thread_cpu_s": cpu, "vs_baseline": wall / base})
     print(f"{args.strategy} n={args.width} L={args.layers} B={args.batch}, emulated step on "
@@ -128,8 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['numel']:>8} {r['collectives_before']:>11} {r['step_s'] * 1e3:8.2f} "
               f"{r['thread_cpu_s'] * 1e3:7.2f} {r['vs_baseline']:7.2f}")
+    print("one all-reduce, this process (all threads), per call:")
+    for numel, c in costs.items():
+        print(f"{numel:>8} floats: wall {c['wall_s'] * 1e6:.0f} us, CPU user {c['user_s'] * 1e6:.0f} us "
+              f"+ system {c['sys_s'] * 1e6:.0f} us, context switches {c['voluntary_switches']:.1f} "
+              f"voluntary / {c['involuntary_switches']:.1f} involuntary")
     if args.json is not None:
-        args.json.write_text(json.dumps({"rows": rows, "args": vars(args) | {"json": str(args.json)},
+        args.json.write_text(json.dumps({"rows": rows, "all_reduce_cost": costs,
+                                         "args": vars(args) | {"json": str(args.json)},
                                          "command": sys.argv, "torch": torch.__version__},
                                         indent=1) + "\n")
     return 0
