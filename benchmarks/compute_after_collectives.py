@@ -4,8 +4,9 @@
 Why: a two-rank CPU training step spends 20-30 % more time outside its collectives than the
 same rank's step run alone (``phantom-emulate``), and the local calibration's ``host_op_s``
 absorbs it. This separates that cost from the step's own work: each of two gloo ranks (two
-processes, one thread each) builds the same emulated step (``phantom-emulate``'s model with
-every collective a local stand-in, so the step itself never waits on a peer), then runs
+processes, one thread each) builds its emulated step (``phantom-emulate``'s
+:class:`~phantom_parallel.emulate_step.Step` for its own rank, every collective a local
+stand-in, so the step itself never waits on a peer), then runs
 ``--rounds`` rounds; in each round, for every count c in ``--collectives`` (order reversed
 every other round), a block of ``--block`` steps, each after c all-reduces of ``--numel``
 floats with its peer (the block's first 2 steps untimed: what came before the block does not
@@ -33,11 +34,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 
-from phantom_parallel.emulate_comm import StandInComm
-from phantom_parallel.models import FFNConfig, build_model
-from phantom_parallel.train_setup import make_optimizer
+from phantom_parallel.emulate_step import Step
 
 WORLD = 2
 
@@ -53,20 +51,8 @@ def _rank(rank: int, port: int, args: argparse.Namespace, out: mp.SimpleQueue) -
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    model = build_model(args.strategy, FFNConfig(args.d_in, args.width, args.layers, args.d_out),
-                        StandInComm(WORLD, rank),  # type: ignore[arg-type]
-                        ghosts=args.ghosts if args.strategy == "pp" else None, seed=0)
-    opt = make_optimizer("adam", model, lr=1e-4)
-    gen = torch.Generator().manual_seed(1)
-    x, y = torch.randn(args.batch, args.d_in, generator=gen), torch.randn(args.batch, args.d_out,
-                                                                            generator=gen)
-
-    def step() -> None:
-        loss = F.mse_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    step = Step(args.strategy, WORLD, argparse.Namespace(
+        **vars(args), rank=rank, dtype="float32", cuda_graph=False), torch.device("cpu")).run
     for _ in range(args.warmup):
         step()
     samples: dict[tuple[int, int], list[tuple[float, float]]] = {}

@@ -18,12 +18,8 @@ import argparse
 import torch
 
 from phantom_parallel.emulate_comm import CountOps, StandInComm
-from phantom_parallel.layers import (
-    ColumnParallelLinear,
-    PhantomLinear,
-    RowParallelLinear,
-    busiest_rank,
-)
+from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
+from phantom_parallel.layout import busiest_rank
 
 
 def count(layer: torch.nn.Module, x: torch.Tensor) -> CountOps:

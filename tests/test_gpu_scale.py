@@ -97,7 +97,7 @@ def test_the_busiest_rank_is_the_one_emulated_by_default() -> None:
     """No rank of a PP step dispatches more operators than busiest_rank(p), which
     phantom-emulate and layer_ops run unless told otherwise; every rank runs 9 GEMMs."""
     from phantom_parallel.emulate_comm import CountOps
-    from phantom_parallel.layers import busiest_rank
+    from phantom_parallel.layout import busiest_rank
 
     for p in (2, 3, 8):
         counts = {}

@@ -25,7 +25,7 @@ from phantom_parallel.cost_types import (
     LayerCost,
     ring_wire_bytes,
 )
-from phantom_parallel.layout import validate_layout
+from phantom_parallel.layout import busiest_rank, interior_rank, validate_layout
 
 
 def _call(op: str, phase: str, layer: str, numel: int, shape: FFNShape) -> CommCall:
@@ -110,17 +110,15 @@ def _layers_tp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
     return layers, calls, act
 
 
-def _layers_pp(shape: FFNShape, interior: bool = True,
+def _layers_pp(shape: FFNShape, widened: bool,
                ) -> tuple[list[LayerCost], list[CommCall], list[int]]:
-    """PP's layers on an interior rank (0 < r < p-1, the busiest: its decompression GEMM reads
-    all p k gathered ghost rows against D_r widened with k zero columns, ``layers.PhantomLinear``)
-    or, ``interior=False``, on rank 0 or p-1 (the peers' (p-1)k rows only). With p <= 2 every
-    rank is of the second kind."""
+    """PP's layers on an interior rank (``widened``, :func:`~phantom_parallel.layout.interior_rank`:
+    its decompression GEMM reads all p k gathered ghost rows against D_r widened with k zero
+    columns) or on rank 0 or p-1 (the peers' (p-1)k rows only)."""
     m, B, p, k = shape.m, shape.batch, shape.p, shape.ghosts
     calls: list[CommCall] = []
     layers = [_linear("input", "column", shape, shape.d_in, m, m, B * m, input_needs_grad=False)]
     act = [B * m]
-    widened = interior and p > 2
     rows = p * k if widened else (p - 1) * k  # ghost rows the decompression GEMM reads
     for j in range(1, shape.layers + 1):
         name = f"hidden{j}"
@@ -229,15 +227,16 @@ def predict(
         layers, calls, act = _layers_tp(shape)
         params_total = _dense_params(shape)
     else:
-        layers, calls, act = _layers_pp(shape, interior=rank is None or 0 < rank < shape.p - 1)
+        counted = busiest_rank(shape.p) if rank is None else rank
+        layers, calls, act = _layers_pp(shape, interior_rank(counted, shape.p))
         params_total = _pp_params_total(shape)
 
     fwd = sum(layer.flops_fwd for layer in layers)
     bwd = sum(layer.flops_bwd for layer in layers)
     flops_total = (fwd + bwd) * shape.p
     if strategy == "pp" and shape.p > 2:  # ranks 0 and p-1 skip the widened D_r's zero block
-        flops = [sum(x.flops_fwd + x.flops_bwd for x in _layers_pp(shape, interior)[0])
-                 for interior in (True, False)]
+        flops = [sum(x.flops_fwd + x.flops_bwd for x in _layers_pp(shape, widened)[0])
+                 for widened in (True, False)]
         flops_total = (shape.p - 2) * flops[0] + 2 * flops[1]
     # nominal elementwise FLOPs: bias add/grad per output element (in LayerCost) + activation
     # 1 FLOP/element forward, 2 backward.

@@ -1,6 +1,6 @@
 """``phantom-emulate``: rank r's share of a p-rank training step, on one device.
 
-Builds rank ``--rank``'s shard (default: the busiest rank, :func:`layers.busiest_rank`: an
+Builds rank ``--rank``'s shard (default: the busiest rank, :func:`layout.busiest_rank`: an
 interior one for PP with p > 2, which sets the pace of a real step) of the serial, TP or PP
 model exactly as ``phantom-train`` would at world size p, with every collective replaced by a local stand-in of the same output shape
 and comparable memory traffic (:class:`StandInComm`), and times forward + MSE + backward + Adam.

@@ -19,7 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.emulate_comm import CountOps, StandInComm
 from phantom_parallel.emulate_energy import EnergyMeter
-from phantom_parallel.layers import busiest_rank
+from phantom_parallel.layout import busiest_rank
 from phantom_parallel.models import FFNConfig, build_model
 from phantom_parallel.train_args import DTYPES
 from phantom_parallel.train_setup import make_optimizer

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from phantom_parallel.comm import Comm
-from phantom_parallel.layout import validate_layout
+from phantom_parallel.layout import interior_rank, validate_layout
 from phantom_parallel.mappings import (
     copy_to_region,
     reduce_from_region,
@@ -131,13 +131,6 @@ class _PhantomLinear(torch.autograd.Function):
                 grad_decompress, None)
 
 
-def busiest_rank(p: int) -> int:
-    """A rank with the most work in a PP step of p ranks: an interior one (1) for p > 2, whose
-    decompression reads the widened D_r (:meth:`PhantomLinear.widen`), else 0. TP's and the
-    serial model's ranks all do the same work."""
-    return 1 if p > 2 else 0
-
-
 class PhantomLinear(nn.Module):
     """Phantom layer: n -> n with ranks coupled only through k ghost neurons each.
 
@@ -177,7 +170,7 @@ class PhantomLinear(nn.Module):
         # all of them on the interior ranks, whose D_r is widened with k zero columns
         r, k = comm.rank, ghosts
         self.own_rows = slice(r * k, (r + 1) * k)
-        self.interior = 0 < r < p - 1
+        self.interior = interior_rank(r, p)
         self.rows = slice(0 if r else k, p * k if r < p - 1 else (p - 1) * k)
         self.register_buffer("zero_block", torch.zeros(m, k, **factory) if self.interior else None,
                              persistent=False)

@@ -27,9 +27,15 @@ def count_matmul_flops(model: torch.nn.Module, data: ShardedDataset, batch_size:
         mse_loss(model(x.to(device, dtype)), y.to(device)).backward()
     for param in model.parameters():
         param.grad = None
-    # on the device: an NCCL-only process group reduces no host tensors
-    t = torch.tensor([counter.get_total_flops()], dtype=torch.float64, device=device)
-    if comm is not None:  # not training traffic: not in the ledger
+    return _max_over_ranks(counter.get_total_flops(), device, comm)
+
+
+def _max_over_ranks(value: float, device: torch.device, comm: Comm | None) -> int:
+    """The maximum of ``value`` over all ranks (``comm`` None: this rank's). Reduced on
+    ``device`` (an NCCL-only process group reduces no host tensors); not training traffic:
+    not in the ledger."""
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    if comm is not None:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return int(t.item())
 
@@ -65,10 +71,7 @@ def peak_memory_bytes(device: torch.device, comm: Comm | None) -> int:
         peak = torch.cuda.max_memory_allocated(device)
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    t = torch.tensor([peak], dtype=torch.float64, device=device)  # NCCL: no host tensors
-    if comm is not None:
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
+    return _max_over_ranks(peak, device, comm)
 
 
 def mean_over_ranks(value: float, device: torch.device) -> float:
