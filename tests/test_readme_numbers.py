@@ -1,10 +1,12 @@
-"""Every number that README.md's "Results of the reference local run" quotes is recomputed here
-from the committed tables of that run (docs/reference-local/): regenerating the reference
-without updating the README, or editing a README number by hand, fails this test."""
+"""The numbers README.md quotes from committed results are recomputed here from those results:
+"Results of the reference local run" from docs/reference-local/'s tables, the GPU table of
+"At GPU scale" from the H200 check's JSON. Regenerating a result without updating the README,
+or editing a README number by hand, fails this test."""
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference-local"
+H200_CHECK = ROOT / "benchmarks" / "results" / "2026-12-04-h200-fused" / "check"
 
 
 def _section(path: Path, heading: str) -> str:
@@ -98,3 +101,39 @@ def test_readme_and_reference_readme_name_the_same_run():
     revision = re.search(r"at git revision ([0-9a-f]{7})", own).group(1)
     assert f"{jobs} jobs, **{minutes}**" in readme
     assert f"git revision {revision}:" in readme
+
+
+def _h200(name: str) -> dict[tuple[str, int], dict]:
+    """Rows of the committed H200 check's ``name`` JSON by (strategy, p)."""
+    rows = json.loads((H200_CHECK / name).read_text())["rows"]
+    return {(r["strategy"], r["p"]): r for r in rows}
+
+
+def test_readme_gpu_table_quotes_the_h200_check():
+    """Each row of the "At GPU scale" table: step ms and measured J/step, eager and graph."""
+    section = _section(ROOT / "README.md", "### At GPU scale")
+    assert H200_CHECK.relative_to(ROOT).as_posix() in section
+    eager, graph = _h200("emulate_eager.json"), _h200("emulate_graph.json")
+    for p in (8, 64, 256):
+        ms = [f"{mode[(s, p)]['step_s'] * 1e3:.2f}" for mode in (eager, graph) for s in ("tp", "pp")]
+        joules = [" / ".join(f"{mode[(s, p)]['energy_j_per_step']:.2f}" for s in ("tp", "pp"))
+                  for mode in (eager, graph)]
+        row = f"| {p} | {' | '.join(ms)} | {' | '.join(joules)} |"
+        assert row in section, f"README.md's GPU table has no row {row!r} ({H200_CHECK.name}/*.json)"
+
+
+@pytest.mark.parametrize(("name", "p", "what", "quoted"), [
+    ("emulate_graph.json", 64, "step_s", "0.27x"),
+    ("emulate_graph.json", 256, "step_s", "0.54x"),
+    ("emulate_eager.json", 64, "step_s", "(1.38x)"),
+    ("emulate_eager.json", 256, "step_s", "(1.245x)"),
+    ("emulate_eager.json", 64, "energy_j_per_step", "0.43x at p = 64"),
+    ("emulate_eager.json", 256, "energy_j_per_step", "0.71x at p = 256"),
+])
+def test_readme_gpu_ratios_quote_the_h200_check(name, p, what, quoted):
+    """The PP/TP ratios the GPU bullets quote, to the digits they are written with."""
+    rows = _h200(name)
+    ratio = rows[("pp", p)][what] / rows[("tp", p)][what]
+    digits = len(re.search(r"\d\.(\d+)x", quoted).group(1))
+    assert re.search(r"\d\.\d+x", quoted).group(0) == f"{ratio:.{digits}f}x"
+    assert quoted in _section(ROOT / "README.md", "### At GPU scale")
