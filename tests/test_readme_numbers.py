@@ -137,3 +137,40 @@ def test_readme_gpu_ratios_quote_the_h200_check(name, p, what, quoted):
     digits = len(re.search(r"\d\.(\d+)x", quoted).group(1))
     assert re.search(r"\d\.\d+x", quoted).group(0) == f"{ratio:.{digits}f}x"
     assert quoted in _section(ROOT / "README.md", "### At GPU scale")
+
+
+def _range(values: list[float]) -> str:
+    return f"{min(values):.3f}-{max(values):.3f}"
+
+
+def test_readme_performance_table_is_model_accuracy_of_the_committed_runs():
+    """Each row of the Performance table: benchmarks/model_accuracy.py's numbers for the
+    committed phantom-bench runs of one configuration (p marked oversubscribed past the cores)."""
+    import importlib.util
+
+    runs = ROOT / "benchmarks" / "results" / "2026-12-05b-cpu-bench"
+    spec = importlib.util.spec_from_file_location("model_accuracy",
+                                                  ROOT / "benchmarks" / "model_accuracy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    files = sorted(runs.glob("*.json"))
+    rows = [mod.run_row(f) for f in files]
+    cores = {json.loads(f.read_text())["env"]["cpu_count"] for f in files}
+    assert len(cores) == 1
+    section = _section(ROOT / "README.md", "## Performance")
+    assert runs.relative_to(ROOT).as_posix() in section
+    assert f"{len(files)} runs" in section
+    for s in mod.summarise(rows):
+        mine = [r for r in rows if (r["width"], r["p"]) == (s["width"], s["p"])]
+        met = f"{s['pp_target_met']}/{s['runs']}"
+        cells = [
+            f"{s['p']} (oversubscribed)" if s["p"] > min(cores) else str(s["p"]),
+            str(s["width"]), str(s["ghosts"]), str(s["batch"]), str(s["runs"]),
+            f"{s['pp_ms_mean']:.1f}", f"{100 * s['pp_ms_cv']:.1f} %",
+            _range([r["pp_over_tp"] for r in mine]), _range([r["tp_over_dtensor"] for r in mine]),
+            _range([r["pp_meas_over_pred"] for r in mine]),
+            f"**{met}**" if s["pp_target_met"] == s["runs"] else met,
+            _range([r["pp_meas_over_pred_micro"] for r in mine]),
+        ]
+        row = f"| {' | '.join(cells)} |"
+        assert row in section, f"README.md's Performance table has no row {row!r}"
