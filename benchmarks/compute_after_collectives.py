@@ -11,12 +11,17 @@ stand-in, so the step itself never waits on a peer), then runs
 every other round), a block of ``--block`` steps, each after c all-reduces of ``--numel``
 floats with its peer (the block's first 2 steps untimed: what came before the block does not
 count), timed by the host clock together with the main thread's CPU time in the step
-(``time.thread_time``: equal to the wall time unless the thread was descheduled). Rank 0 prints the median step per count and
-its ratio to the step after none, and what one all-reduce costs the process (wall, user and
-system CPU time, context switches per call); ``--json`` writes them.
+(``time.thread_time``: equal to the wall time unless the thread was descheduled), and whether
+the thread ended the step on another CPU than the one it ended the previous step on (a
+migration, read from ``/proc/thread-self/stat`` outside the timed window). ``--pin`` binds each
+rank's process, gloo's threads included, to one core (rank r to the r-th core it may use)
+before gloo starts.
+Rank 0 prints the median step per count and its ratio to the step after none, the share of
+steps that migrated, and what one all-reduce costs the process (wall, user and system CPU
+time, context switches per call); ``--json`` writes them.
 
     python benchmarks/compute_after_collectives.py --strategy tp --width 512 --batch 64 \\
-        --collectives 0 1 5 --numel 16 32768 --rounds 10 --block 20 --json OUT.json
+        --collectives 0 1 5 --numel 16 32768 --rounds 10 --block 20 [--pin] --json OUT.json
 """
 
 from __future__ import annotations
@@ -46,32 +51,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _cpu() -> int:
+    """The CPU this thread last ran on (field 39 of /proc/thread-self/stat)."""
+    return int(Path("/proc/thread-self/stat").read_text().rsplit(")", 1)[1].split()[36])
+
+
 def _rank(rank: int, port: int, args: argparse.Namespace, out: mp.SimpleQueue) -> None:
-    """One gloo rank: ``{(numel, count): (median step s, median thread CPU s)}`` to ``out``."""
+    """One gloo rank: ``{(numel, count): (median step s, median thread CPU s, share of steps
+    that migrated)}`` to ``out``."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if args.pin:
+        allowed = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {allowed[rank % len(allowed)]})
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     step = Step(args.strategy, WORLD, argparse.Namespace(
         **vars(args), rank=rank, dtype="float32", cuda_graph=False), torch.device("cpu")).run
     for _ in range(args.warmup):
         step()
-    samples: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    samples: dict[tuple[int, int], list[tuple[float, float, bool]]] = {}
     for numel in args.numel:
         buf = torch.ones(numel)
         for r in range(args.rounds):
             for count in (args.collectives if r % 2 == 0 else args.collectives[::-1]):
                 for i in range(args.block + 2):
+                    where = _cpu()
                     for _ in range(count):
                         dist.all_reduce(buf)
                     wall, cpu = time.perf_counter(), time.thread_time()
                     step()
+                    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
                     if i >= 2:
-                        samples.setdefault((numel, count), []).append(
-                            (time.perf_counter() - wall, time.thread_time() - cpu))
+                        samples.setdefault((numel, count), []).append((wall, cpu, _cpu() != where))
     costs = {numel: _all_reduce_cost(numel, 200) for numel in args.numel}
     dist.barrier()
     dist.destroy_process_group()
-    out.put((rank, ({key: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+    out.put((rank, ({key: (statistics.median(w for w, _, _ in v),
+                           statistics.median(c for _, c, _ in v),
+                           statistics.fmean(moved for _, _, moved in v))
                      for key, v in samples.items()}, costs)))
 
 
@@ -107,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--block", type=int, default=20, help="timed steps per count per round")
     ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--pin", action="store_true",
+                    help="bind rank r's process (all its threads) to the r-th allowed core")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if min(args.collectives) < 0 or min(args.numel) < 1 or min(args.rounds, args.block) < 1:
@@ -124,16 +143,18 @@ def main(argv: list[str] | None = None) -> int:
         proc.join()
     steps, costs = results[0]
     rows = []
-    for (numel, count), (wall, cpu) in sorted(steps.items()):
+    for (numel, count), (wall, cpu, moved) in sorted(steps.items()):
         base = steps[(numel, args.collectives[0])][0]
         rows.append({"numel": numel, "collectives_before": count, "step_s": wall,
-                     "thread_cpu_s": cpu, "vs_baseline": wall / base})
+                     "thread_cpu_s": cpu, "vs_baseline": wall / base, "migrated": moved})
     print(f"{args.strategy} n={args.width} L={args.layers} B={args.batch}, emulated step on "
-          f"rank 0 of {WORLD} gloo ranks, median of {args.rounds} x {args.block} steps per row:")
-    print(f"{'floats':>8} {'all-reduces':>11} {'step ms':>8} {'CPU ms':>7} {'x base':>7}")
+          f"rank 0 of {WORLD} gloo ranks{' pinned to a core each' if args.pin else ''}, median of "
+          f"{args.rounds} x {args.block} steps per row:")
+    print(f"{'floats':>8} {'all-reduces':>11} {'step ms':>8} {'CPU ms':>7} {'x base':>7} "
+          f"{'migrated':>8}")
     for r in rows:
         print(f"{r['numel']:>8} {r['collectives_before']:>11} {r['step_s'] * 1e3:8.2f} "
-              f"{r['thread_cpu_s'] * 1e3:7.2f} {r['vs_baseline']:7.2f}")
+              f"{r['thread_cpu_s'] * 1e3:7.2f} {r['vs_baseline']:7.2f} {r['migrated']:8.0%}")
     print("one all-reduce, this process (all threads), per call:")
     for numel, c in costs.items():
         print(f"{numel:>8} floats: wall {c['wall_s'] * 1e6:.0f} us, CPU user {c['user_s'] * 1e6:.0f} us "

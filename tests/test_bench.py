@@ -170,6 +170,11 @@ def test_compute_after_collectives_runs_and_refuses_bad_input(tmp_path: Path) ->
     rows = json.loads(out.read_text())["rows"]
     assert [(r["numel"], r["collectives_before"]) for r in rows] == [(4, 0), (4, 2)]
     assert rows[0]["vs_baseline"] == 1.0 and all(r["step_s"] > 0 for r in rows)
+    assert all(0.0 <= r["migrated"] <= 1.0 for r in rows)
+    res = subprocess.run([sys.executable, str(script), *args, "--pin", "--json", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "pinned to a core each" in res.stdout and json.loads(out.read_text())["args"]["pin"]
     bad = tmp_path / "bad.json"
     res = subprocess.run([sys.executable, str(script), "--numel", "0", "--json", str(bad)],
                          capture_output=True, text=True, timeout=60)
