@@ -5,21 +5,22 @@ Each variant runs in a fresh subprocess (peak RSS is per process) that builds ra
 of a ``--ranks``-rank TP model on the CPU (collectives are local stand-ins; init needs none)
 and reports wall seconds of ``build_model`` and the process's peak resident set (``VmHWM``).
 
-Usage: ``python benchmarks/init_cost.py --width 16384 --layers 4 --ranks 8``
+Usage: ``python benchmarks/init_cost.py --width 16384 --layers 4 --ranks 8 [--json OUT.json]``
+(``--json``: both variants' numbers, the ratios, the command and the versions).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def child(variant: str, width: int, layers: int, ranks: int, rank: int) -> dict[str, float]:
-    from pathlib import Path
-
     from phantom_parallel import models, param_init
     from phantom_parallel.emulate import StandInComm
 
@@ -59,8 +60,13 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--ranks", type=int, default=8)
     ap.add_argument("--rank", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None, help="write the numbers here")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if min(args.width, args.layers, args.ranks) < 1 or not 0 <= args.rank < args.ranks:
+        ap.error("--width, --layers and --ranks >= 1, 0 <= --rank < --ranks")
+    if args.json is not None and not args.json.parent.is_dir():
+        ap.error(f"--json {args.json}: folder {args.json.parent} does not exist")
     if args.child:
         print(json.dumps(child(args.child, args.width, args.layers, args.ranks, args.rank)))
         return 0
@@ -77,10 +83,19 @@ def main() -> int:
               f"(of which before init {r['baseline_rss_bytes'] / gib:.2f} GiB, added by init "
               f"{r['init_peak_bytes'] / gib:.2f} GiB, the rank's parameters included)")
     a, b = out["whole-layer"], out["rank-local"]
-    print(f"  rank-local / whole-layer: time {b['init_s'] / a['init_s']:.3f}, "
-          f"peak host memory added by init {b['init_peak_bytes'] / a['init_peak_bytes']:.3f}, "
-          f"peak RSS of the process {b['peak_rss_bytes'] / a['peak_rss_bytes']:.3f} "
+    ratios = {key: b[key] / a[key] for key in ("init_s", "init_peak_bytes", "peak_rss_bytes")}
+    print(f"  rank-local / whole-layer: time {ratios['init_s']:.3f}, "
+          f"peak host memory added by init {ratios['init_peak_bytes']:.3f}, "
+          f"peak RSS of the process {ratios['peak_rss_bytes']:.3f} "
           f"(target: <= 0.25 for init time and init's peak memory)")
+    if args.json is not None:
+        import torch
+
+        args.json.write_text(json.dumps({
+            "width": args.width, "layers": args.layers, "ranks": args.ranks, "rank": args.rank,
+            "variants": out, "rank_local_over_whole_layer": ratios, "command": sys.argv,
+            "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        }, indent=1) + "\n")
     return 0
 
 

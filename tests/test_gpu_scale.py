@@ -143,6 +143,25 @@ def test_a_rank_draws_only_the_tiles_of_its_shard(monkeypatch: pytest.MonkeyPatc
     assert sum(drawn) == n * n + n
 
 
+def test_init_cost_compares_both_rules_and_refuses_bad_input(tmp_path: Path) -> None:
+    """benchmarks/init_cost.py, tiny: both rules' numbers and their ratios in the JSON; a rank
+    outside p is one usage line, nothing written."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "init_cost.py"
+    out = tmp_path / "init.json"
+    res = subprocess.run([sys.executable, str(script), "--width", "64", "--layers", "2",
+                          "--ranks", "4", "--rank", "1", "--json", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(out.read_text())
+    assert set(got["variants"]) == {"whole-layer", "rank-local"} and got["rank"] == 1
+    for key, ratio in got["rank_local_over_whole_layer"].items():
+        assert ratio == got["variants"]["rank-local"][key] / got["variants"]["whole-layer"][key]
+    bad = tmp_path / "bad.json"
+    res = subprocess.run([sys.executable, str(script), "--ranks", "4", "--rank", "4",
+                          "--json", str(bad)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--rank" in res.stderr.splitlines()[-1] and not bad.exists()
+
+
 def _tp_weights_equal_serial(comm: Comm) -> str:
     cfg = FFNConfig(d_in=70, width=12 * comm.world_size, layers=3, d_out=5)
     serial = build_model("serial", cfg, None, seed=4)

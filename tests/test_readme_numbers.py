@@ -6,6 +6,7 @@ or editing a README number by hand, fails this test."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -146,7 +147,6 @@ def _range(values: list[float]) -> str:
 def test_readme_performance_table_is_model_accuracy_of_the_committed_runs():
     """Each row of the Performance table: benchmarks/model_accuracy.py's numbers for the
     committed phantom-bench runs of one configuration (p marked oversubscribed past the cores)."""
-    import importlib.util
 
     runs = ROOT / "benchmarks" / "results" / "2026-12-05b-cpu-bench"
     spec = importlib.util.spec_from_file_location("model_accuracy",
@@ -174,3 +174,33 @@ def test_readme_performance_table_is_model_accuracy_of_the_committed_runs():
         ]
         row = f"| {' | '.join(cells)} |"
         assert row in section, f"README.md's Performance table has no row {row!r}"
+
+
+@pytest.mark.parametrize(("name", "quoted"), [
+    ("emulate_cpu_n8192.json", "({} of the FLOP ratio at p = 8, 64, 256 on the busiest rank"),
+    ("emulate_cpu_n8192_rank0.json", "busiest rank, {} on rank 0"),
+])
+def test_readme_cpu_emulation_target_quotes_the_committed_runs(name, quoted):
+    """Issue 9's CPU target: PP/TP step time over PP/TP matmul FLOPs at p = 8, 64, 256, as
+    benchmarks/emulate_targets.py pairs the committed rows."""
+    runs = ROOT / "benchmarks" / "results" / "2026-12-05c-cpu-emulate"
+    spec = importlib.util.spec_from_file_location("emulate_targets",
+                                                  ROOT / "benchmarks" / "emulate_targets.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    pairs = mod.pairs(json.loads((runs / name).read_text())["rows"])
+    ratios = {tp["p"]: (pp["step_s"] / tp["step_s"]) / (pp["matmul_flops"] / tp["matmul_flops"])
+              for tp, pp in pairs}
+    assert sorted(ratios) == [8, 64, 256] and all(r <= 1.25 for r in ratios.values())
+    phrase = quoted.format(", ".join(f"{ratios[p]:.2f}x" for p in (8, 64, 256)))
+    section = _section(ROOT / "README.md", "### At GPU scale")
+    assert phrase in section and runs.relative_to(ROOT).as_posix() in section
+
+
+def test_readme_init_cost_quotes_the_committed_run():
+    """Issue 9's init target: rank-local over whole-layer init time and init's peak memory."""
+    runs = ROOT / "benchmarks" / "results" / "2026-12-05d-cpu-init-cost"
+    ratios = json.loads((runs / "init_cost.json").read_text())["rank_local_over_whole_layer"]
+    phrase = f"({ratios['init_s']:.2f}x and {ratios['init_peak_bytes']:.2f}x;"
+    section = _section(ROOT / "README.md", "### At GPU scale")
+    assert phrase in section and runs.relative_to(ROOT).as_posix() in section
