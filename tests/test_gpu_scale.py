@@ -4,6 +4,7 @@ every strategy, the collective ledger's timing modes, and ``phantom-emulate``.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -390,3 +391,19 @@ def test_emulate_counts_the_operators_of_a_steady_step() -> None:
         with CountOps() as later:
             step.run()
         assert (info["ops_per_step"], info["view_ops_per_step"]) == (later.count, later.views)
+
+
+def test_gpu_check_summary_signs_the_ledger_cost(tmp_path: Path) -> None:
+    """benchmarks/gpu/summarize.py on a check folder with only ledger.json: each timing mode's
+    cost against timing off carries one sign, and the verdict reads the events mode."""
+    rows = {name: {"median_step_s": step, "median_comm_s": 0.01, "steps": 140, "final_loss": 0.1}
+            for name, step in (("tp-off", 0.0200), ("tp-events", 0.0195),
+                               ("tp-device-sync", 0.0210), ("pp-events", 0.0130))}
+    (tmp_path / "ledger.json").write_text(json.dumps(rows))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "summarize.py"
+    res = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": "src"},
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 0, res.stderr
+    assert "(-2.5 % vs timing off)" in res.stdout and "(+5.0 % vs timing off)" in res.stdout
+    assert "adds -2.5 % to the step: PASS" in res.stdout

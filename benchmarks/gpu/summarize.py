@@ -28,7 +28,7 @@ def _ledger(rows: dict) -> None:
     base = rows["tp-off"]["median_step_s"]
     print("p = 2 on one GPU over gloo (median step after 10 warm-up steps):")
     for name, r in rows.items():
-        extra = f" (+{100 * (r['median_step_s'] / base - 1):.1f} % vs timing off)" \
+        extra = f" ({100 * (r['median_step_s'] / base - 1):+.1f} % vs timing off)" \
             if name.startswith("tp-") and name != "tp-off" else ""
         print(f"  {name:15} step {r['median_step_s'] * 1e3:8.2f} ms, comm {r['median_comm_s'] * 1e3:8.2f} ms"
               f"{extra}")
