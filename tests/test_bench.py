@@ -18,6 +18,7 @@ from phantom_parallel import costs, hardware
 from phantom_parallel.bench_analysis import fitted_values
 from phantom_parallel.bench_steps import BENCH_STRATEGIES
 from phantom_parallel.timing import step_time
+from tests.scripts import load_script
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -115,14 +116,8 @@ def test_bad_flags_are_refused_naming_the_flag(argv: list[str], flag: str) -> No
 def test_model_accuracy_summarises_the_committed_benchmark_runs() -> None:
     """benchmarks/model_accuracy.py on the runs quoted in the READMEs: per-run rows are the
     files' own numbers, and the per-configuration summary counts their verdicts."""
-    import importlib.util
-
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("model_accuracy",
-                                                  root / "benchmarks" / "model_accuracy.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/model_accuracy.py")
     files = sorted((root / "benchmarks" / "results" / "2026-11-22-cpu-p2").glob("*.json"))
     assert len(files) == 11
     rows = [mod.run_row(f) for f in files]

@@ -21,6 +21,7 @@ from phantom_parallel.models import FFNConfig, build_model
 from phantom_parallel.param_init import dense_init
 from phantom_parallel.reference import gather_reference
 from tests.distributed_harness import run_on_ranks
+from tests.scripts import load_script
 from tests.test_counts import _one_step
 
 F64 = torch.float64
@@ -357,12 +358,7 @@ def test_op_counter_tells_views_from_operators_that_launch_work() -> None:
 
 def test_layer_op_counts_behind_the_readme_claim(capsys) -> None:  # type: ignore[no-untyped-def]
     """README (At GPU scale): a phantom layer runs 9 GEMMs per step, a TP layer 3."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "layer_ops.py"
-    spec = importlib.util.spec_from_file_location("layer_ops", path)
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    mod = load_script("benchmarks/layer_ops.py")
     comm = StandInComm(256, 1)  # the busiest rank (layer_ops' default)
     pp = mod.count(PhantomLinear(2048, 4, comm), torch.randn(8, 8, requires_grad=True))
     col = mod.count(ColumnParallelLinear(2048, 2048, comm), torch.randn(8, 2048, requires_grad=True))

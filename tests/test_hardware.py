@@ -3,13 +3,13 @@ naming the file, the key and the value; the fitted H200 constants are what the s
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 
 from phantom_parallel import hardware
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 HW = ROOT / "config" / "hardware"
@@ -73,11 +73,7 @@ def test_unknown_profile_names_the_flag_and_known_ones() -> None:
 
 
 def _validate_h200():  # type: ignore[no-untyped-def]
-    path = ROOT / "benchmarks" / "projection" / "validate_h200.py"
-    spec = importlib.util.spec_from_file_location("validate_h200", path)
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+    return load_script("benchmarks/projection/validate_h200.py")
 
 
 def test_h200_fitted_constants_are_what_the_script_fits() -> None:

@@ -16,6 +16,7 @@ from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.emulate_comm import CountOps
 from phantom_parallel.emulate_step import Step
 from phantom_parallel.timing import ADAM_STATE_OPS, OPS_PER_STEP_L4, VIEW_OPS_PER_STEP_L4, step_time
+from tests.scripts import load_script
 from tests.test_hardware import _validate_h200
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,13 +191,9 @@ def test_calibration_recovers_the_constants_that_made_the_runs() -> None:
 
 
 def test_local_held_out_validation_is_documented() -> None:
-    import importlib.util
     import statistics
 
-    path = ROOT / "benchmarks" / "projection" / "validate_local.py"
-    spec = importlib.util.spec_from_file_location("validate_local", path)
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    mod = load_script("benchmarks/projection/validate_local.py")
     rows = mod.runs()
     assert {r.shape.p for _, r, _ in rows} == {2, 4}  # the issue asks for p = 4 too
     assert {r.shape.width for _, r, _ in rows if r.shape.p == 2} == {512, 1024, 2048}

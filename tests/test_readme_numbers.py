@@ -6,12 +6,13 @@ or editing a README number by hand, fails this test."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference-local"
@@ -147,12 +148,8 @@ def _range(values: list[float]) -> str:
 def test_readme_performance_table_is_model_accuracy_of_the_committed_runs():
     """Each row of the Performance table: benchmarks/model_accuracy.py's numbers for the
     committed phantom-bench runs of one configuration (p marked oversubscribed past the cores)."""
-
     runs = ROOT / "benchmarks" / "results" / "2026-12-05b-cpu-bench"
-    spec = importlib.util.spec_from_file_location("model_accuracy",
-                                                  ROOT / "benchmarks" / "model_accuracy.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/model_accuracy.py")
     files = sorted(runs.glob("*.json"))
     rows = [mod.run_row(f) for f in files]
     cores = {json.loads(f.read_text())["env"]["cpu_count"] for f in files}
@@ -184,11 +181,7 @@ def test_readme_cpu_emulation_target_quotes_the_committed_runs(name, quoted):
     """Issue 9's CPU target: PP/TP step time over PP/TP matmul FLOPs at p = 8, 64, 256, as
     benchmarks/emulate_targets.py pairs the committed rows."""
     runs = ROOT / "benchmarks" / "results" / "2026-12-05c-cpu-emulate"
-    spec = importlib.util.spec_from_file_location("emulate_targets",
-                                                  ROOT / "benchmarks" / "emulate_targets.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    pairs = mod.pairs(json.loads((runs / name).read_text())["rows"])
+    pairs = load_script("benchmarks/emulate_targets.py").pairs(json.loads((runs / name).read_text())["rows"])
     ratios = {tp["p"]: (pp["step_s"] / tp["step_s"]) / (pp["matmul_flops"] / tp["matmul_flops"])
               for tp, pp in pairs}
     assert sorted(ratios) == [8, 64, 256] and all(r <= 1.25 for r in ratios.values())

@@ -227,17 +227,17 @@ def predict(
         layers, calls, act = _layers_tp(shape)
         params_total = _dense_params(shape)
     else:
-        counted = busiest_rank(shape.p) if rank is None else rank
-        layers, calls, act = _layers_pp(shape, interior_rank(counted, shape.p))
+        widened = interior_rank(busiest_rank(shape.p) if rank is None else rank, shape.p)
+        layers, calls, act = _layers_pp(shape, widened)
         params_total = _pp_params_total(shape)
 
     fwd = sum(layer.flops_fwd for layer in layers)
     bwd = sum(layer.flops_bwd for layer in layers)
     flops_total = (fwd + bwd) * shape.p
     if strategy == "pp" and shape.p > 2:  # ranks 0 and p-1 skip the widened D_r's zero block
-        flops = [sum(x.flops_fwd + x.flops_bwd for x in _layers_pp(shape, widened)[0])
-                 for widened in (True, False)]
-        flops_total = (shape.p - 2) * flops[0] + 2 * flops[1]
+        other = sum(x.flops_fwd + x.flops_bwd for x in _layers_pp(shape, not widened)[0])
+        interior, edge = (fwd + bwd, other) if widened else (other, fwd + bwd)
+        flops_total = (shape.p - 2) * interior + 2 * edge
     # nominal elementwise FLOPs: bias add/grad per output element (in LayerCost) + activation
     # 1 FLOP/element forward, 2 backward.
     elementwise = sum(layer.elementwise_fwd + layer.elementwise_bwd for layer in layers)
