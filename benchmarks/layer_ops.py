@@ -19,7 +19,6 @@ import torch
 
 from phantom_parallel.emulate_comm import CountOps, StandInComm
 from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
-from phantom_parallel.layout import busiest_rank
 
 
 def count(layer: torch.nn.Module, x: torch.Tensor) -> CountOps:
@@ -42,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=2048, help="hidden width n")
     ap.add_argument("--ghosts", type=int, default=4, help="ghosts k per rank")
     ap.add_argument("--ranks", type=int, default=256, help="p")
-    ap.add_argument("--rank", type=int, default=None,
-                    help="the rank whose layer is counted (default: the busiest, 1 if p > 2)")
+    ap.add_argument("--rank", type=int, default=0,
+                    help="the rank whose layer is counted (every rank's is the same)")
     ap.add_argument("--batch", type=int, default=8, help="batch size B")
     args = ap.parse_args(argv)
     n, p, b = args.width, args.ranks, args.batch
-    rank = busiest_rank(p) if args.rank is None else args.rank
+    rank = args.rank
     if not 0 <= rank < p:
         ap.error(f"--rank {rank} is not a rank of p = {p} (--ranks)")
     comm = StandInComm(p, rank)

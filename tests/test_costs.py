@@ -113,11 +113,10 @@ def emulate(strategy: str, s: FFNShape) -> tuple[int, int, list[tuple[str, str, 
             if strategy == "pp":
                 W, b = P(m, m), P(m)
                 z = F.linear(h, W, b)
-                if p > 2:  # the busiest rank, interior (rank 1): D_1 widened, all p k ghosts
-                    C, D = P(k, m), P(m, (p - 1) * k)
+                if p > 2:  # D_r stored m x pk (its zero block D_rr included), all p k ghosts
+                    C, D = P(k, m), P(m, p * k)
                     G = _Gather.apply(F.linear(h, C), rec)  # p x B x k
-                    wide = torch.cat((D[:, :k], torch.zeros(m, k, dtype=dtype), D[:, k:]), 1)
-                    z = z + G.permute(1, 0, 2).reshape(B, -1) @ wide.t()
+                    z = z + G.permute(1, 0, 2).reshape(B, -1) @ D.t()
                 elif p > 1:
                     C, D = P(k, m), P(m, (p - 1) * k)
                     G = _Gather.apply(F.linear(h, C), rec)  # p x B x k
@@ -243,7 +242,7 @@ def test_per_layer_flops_formulas(n: int, p: int, k: int) -> None:
     m = n // p
     pp, tp = predict("pp", s), predict("tp", s)
     for j in range(1, 5):
-        # the busiest rank: with p > 2 an interior one, whose widened D_r adds a zero block
+        # every rank: with p > 2 the decompression also reads its own k ghosts (D_rr = 0)
         assert _hidden(pp, j).flops_fwd == 2 * B * m * (m + (p - 1) * k + k + (k if p > 2 else 0))
         assert _hidden(tp, j).flops_fwd == 2 * B * m * n
         assert _hidden(pp, j).flops_bwd == 2 * _hidden(pp, j).flops_fwd
@@ -292,7 +291,7 @@ def test_dtensor_equals_tp() -> None:
 @pytest.mark.parametrize(("n", "p"), [(1024, 8), (96, 3), (64, 2)])
 def test_k_equals_m(n: int, p: int) -> None:
     """At k = m the W_rr + D GEMMs equal the TP layer; the compression GEMM C adds 2 B m^2
-    (and with p > 2 the busiest rank's zero block of the widened D_r another 2 B m^2)."""
+    (and with p > 2 every rank's zero block D_rr another 2 B m^2)."""
     B, m = 16, n // p
     s = FFNShape(d_in=4, width=n, layers=2, d_out=2, batch=B, p=p, ghosts=m)
     pp, tp = _hidden(predict("pp", s)), _hidden(predict("tp", s))
@@ -309,7 +308,7 @@ def test_break_even_ghosts(n: int, p: int) -> None:
     for k in range(1, m + 1):
         pp = predict("pp", FFNShape(4, n, 3, 2, 8, p, k))
         h, ht = _hidden(pp), _hidden(dense)
-        flops_star = m * (p - 1) / (p + 1) if p > 2 else k_star  # busiest rank: + 2Bmk
+        flops_star = m * (p - 1) / (p + 1) if p > 2 else k_star  # p > 2: + 2Bmk (D_rr)
         assert (pp.params_total < dense.params_total) == (k < k_star)
         assert (h.flops_fwd < ht.flops_fwd) == (k < flops_star)
         if k == k_star:
@@ -325,10 +324,11 @@ def test_params() -> None:
     s = FFNShape(d_in, n, L, d_out, 64, p, k)
     tp, pp, ser = predict("tp", s), predict("pp", s), predict("serial", s.replace(p=1))
     assert ser.params_total == tp.params_total == dense
-    pp_hidden = p * (m * m + k * m + m * (p - 1) * k + m)
+    pp_hidden = p * (m * m + k * m + m * (p - 1) * k + m)  # free parameters
     assert pp.params_total == d_in * n + n + L * pp_hidden + n * d_out + d_out
     assert pp.params_total < dense
-    assert pp.params_per_rank == m * d_in + m + L * (pp_hidden // p) + m * d_out + d_out
+    stored = m * m + k * m + m * p * k + m  # D_r with its zero block D_rr (p > 2)
+    assert pp.params_per_rank == m * d_in + m + L * stored + m * d_out + d_out
     assert pp.params_stored_total == p * pp.params_per_rank
 
 

@@ -122,7 +122,9 @@ def _pp_full_ghosts_equals_dense(comm: Comm) -> str:
             blocks = rows.chunk(p, dim=1)
             layer.weight.copy_(blocks[r])
             layer.compress.copy_(torch.eye(m, dtype=F64))
-            layer.decompress.copy_(torch.cat([blocks[s] for s in range(p) if s != r], dim=1))
+            # D_r: the peers' blocks, and with p > 2 the zero block D_rr in rank r's columns
+            layer.decompress.copy_(torch.cat([torch.zeros_like(blocks[s]) if s == r else blocks[s]
+                                              for s in range(p) if s != r or layer.reads_all], 1))
             layer.bias.copy_(b[r * m : (r + 1) * m])
     x, y = _batch(cfg)
     out, _ = _loss_and_grads(pp, x, y)

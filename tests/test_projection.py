@@ -15,7 +15,13 @@ from phantom_parallel.collectives import collective_s, flat
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.emulate_comm import CountOps
 from phantom_parallel.emulate_step import Step
-from phantom_parallel.timing import ADAM_STATE_OPS, OPS_PER_STEP_L4, VIEW_OPS_PER_STEP_L4, step_time
+from phantom_parallel.timing import (
+    ADAM_STATE_OPS,
+    OPS_PER_STEP_L4,
+    VIEW_OPS_PER_STEP_L4,
+    step_time,
+    table_key,
+)
 from tests.scripts import load_script
 from tests.test_hardware import _validate_h200
 
@@ -89,9 +95,9 @@ def test_graph_mode_and_stand_in_mode() -> None:
 
 def _counted_ops(strategy: str, p: int) -> tuple[int, int, int, int]:
     """(first step's operators, a steady step's operators, its views, parameter tensors) of
-    ``phantom-emulate``'s step of the busiest rank at L = 4, counted on CPU (fused Adam, as on a
-    GPU); small sizes: the counts do not depend on n, k or B."""
-    args = argparse.Namespace(d_in=64, width=512, layers=4, d_out=8, ghosts=1, batch=4, rank=None,
+    ``phantom-emulate``'s step of rank 0 at L = 4, counted on CPU (fused Adam, as on a GPU);
+    small sizes: the counts do not depend on n, k or B."""
+    args = argparse.Namespace(d_in=64, width=512, layers=4, d_out=8, ghosts=1, batch=4, rank=0,
                               dtype="float32", cuda_graph=False)
     step = Step(strategy, p, args, torch.device("cpu"))
     with CountOps() as first:
@@ -102,16 +108,23 @@ def _counted_ops(strategy: str, p: int) -> tuple[int, int, int, int]:
 
 
 def test_ops_tables_are_the_emulation_count() -> None:
-    """The time model's operators and views are a steady step's count of the busiest rank; the
-    committed H200 rows counted the first step, which adds Adam's state creation
-    (ADAM_STATE_OPS per tensor). (Their PP rows ran rank 0 of the earlier phantom layer, which
-    dispatched as many operators and views as today's busiest rank: timing.OPS_PER_STEP_L4.)"""
+    """The time model's operators and views are a steady step's count (PP at p = 2 and at
+    p > 2); the committed H200 rows counted the first step, which adds Adam's state creation
+    (ADAM_STATE_OPS per tensor): serial and TP as today, PP that of an earlier layer, whose
+    steady step validate_h200.py documents (189 operators, RECORD_VIEWS_L4 views)."""
+    validate = load_script("benchmarks/projection/validate_h200.py")
+    for strategy, p in (("serial", 1), ("tp", 2), ("tp", 8), ("pp", 2), ("pp", 8), ("pp", 64)):
+        _, steady, views, _ = _counted_ops(strategy, p)
+        key = table_key(strategy, p)
+        assert (OPS_PER_STEP_L4[key], VIEW_OPS_PER_STEP_L4[key]) == (steady, views), (strategy, p)
     rows = json.loads((ROOT / "benchmarks/results/2026-12-04-h200-fused/check/emulate_eager.json").read_text())
     for r in rows["rows"]:
         first, steady, views, tensors = _counted_ops(r["strategy"], r["p"])
-        assert r["layers"] == 4 and r["ops_per_step"] == first
-        assert first - steady == ADAM_STATE_OPS * tensors
-        assert (OPS_PER_STEP_L4[r["strategy"]], VIEW_OPS_PER_STEP_L4[r["strategy"]]) == (steady, views)
+        assert r["layers"] == 4 and first - steady == ADAM_STATE_OPS * tensors
+        record_steady = r["ops_per_step"] - ADAM_STATE_OPS * tensors
+        assert record_steady == (189 if r["strategy"] == "pp" else steady), r
+        if r["strategy"] != "pp":
+            assert validate.RECORD_VIEWS_L4[r["strategy"]] == views
 
 
 def test_views_cost_the_host_not_the_device() -> None:

@@ -61,7 +61,7 @@ def gemm_shapes(batch: int, width: int, p: int, ghosts: int) -> list[tuple[str, 
     """``(label, in, out)`` of the per-rank linears of TP and PP hidden layers (m = n/p)."""
     m = width // p
     shapes = [("tp-row", m, width), ("tp-col", width, m), ("pp-local", m, m)]
-    if p > 1 and ghosts > 0:  # the decompression's inner size as the busiest rank runs it
+    if p > 1 and ghosts > 0:  # the decompression GEMM's inner size
         cost = costs.predict("pp", costs.FFNShape(1, width, 1, 1, batch, p, ghosts))
         rows = next(x for x in cost.layers if x.kind == "phantom").gemms_fwd[2][1]
         shapes += [("pp-compress", m, ghosts), ("pp-decompress", rows, m)]

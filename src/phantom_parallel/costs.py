@@ -25,7 +25,7 @@ from phantom_parallel.cost_types import (
     LayerCost,
     ring_wire_bytes,
 )
-from phantom_parallel.layout import busiest_rank, interior_rank, validate_layout
+from phantom_parallel.layout import reads_all_ghosts, validate_layout
 
 
 def _call(op: str, phase: str, layer: str, numel: int, shape: FFNShape) -> CommCall:
@@ -110,16 +110,16 @@ def _layers_tp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[i
     return layers, calls, act
 
 
-def _layers_pp(shape: FFNShape, widened: bool,
-               ) -> tuple[list[LayerCost], list[CommCall], list[int]]:
-    """PP's layers on an interior rank (``widened``, :func:`~phantom_parallel.layout.interior_rank`:
-    its decompression GEMM reads all p k gathered ghost rows against D_r widened with k zero
-    columns) or on rank 0 or p-1 (the peers' (p-1)k rows only)."""
+def _layers_pp(shape: FFNShape) -> tuple[list[LayerCost], list[CommCall], list[int]]:
+    """PP's layers on any rank (all do the same work): with p > 2 the decompression GEMM reads
+    all p k gathered ghost rows, the own k against D_r's zero block
+    (:func:`~phantom_parallel.layout.reads_all_ghosts`), with p = 2 the peer's k."""
     m, B, p, k = shape.m, shape.batch, shape.p, shape.ghosts
     calls: list[CommCall] = []
     layers = [_linear("input", "column", shape, shape.d_in, m, m, B * m, input_needs_grad=False)]
     act = [B * m]
-    rows = p * k if widened else (p - 1) * k  # ghost rows the decompression GEMM reads
+    reads_all = reads_all_ghosts(p)
+    rows = p * k if reads_all else (p - 1) * k  # ghost rows the decompression GEMM reads
     for j in range(1, shape.layers + 1):
         name = f"hidden{j}"
         if p == 1:
@@ -127,18 +127,19 @@ def _layers_pp(shape: FFNShape, widened: bool,
         else:
             # g = h C^T (B x m -> k); z = h W^T + G D^T + b (B x m -> m, B x rows -> m)
             f = _gemm(B, m, k) + _gemm(B, m, m) + _gemm(B, rows, m)
-            copies = m * rows if widened else 0  # the widened D_r, forward; its gradient narrowed
             layers.append(
                 LayerCost(
                     name=name,
                     kind="phantom",
                     flops_fwd=f,
                     flops_bwd=2 * f,
-                    params=m * m + k * m + m * (p - 1) * k + m,
-                    # h, the gathered ghosts and (interior ranks) the widened D_r
-                    saved_elems=B * m + B * p * k + copies,
-                    elementwise_fwd=B * m + copies,
-                    elementwise_bwd=B * m + (m * (p - 1) * k if widened else 0),
+                    # stored: D_r with its zero block D_rr when p > 2
+                    params=m * m + k * m + m * rows + m,
+                    saved_elems=B * m + B * p * k,  # h and the gathered ghosts
+                    elementwise_fwd=B * m,
+                    # bias gradient; the zero fill of D_rr's gradient (m x k; p = 2: of the
+                    # own rows of dL/dG^T, k x B)
+                    elementwise_bwd=B * m + (m * k if reads_all else B * k),
                     # local addmm, compress, decompress; 2 each backward
                     matmuls_fwd=3,
                     matmuls_bwd=6,
@@ -184,11 +185,9 @@ def predict(
     shape: FFNShape,
     optimizer: str = "adam",
     activation: str = "tanh",
-    rank: int | None = None,
 ) -> CostBreakdown:
-    """Closed-form costs of one training step (forward + backward) on one rank: for PP with
-    p > 2 the busiest one, an interior rank (ranks 0 and p-1 do 6Bmk fewer matmul FLOPs per
-    hidden layer; ``matmul_flops_total`` sums the ranks as they are).
+    """Closed-form costs of one training step (forward + backward) on one rank (every rank of
+    a strategy does the same work; ``matmul_flops_total`` sums the p ranks).
 
     Args:
         strategy: ``serial`` (needs ``p == 1``), ``tp``, ``dtensor`` (same costs as ``tp``) or
@@ -199,7 +198,6 @@ def predict(
             :attr:`CostBreakdown.state_bytes`.
         activation: hidden activation, used only for the activation-memory estimate (GELU/SiLU
             save their input, tanh/ReLU/sigmoid their output = the next linear's input).
-        rank: the rank counted (PP with p > 2: ranks 0 and p-1 do less); None: the busiest.
 
     Returns:
         :class:`CostBreakdown` with per-rank, per-step matmul FLOPs, collective calls, payload and
@@ -227,17 +225,12 @@ def predict(
         layers, calls, act = _layers_tp(shape)
         params_total = _dense_params(shape)
     else:
-        widened = interior_rank(busiest_rank(shape.p) if rank is None else rank, shape.p)
-        layers, calls, act = _layers_pp(shape, widened)
+        layers, calls, act = _layers_pp(shape)
         params_total = _pp_params_total(shape)
 
     fwd = sum(layer.flops_fwd for layer in layers)
     bwd = sum(layer.flops_bwd for layer in layers)
     flops_total = (fwd + bwd) * shape.p
-    if strategy == "pp" and shape.p > 2:  # ranks 0 and p-1 skip the widened D_r's zero block
-        other = sum(x.flops_fwd + x.flops_bwd for x in _layers_pp(shape, not widened)[0])
-        interior, edge = (fwd + bwd, other) if widened else (other, fwd + bwd)
-        flops_total = (shape.p - 2) * interior + 2 * edge
     # nominal elementwise FLOPs: bias add/grad per output element (in LayerCost) + activation
     # 1 FLOP/element forward, 2 backward.
     elementwise = sum(layer.elementwise_fwd + layer.elementwise_bwd for layer in layers)
@@ -291,9 +284,10 @@ def predict(
 
 def pp_break_even_ghosts(width: int, p: int) -> float:
     """Ghost count ``k* = m (p - 1) / p`` at which a PP hidden layer has the same parameters as
-    the dense/TP layer and, in the method's count ``2Bm(m + pk)``, the same forward matmul
-    FLOPs; PP is cheaper in both for ``k < k*``. (With p > 2 the busiest rank's widened
-    decompression adds ``2Bmk``: its FLOPs break even at ``m (p - 1) / (p + 1)``.)"""
+    the dense/TP layer (free parameters: D_rr's held zeros not counted) and, in the method's
+    count ``2Bm(m + pk)``, the same forward matmul FLOPs; PP is cheaper in both for ``k < k*``.
+    (With p > 2 every rank's decompression GEMM also reads its own ghosts against the zero
+    block D_rr, ``2Bmk`` more: its FLOPs break even at ``m (p - 1) / (p + 1)``.)"""
     validate_layout("tp", width, p, None)
     m = width // p
     return m * (p - 1) / p

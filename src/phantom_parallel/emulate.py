@@ -1,8 +1,7 @@
 """``phantom-emulate``: rank r's share of a p-rank training step, on one device.
 
-Builds rank ``--rank``'s shard (default: the busiest rank, :func:`layout.busiest_rank`: an
-interior one for PP with p > 2, which sets the pace of a real step) of the serial, TP or PP
-model exactly as ``phantom-train`` would at world size p, with every collective replaced by a local stand-in of the same output shape
+Builds rank ``--rank``'s shard (default 0; every rank of a strategy does the same work) of the
+serial, TP or PP model exactly as ``phantom-train`` would at world size p, with every collective replaced by a local stand-in of the same output shape
 and comparable memory traffic (:class:`StandInComm`), and times forward + MSE + backward + Adam.
 What is measured is the rank's computation, kernel launches and memory traffic, with no peer
 to wait for: the communication itself is what :mod:`phantom_parallel.costs` models.
@@ -60,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-size", "--batch", dest="batch", type=int, default=1024,
                     help="batch size B (samples per step), as phantom-train's --batch-size")
     ap.add_argument("--ranks", type=int, nargs="+", default=[8], help="world sizes p to emulate")
-    ap.add_argument("--rank", type=int, default=None,
-                    help="the rank r whose share is run (default: the busiest, 1 if p > 2 else 0)")
+    ap.add_argument("--rank", type=int, default=0,
+                    help="the rank r whose share is run (every rank does the same work)")
     ap.add_argument("--d-in", type=int, default=64, help="input features")
     ap.add_argument("--d-out", type=int, default=8, help="output features")
     ap.add_argument("--dtype", default="float32", help=f"of {', '.join(DTYPES)}")
@@ -111,7 +110,7 @@ def validate(args: argparse.Namespace) -> None:
     for p in args.ranks:
         if p < 1:
             bad(f"--ranks {p}: must be >= 1")
-        if args.rank is not None and not 0 <= args.rank < p:
+        if not 0 <= args.rank < p:
             bad(f"--rank {args.rank} is not a rank of p = {p} (--ranks)")
         for s in args.strategy:
             if s == "serial":
@@ -159,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(measure(strategy, 1 if strategy == "serial" else p, args, device, meter))
         meter.resolve(rows)
     ratios = round_ratios(rows) if args.rounds > 1 else []
-    who = "the busiest rank" if args.rank is None else f"rank {args.rank}"
-    print(f"phantom-emulate: {who}'s share of one step, n={args.width} L={args.layers} "
+    print(f"phantom-emulate: rank {args.rank}'s share of one step, n={args.width} L={args.layers} "
           f"k={args.ghosts} B={args.batch} {args.dtype} on {args.device}"
           f"{' (CUDA graph replay)' if args.cuda_graph else ''}; collectives are local stand-ins")
     print(_table(rows))

@@ -19,7 +19,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.emulate_comm import CountOps, StandInComm
 from phantom_parallel.emulate_energy import EnergyMeter
-from phantom_parallel.layout import busiest_rank
 from phantom_parallel.models import FFNConfig, build_model
 from phantom_parallel.train_args import DTYPES
 from phantom_parallel.train_setup import make_optimizer
@@ -51,7 +50,7 @@ class Step:
     def __init__(self, strategy: str, p: int, args: argparse.Namespace, device: torch.device):
         dtype = DTYPES[args.dtype]
         cfg = FFNConfig(args.d_in, args.width, args.layers, args.d_out)
-        self.rank = 0 if strategy == "serial" else busiest_rank(p) if args.rank is None else args.rank
+        self.rank = 0 if strategy == "serial" else args.rank
         comm = None if strategy == "serial" else StandInComm(p, self.rank)
         self.model = build_model(strategy, cfg, comm,  # type: ignore[arg-type]
                                  ghosts=args.ghosts if strategy == "pp" else None, seed=0,
@@ -171,7 +170,7 @@ def _row(strategy: str, p: int, args: argparse.Namespace, device: torch.device, 
         "device": device.type, "cuda_graph": graph, "step_s": total,
         "fwd_s": None if graph else fwd, "bwd_s": None if graph else bwd,
         "opt_s": None if graph else opt, "matmul_flops": info["matmul_flops"],
-        "predicted_matmul_flops": predict(strategy, shape, rank=step.rank).matmul_flops,
+        "predicted_matmul_flops": predict(strategy, shape).matmul_flops,
         "achieved_flop_rate": info["matmul_flops"] / total, "ops_per_step": info["ops_per_step"],
         "view_ops_per_step": info["view_ops_per_step"],
         "peak_memory_bytes": info["peak_memory_bytes"], **energy,

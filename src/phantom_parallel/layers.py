@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from phantom_parallel.comm import Comm
-from phantom_parallel.layout import interior_rank, validate_layout
+from phantom_parallel.layout import reads_all_ghosts, validate_layout
 from phantom_parallel.mappings import (
     copy_to_region,
     reduce_from_region,
@@ -84,14 +84,14 @@ class _PhantomLinear(torch.autograd.Function):
     and its one collective per direction are a single autograd node: on an accelerator, at
     p = 64-256 the layer's GEMMs are small (m = n/p) and the eager step is bound by the host's
     per-operator cost, so the layer issues only the kernels it needs, the same on every rank
-    (forward: 3 GEMMs and the all-gather; backward: 6 GEMMs, one bias sum, one fill or copy, one
-    copy and the reduce-scatter) and no autograd bookkeeping between them.
+    (forward: 3 GEMMs and the all-gather; backward: 6 GEMMs, one bias sum, one fill (p = 2: two
+    and an allocation) and the reduce-scatter) and no autograd bookkeeping between them.
 
-    Shapes (rank r): h B x m, weight m x m, bias m, compress k x m, decompress m x (p-1)k,
-    gathered ghosts G^T pk x B. The decompression is one GEMM on every rank
-    (:meth:`PhantomLinear.widen`): on ranks 0 and p-1 the peers' rows of G^T are one block; on
-    the others D_r gets k zero columns where rank r's own rows are (m x pk), which costs 2Bmk
-    more FLOPs and one copy of D_r but no second GEMM, and makes rank r's rows of dL/dG^T zero.
+    Shapes (rank r): h B x m, weight m x m, bias m, compress k x m, gathered ghosts G^T pk x B,
+    decompress m x pk with its own k columns D_rr held at zero (p = 2: m x k, the peer's). The
+    decompression is one GEMM over the rows :attr:`PhantomLinear.rows` of G^T: with p > 2 all
+    of them, D_rr = 0 cancelling rank r's own ghosts forward and zeroing its rows of dL/dG^T
+    backward (2Bmk more FLOPs each way, no copy); with p = 2 the one peer's k rows.
     """
 
     @staticmethod
@@ -102,7 +102,6 @@ class _PhantomLinear(torch.autograd.Function):
         # ghosts travel transposed (k x B): the rank-major p x k x B all-gather output is the
         # contiguous (p k x B) matrix G^T, a GEMM operand as it stands (no copy)
         ghosts_t = layer.comm.all_gather(torch.mm(compress, h.t())).view(-1, h.shape[0])
-        decompress = layer.widen(decompress)                               # m x |rows|
         torch.addmm(z, ghosts_t[layer.rows].t(), decompress.t(), out=z)    # in place
         ctx.save_for_backward(h, weight, compress, decompress, ghosts_t)
         ctx.layer = layer
@@ -112,21 +111,23 @@ class _PhantomLinear(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         h, weight, compress, decompress, ghosts_t = ctx.saved_tensors
         layer, grad_t = ctx.layer, grad.t()
-        # dL/dG^T: the peers' rows are D_rs^T dz_r^T; rank r's own rows are zero (its ghosts do
-        # not feed its own neurons); the reduce-scatter sums each rank's rows over ranks
-        if layer.interior:  # the own rows come out zero from D_r's zero columns
-            grad_ghosts_t = torch.mm(decompress.t(), grad_t)                # p k x B
-        else:  # ranks 0 and p-1: the peers' rows are one block, the own rows outside it
+        # dL/dG^T (p k x B): the peers' rows are D_rs^T dz_r^T; rank r's own rows are zero (its
+        # ghosts do not feed its own neurons); the reduce-scatter sums each rank's rows
+        if layer.reads_all:  # the own rows come out zero from D_rr = 0
+            grad_ghosts_t = torch.mm(decompress.t(), grad_t)
+            grad_decompress = torch.mm(grad_t, ghosts_t.t())                 # m x p k
+            grad_decompress[:, layer.own_rows].zero_()  # D_rr is held at zero
+        else:  # p = 2: the peer's rows are one block, the own rows outside it
             grad_ghosts_t = ghosts_t.new_empty(ghosts_t.shape)
             grad_ghosts_t[layer.own_rows].zero_()
             torch.mm(decompress.t(), grad_t, out=grad_ghosts_t[layer.rows])
+            grad_decompress = torch.mm(grad_t, ghosts_t[layer.rows].t())     # m x k
         grad_own_t = layer.comm.reduce_scatter(
             grad_ghosts_t.view(layer.comm.world_size, -1, grad.shape[0]))  # k x B
         grad_h = None
         if ctx.needs_input_grad[0]:
             grad_h = torch.mm(grad, weight)                                   # B x m
             torch.addmm(grad_h, grad_own_t.t(), compress, out=grad_h)
-        grad_decompress = layer.narrow(torch.mm(grad_t, ghosts_t[layer.rows].t()))
         return (grad_h, torch.mm(grad_t, h), grad.sum(0), torch.mm(grad_own_t, h),
                 grad_decompress, None)
 
@@ -138,16 +139,19 @@ class PhantomLinear(nn.Module):
 
     - ``weight`` W_rr (m x m): local-to-local, exact;
     - ``compress`` C_r (k x m): this rank's m activations -> its k ghosts (linear);
-    - ``decompress`` D_r (m x (p-1)k): [D_rs for s != r in rank order], the other ranks'
-      ghosts -> this rank's m neurons;
+    - ``decompress`` D_r (m x pk): [D_rs for every rank s in rank order], the gathered ghosts
+      -> this rank's m neurons, with D_rr = 0 (a rank's own ghosts do not feed its own
+      neurons): its k columns :attr:`own_rows` are held at zero (their gradient is zero, so
+      SGD and Adam(W) leave them zero; :attr:`held_zero`). With p = 2, m x k: D_rs of the
+      one peer s (no zero block);
     - ``bias`` b_r (m).
 
     Forward on h_r (B x m): g_r = h_r C_r^T (B x k), sent as g_r^T (k x B);
     G^T = all-gather(g^T) (p k x B); z_r = h_r W_rr^T + sum_{s != r} g_s D_rs^T + b_r (B x m),
-    the sum being one GEMM on every rank, never a loop over peers (:class:`_PhantomLinear`,
-    :meth:`widen`). A rank's own ghosts do not feed its own neurons. Backward of the
-    all-gather is a reduce-scatter of p x k x B; all weight gradients are local.
-    With p = 1 there are no ghosts: the layer is dense (``compress``/``decompress`` are None).
+    the sum being one GEMM over G^T (:attr:`rows`) on every rank, never a loop over peers
+    (:class:`_PhantomLinear`). Backward of the all-gather is a reduce-scatter of p x k x B;
+    all weight gradients are local. With p = 1 there are no ghosts: the layer is dense
+    (``compress``/``decompress`` are None).
     """
 
     def __init__(self, width: int, ghosts: int, comm: Comm, *,
@@ -162,32 +166,23 @@ class PhantomLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(m, **factory))
         if p > 1:
             self.compress = nn.Parameter(torch.empty(ghosts, m, **factory))
-            self.decompress = nn.Parameter(torch.empty(m, (p - 1) * ghosts, **factory))
+            columns = (p if reads_all_ghosts(p) else p - 1) * ghosts
+            self.decompress = nn.Parameter(torch.empty(m, columns, **factory))
         else:
             self.register_parameter("compress", None)
             self.register_parameter("decompress", None)
-        # rows of G^T the decompression GEMM reads: the peers' (one block) on ranks 0 and p-1;
-        # all of them on the interior ranks, whose D_r is widened with k zero columns
+        # rows of G^T the decompression GEMM reads (and D_r's columns): all p k with p > 2
+        # (:func:`~phantom_parallel.layout.reads_all_ghosts`), rank r's own against D_rr = 0;
+        # with p = 2 the one peer's k
         r, k = comm.rank, ghosts
         self.own_rows = slice(r * k, (r + 1) * k)
-        self.interior = interior_rank(r, p)
-        self.rows = slice(0 if r else k, p * k if r < p - 1 else (p - 1) * k)
-        self.register_buffer("zero_block", torch.zeros(m, k, **factory) if self.interior else None,
-                             persistent=False)
+        self.reads_all = reads_all_ghosts(p)
+        self.rows = slice(None) if self.reads_all or p == 1 else slice((1 - r) * k, (2 - r) * k)
 
-    def widen(self, decompress: torch.Tensor) -> torch.Tensor:
-        """D_r (m x (p-1)k) as the operand of the decompression GEMM over G^T[``rows``]: D_r
-        itself on ranks 0 and p-1; on the others m x pk, zeros in rank r's own k columns."""
-        if not self.interior:
-            return decompress
-        lo = self.own_rows.start
-        return torch.cat((decompress[:, :lo], self.zero_block, decompress[:, lo:]), 1)
-
-    def narrow(self, grad: torch.Tensor) -> torch.Tensor:
-        """:meth:`widen`'s adjoint: the gradient of D_r (m x (p-1)k) from that of its operand."""
-        if not self.interior:
-            return grad
-        return torch.cat((grad[:, :self.own_rows.start], grad[:, self.own_rows.stop:]), 1)
+    @property
+    def held_zero(self) -> int:
+        """Elements of this rank's parameters held at zero (D_rr, m x k, with p > 2; else 0)."""
+        return self.local_width * self.ghosts if self.reads_all else 0
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.compress is None:

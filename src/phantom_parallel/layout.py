@@ -6,17 +6,13 @@ from __future__ import annotations
 from phantom_parallel.constants import STRATEGIES
 
 
-def interior_rank(rank: int, world_size: int) -> bool:
-    """Whether PP rank ``rank`` of p has peers on both sides (0 < r < p-1): its decompression
-    reads all p k gathered ghost rows against D_r widened with k zero columns
-    (``layers.PhantomLinear.widen``), ranks 0 and p-1 only the peers' (p-1)k."""
-    return 0 < rank < world_size - 1
-
-
-def busiest_rank(world_size: int) -> int:
-    """A rank with the most work in a PP step of p ranks: an interior one (1) for p > 2, else
-    0. TP's and the serial model's ranks all do the same work."""
-    return 1 if world_size > 2 else 0
+def reads_all_ghosts(world_size: int) -> bool:
+    """Whether every PP rank's decompression GEMM reads all p k gathered ghost rows (p > 2),
+    rank r's own k against D_r's zero block D_rr (``layers.PhantomLinear``), rather than only
+    its peers' (p - 1)k. With p > 2 an interior rank's peers lie on both sides of its own
+    ghosts, so it reads all, and ranks 0 and p-1 do too, so that every rank issues the same
+    kernels; with p = 2 each rank reads its one peer's k. Every rank does the same work."""
+    return world_size > 2
 
 
 def validate_layout(strategy: str, width: int, world_size: int, ghosts: int | None) -> None:

@@ -24,6 +24,8 @@ import math
 
 import torch
 
+from phantom_parallel.layout import reads_all_ghosts
+
 
 def _generator(*key: object) -> torch.Generator:
     digest = hashlib.sha256(repr(key).encode()).digest()
@@ -112,14 +114,19 @@ def phantom_bounds(width: int, ghosts: int, p: int, rule: str = "variance") -> d
 def phantom_init(seed: int, name: str, width: int, ghosts: int, p: int, rank: int,
                  dtype: torch.dtype, rule: str = "variance") -> dict[str, torch.Tensor]:
     """Rank ``rank``'s parameters of phantom layer ``name``: ``weight`` (m x m), ``decompress``
-    (m x (p-1)k), ``bias`` (m), ``compress`` (k x m); only ``weight`` and ``bias`` (the dense
-    rule) when p = 1. ``rule``: one of :data:`PP_INITS` (see :func:`phantom_bounds`)."""
+    (m x pk: the peers' (p-1)k columns drawn, rank ``rank``'s own k columns zero; m x k with
+    p = 2), ``bias`` (m), ``compress`` (k x m); only ``weight`` and ``bias`` (the dense rule) when p = 1.
+    ``rule``: one of :data:`PP_INITS` (see :func:`phantom_bounds`)."""
     if p == 1:
         w, b = dense_init(seed, name, width, width, dtype)
         return {"weight": w, "bias": b}
-    m = width // p
+    m, k = width // p, ghosts
     gen = _generator("phantom", seed, name, p, rank)
     a = phantom_bounds(width, ghosts, p, rule)
-    shapes = {"weight": (m, m), "decompress": (m, (p - 1) * ghosts), "bias": (m,),
-              "compress": (ghosts, m)}
-    return {key: _uniform(shape, a[key], gen, dtype) for key, shape in shapes.items()}
+    shapes = {"weight": (m, m), "decompress": (m, (p - 1) * k), "bias": (m,), "compress": (k, m)}
+    out = {key: _uniform(shape, a[key], gen, dtype) for key, shape in shapes.items()}
+    if reads_all_ghosts(p):
+        peers = out["decompress"]
+        out["decompress"] = torch.cat((peers[:, :rank * k], peers.new_zeros(m, k),
+                                       peers[:, rank * k:]), 1)
+    return out

@@ -10,8 +10,24 @@ from torch import nn
 
 from phantom_parallel.comm import Comm
 from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
+from phantom_parallel.layout import reads_all_ghosts
 from phantom_parallel.models import FFN, FFNConfig, layer_names, parallelize, serial_plan
 from phantom_parallel.param_init import phantom_init
+
+
+def peer_columns(decompress: torch.Tensor, rank: int, p: int, ghosts: int) -> torch.Tensor:
+    """D_r without its own block: the m x (p-1)k peers' columns of rank ``rank``'s
+    ``decompress`` (m x pk with p > 2; with p = 2 it has only the peer's), as
+    :class:`PhantomReference` stores it. Raises ValueError if the own block D_rr, which the
+    layer holds at zero, is not zero (an optimizer that moves a parameter whose gradient is
+    zero would make it nonzero)."""
+    if not reads_all_ghosts(p):
+        return decompress
+    lo, hi = rank * ghosts, (rank + 1) * ghosts
+    if torch.count_nonzero(decompress[:, lo:hi]):
+        raise ValueError(f"rank {rank}'s decompress has nonzero entries in its own ghost "
+                         f"columns {lo}:{hi}, which a phantom layer holds at zero")
+    return torch.cat((decompress[:, :lo], decompress[:, hi:]), 1)
 
 
 class PhantomReference(nn.Module):
@@ -45,7 +61,8 @@ class PhantomReference(nn.Module):
                     with torch.no_grad():
                         for key, t in phantom_init(seed, f"hidden.{i}", cfg.width, ghosts, p, r,
                                                    dtype, pp_init).items():
-                            getattr(mod, key).copy_(t)
+                            getattr(mod, key).copy_(peer_columns(t, r, p, ghosts)
+                                                    if key == "decompress" else t)
                 ranks.append(mod)
             self.blocks.append(ranks)
 
@@ -105,6 +122,8 @@ def gather_reference(model: nn.Module, strategy: str, comm: Comm | None, *, ghos
                 i = int(name.split(".")[1])
                 for key, t in src.named_parameters(recurse=False):
                     for r, part in enumerate(_all_gather_parts(t.detach(), comm)):  # type: ignore[arg-type]
+                        if key == "decompress":
+                            part = peer_columns(part, r, comm.world_size, ghosts)  # type: ignore[arg-type,union-attr]
                         getattr(ref.blocks[i][r], key).copy_(part)  # type: ignore[index]
                 continue
             dst = ref.get_submodule(name)

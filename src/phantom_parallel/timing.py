@@ -39,18 +39,16 @@ from phantom_parallel.collectives import collective_s
 from phantom_parallel.costs import CostBreakdown
 from phantom_parallel.hardware import Profile
 
-OPS_PER_STEP_L4: dict[str, int] = {"serial": 89, "tp": 105, "dtensor": 105, "pp": 189}
+OPS_PER_STEP_L4: dict[str, int] = {"serial": 89, "tp": 105, "dtensor": 105, "pp": 169,
+                                   "pp@p=2": 181}
 """Operators per steady training step at ``L = 4`` (forward + MSE + backward + fused Adam,
-float32, the busiest rank: for PP with p > 2 an interior one; ranks 0 and p-1 dispatch 181;
-bf16 adds 3 casts), as ``phantom-emulate`` counts them (``ops_per_step``); DTensor taken as TP.
-The committed H200 rows (benchmarks/results/2026-12-04-h200-fused) counted the first step,
-which also creates Adam's state: :data:`ADAM_STATE_OPS` more per parameter tensor (125, 141,
-249); their PP rows ran rank 0 of the earlier phantom layer, which dispatched as many
-operators and views as today's busiest rank (a fill and an allocation per layer where today's
-interior rank copies twice). Other ``L`` scale by ``(L + 2) / 6`` (an approximation: ops per
-linear layer). ``tests/test_projection.py`` counts both on CPU with fused Adam."""
+float32, any rank; bf16 adds 3 casts), as ``phantom-emulate`` counts them (``ops_per_step``);
+DTensor taken as TP; PP with p = 2 (``"pp@p=2"``, :func:`table_key`) allocates and zeroes the
+own rows of dL/dG^T where p > 2 zeroes D_rr's gradient. Other ``L`` scale by ``(L + 2) / 6``
+(an approximation: ops per linear layer). ``tests/test_projection.py`` counts both on CPU."""
 
-VIEW_OPS_PER_STEP_L4: dict[str, int] = {"serial": 47, "tp": 50, "dtensor": 50, "pp": 104}
+VIEW_OPS_PER_STEP_L4: dict[str, int] = {"serial": 47, "tp": 50, "dtensor": 50, "pp": 88,
+                                        "pp@p=2": 96}
 """Of :data:`OPS_PER_STEP_L4`, the views (``view_ops_per_step``: ``t``, ``view``, ``slice``,
 ``detach`` ...): dispatched by the host, no kernel on the device."""
 
@@ -66,15 +64,21 @@ rank: the same thread dispatches and computes, so ``busy + ops x (host_op_s + ke
 COMM_MODES = ("network", "stand-in")
 
 
-def ops_per_step(strategy: str, layers: int, table: dict[str, int] = OPS_PER_STEP_L4) -> float:
-    """Estimated operators per step of ``strategy`` with ``layers`` hidden layers (``table``:
-    the counts at ``L = 4``, scaled by ``(L + 2) / 6``)."""
-    return table[strategy] * (layers + 2) / 6
+def table_key(strategy: str, p: int) -> str:
+    """The key of ``strategy`` at ``p`` ranks in :data:`OPS_PER_STEP_L4`."""
+    return "pp@p=2" if strategy == "pp" and p == 2 else strategy
 
 
-def view_ops_per_step(strategy: str, layers: int) -> float:
+def ops_per_step(strategy: str, layers: int, p: int, table: dict[str, int] = OPS_PER_STEP_L4,
+                 ) -> float:
+    """Estimated operators per step of ``strategy`` with ``layers`` hidden layers on p ranks
+    (``table``: the counts at ``L = 4``, scaled by ``(L + 2) / 6``)."""
+    return table[table_key(strategy, p)] * (layers + 2) / 6
+
+
+def view_ops_per_step(strategy: str, layers: int, p: int) -> float:
     """Estimated views (operators without a kernel) among :func:`ops_per_step`."""
-    return ops_per_step(strategy, layers, VIEW_OPS_PER_STEP_L4)
+    return ops_per_step(strategy, layers, p, VIEW_OPS_PER_STEP_L4)
 
 
 @dataclass(frozen=True)
@@ -220,8 +224,9 @@ def step_time(cost: CostBreakdown, hw: Profile, *, mode: str = "eager", comm: st
     standin = stream_s(standin_bytes(cost), hw) if comm == "stand-in" else 0.0
     busy = gemm + elementwise + optimizer + standin
     layers = cost.shape.layers
-    n_ops = ops_per_step(cost.strategy, layers) if ops is None else float(ops)
-    n_views = view_ops_per_step(cost.strategy, layers) if views is None else float(views)
+    p = cost.shape.p
+    n_ops = ops_per_step(cost.strategy, layers, p) if ops is None else float(ops)
+    n_views = view_ops_per_step(cost.strategy, layers, p) if views is None else float(views)
     wall = wall_s(busy, n_ops, hw, mode, n_views)
     idle = wall - busy
     if comm == "network":

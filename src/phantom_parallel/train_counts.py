@@ -10,16 +10,16 @@ import torch.distributed as dist
 
 from phantom_parallel.comm import Comm
 from phantom_parallel.data import ShardedDataset
-from phantom_parallel.layers import RowParallelLinear
+from phantom_parallel.layers import PhantomLinear, RowParallelLinear
 from phantom_parallel.train_setup import mse_loss
 
 
 def count_matmul_flops(model: torch.nn.Module, data: ShardedDataset, batch_size: int,
                        device: torch.device, dtype: torch.dtype, comm: Comm | None = None) -> int:
     """Matmul FLOPs of one forward + backward of the busiest rank (``FlopCounterMode`` on each
-    rank, the maximum over ranks with ``comm``: PP's interior ranks do more than ranks 0 and
-    p-1), measured on the first rows of the data before training; the gradients are
-    discarded, so training is unaffected."""
+    rank, the maximum over ranks with ``comm``; every rank of a strategy counts the same),
+    measured on the first rows of the data before training; the gradients are discarded, so
+    training is unaffected."""
     from torch.utils.flop_counter import FlopCounterMode
 
     x, y = data.get_batch(list(range(batch_size)))
@@ -47,12 +47,13 @@ def local_shard(param: torch.Tensor) -> torch.Tensor:
 
 def count_distinct_params(model: torch.nn.Module, comm: Comm | None) -> int:
     """Parameters of the whole model, each counted once: shards summed over ranks, tensors
-    replicated on every rank (row-parallel biases) counted once; a DTensor knows its global
-    size."""
+    replicated on every rank (row-parallel biases) counted once, a phantom layer's held zeros
+    (D_rr) not counted; a DTensor knows its global size."""
     if any(hasattr(p, "to_local") for p in model.parameters()):
         return sum(p.numel() for p in model.parameters())  # DTensor: global numel
     local = 0
     for module in model.modules():
+        local -= module.held_zero if isinstance(module, PhantomLinear) else 0
         replicated = isinstance(module, RowParallelLinear)
         for name, param in module.named_parameters(recurse=False):
             if not (replicated and name == "bias") or comm is None or comm.rank == 0:
