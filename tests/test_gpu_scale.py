@@ -83,6 +83,37 @@ def test_phantom_layer_is_the_block_sum_and_passes_gradcheck(p: int, rank: int) 
         inputs, eps=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_the_zero_block_stays_zero_under_training_and_is_checked_when_gathered(optimizer: str) -> None:
+    """D_rr gets an exactly zero gradient, so Adam, AdamW (weight decay) and SGD with momentum
+    leave it zero while the rest of D_r trains; peer_columns refuses a D_r whose D_rr is not."""
+    from phantom_parallel.reference import peer_columns
+
+    p, r, k, m = 4, 2, 2, 3
+    layer = PhantomLinear(m * p, k, StandInComm(p, r), dtype=F64)  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for param in layer.parameters():
+            param.copy_(torch.randn(param.shape, generator=gen, dtype=F64))
+        layer.decompress[:, layer.own_rows] = 0
+    start = layer.decompress.detach().clone()
+    opt = {"adam": lambda ps: torch.optim.Adam(ps, lr=0.1),
+           "adamw": lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=0.5),
+           "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)}[optimizer](layer.parameters())
+    for _ in range(5):
+        opt.zero_grad()
+        layer(torch.randn(4, m, generator=gen, dtype=F64)).square().sum().backward()
+        opt.step()
+    own = layer.decompress.detach()[:, layer.own_rows]
+    assert torch.equal(own, torch.zeros_like(own))
+    assert not torch.equal(layer.decompress.detach(), start)  # the peers' blocks trained
+    assert peer_columns(layer.decompress.detach(), r, p, k).shape == (m, (p - 1) * k)
+    with torch.no_grad():
+        layer.decompress[0, layer.own_rows.start] = 1.0
+    with pytest.raises(ValueError, match="rank 2's decompress has nonzero entries in its own"):
+        peer_columns(layer.decompress.detach(), r, p, k)
+
+
 def _phantom_gemms(p: int, rank: int) -> int:
     """GEMM calls of one forward + backward of a phantom layer (rank ``rank`` of ``p``)."""
     layer = PhantomLinear(16 * p, 2, StandInComm(p, rank), dtype=F64)  # type: ignore[arg-type]

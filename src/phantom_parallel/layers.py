@@ -84,8 +84,8 @@ class _PhantomLinear(torch.autograd.Function):
     and its one collective per direction are a single autograd node: on an accelerator, at
     p = 64-256 the layer's GEMMs are small (m = n/p) and the eager step is bound by the host's
     per-operator cost, so the layer issues only the kernels it needs, the same on every rank
-    (forward: 3 GEMMs and the all-gather; backward: 6 GEMMs, one bias sum, one fill (p = 2: two
-    and an allocation) and the reduce-scatter) and no autograd bookkeeping between them.
+    (forward: 3 GEMMs and the all-gather; backward: 6 GEMMs, one bias sum, one fill (p = 2: and
+    an allocation) and the reduce-scatter) and no autograd bookkeeping between them.
 
     Shapes (rank r): h B x m, weight m x m, bias m, compress k x m, gathered ghosts G^T pk x B,
     decompress m x pk with its own k columns D_rr held at zero (p = 2: m x k, the peer's). The
