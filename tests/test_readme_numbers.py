@@ -173,14 +173,15 @@ def test_readme_performance_table_is_model_accuracy_of_the_committed_runs():
         assert row in section, f"README.md's Performance table has no row {row!r}"
 
 
-@pytest.mark.parametrize(("name", "quoted"), [
-    ("emulate_cpu_n8192.json", "({} of the FLOP ratio at p = 8, 64, 256 on the busiest rank"),
-    ("emulate_cpu_n8192_rank0.json", "busiest rank, {} on rank 0"),
+@pytest.mark.parametrize(("folder", "name", "quoted"), [
+    ("2026-12-05f-cpu-emulate", "emulate_cpu_n8192.json",
+     "({} of the FLOP ratio at p = 8, 64, 256 on rank 0"),
+    ("2026-12-05c-cpu-emulate", "emulate_cpu_n8192.json", "the widened layer gave {} on"),
 ])
-def test_readme_cpu_emulation_target_quotes_the_committed_runs(name, quoted):
+def test_readme_cpu_emulation_target_quotes_the_committed_runs(folder, name, quoted):
     """Issue 9's CPU target: PP/TP step time over PP/TP matmul FLOPs at p = 8, 64, 256, as
-    benchmarks/emulate_targets.py pairs the committed rows."""
-    runs = ROOT / "benchmarks" / "results" / "2026-12-05c-cpu-emulate"
+    benchmarks/emulate_targets.py pairs the committed rows (today's layer and the previous)."""
+    runs = ROOT / "benchmarks" / "results" / folder
     pairs = load_script("benchmarks/emulate_targets.py").pairs(json.loads((runs / name).read_text())["rows"])
     ratios = {tp["p"]: (pp["step_s"] / tp["step_s"]) / (pp["matmul_flops"] / tp["matmul_flops"])
               for tp, pp in pairs}
