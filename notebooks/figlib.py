@@ -162,30 +162,31 @@ def _check_axes(fig: plt.Figure, name: str) -> None:
 
 
 def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
-    """Write ``name``.pdf and .png after checking that every axis has data and a unit."""
+    """Write ``name``.pdf and .png after checking that every axis has data and a unit. Returns
+    the two paths as ``out_dir`` names them (relative ones are relative to the repository
+    root), so an executed notebook shows no machine's absolute path."""
     _check_axes(fig, name)
     if not any(ax.has_data() for ax in fig.axes):
         raise ValueError(f"{name}: the figure has no data")
     out = resolve(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.pdf", out / f"{name}.png"]
     with plt.rc_context(FONT_RC):
-        fig.savefig(paths[0])
-        fig.savefig(paths[1], dpi=150)
-    return paths
+        fig.savefig(out / f"{name}.pdf")
+        fig.savefig(out / f"{name}.png", dpi=150)
+    return [Path(out_dir) / f"{name}.pdf", Path(out_dir) / f"{name}.png"]
 
 
 def save_table(df: pd.DataFrame, out_dir: str | Path, name: str, caption: str) -> list[Path]:
-    """Write ``name``.csv and a LaTeX ``name``.tex (booktabs) of a non-empty table."""
+    """Write ``name``.csv and a LaTeX ``name``.tex (booktabs) of a non-empty table; returns
+    their paths as :func:`save` does."""
     if df.empty:
         raise ValueError(f"{name}: the table is empty")
     out = resolve(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.csv", out / f"{name}.tex"]
-    df.to_csv(paths[0], index=False)
+    df.to_csv(out / f"{name}.csv", index=False)
     latex = df.to_latex(index=False, caption=caption, label=f"tab:{name}", float_format="%.4g")
-    paths[1].write_text(latex)
-    return paths
+    (out / f"{name}.tex").write_text(latex)
+    return [Path(out_dir) / f"{name}.csv", Path(out_dir) / f"{name}.tex"]
 
 
 def seed_stats(df: pd.DataFrame, keys: list[str], value: str, level: float = 0.95) -> pd.DataFrame:
