@@ -87,7 +87,7 @@ def test_phantom_layer_is_the_block_sum_and_passes_gradcheck(p: int, rank: int) 
 def test_the_zero_block_stays_zero_under_training_and_is_checked_when_gathered(optimizer: str) -> None:
     """D_rr gets an exactly zero gradient, so Adam, AdamW (weight decay) and SGD with momentum
     leave it zero while the rest of D_r trains; peer_columns refuses a D_r whose D_rr is not."""
-    from phantom_parallel.reference import peer_columns
+    from phantom_parallel.param_init import peer_columns
 
     p, r, k, m = 4, 2, 2, 3
     layer = PhantomLinear(m * p, k, StandInComm(p, r), dtype=F64)  # type: ignore[arg-type]

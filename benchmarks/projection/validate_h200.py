@@ -34,7 +34,7 @@ from phantom_parallel import hardware
 from phantom_parallel.calibration import compute_keys
 from phantom_parallel.constants import DTYPE_BYTES
 from phantom_parallel.costs import FFNShape, predict
-from phantom_parallel.timing import ADAM_STATE_OPS, step_time
+from phantom_parallel.timing import ADAM_STATE_OPS, ops_per_step, step_time
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results" / "2026-12-04-h200-fused" / "check"
@@ -75,7 +75,7 @@ def counted_ops(r: dict, cost) -> tuple[float, float]:
     if "view_ops_per_step" in r:
         return r["ops_per_step"], r["view_ops_per_step"]
     return (r["ops_per_step"] - ADAM_STATE_OPS * cost.param_tensors_per_rank,
-            RECORD_VIEWS_L4[r["strategy"]] * (r["layers"] + 2) / 6)
+            ops_per_step(r["strategy"], r["layers"], r["p"], RECORD_VIEWS_L4))
 
 
 def model(r: dict, hw: hardware.Profile):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from phantom_parallel.comm import Comm
-from phantom_parallel.layout import reads_all_ghosts, validate_layout
+from phantom_parallel.layout import own_ghosts, reads_all_ghosts, validate_layout
 from phantom_parallel.mappings import (
     copy_to_region,
     reduce_from_region,
@@ -162,22 +162,22 @@ class PhantomLinear(nn.Module):
         m = width // p
         self.comm, self.width, self.ghosts, self.local_width = comm, width, ghosts, m
         factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty(m, m, **factory))
-        self.bias = nn.Parameter(torch.empty(m, **factory))
-        if p > 1:
-            self.compress = nn.Parameter(torch.empty(ghosts, m, **factory))
-            columns = (p if reads_all_ghosts(p) else p - 1) * ghosts
-            self.decompress = nn.Parameter(torch.empty(m, columns, **factory))
-        else:
-            self.register_parameter("compress", None)
-            self.register_parameter("decompress", None)
         # rows of G^T the decompression GEMM reads (and D_r's columns): all p k with p > 2
         # (:func:`~phantom_parallel.layout.reads_all_ghosts`), rank r's own against D_rr = 0;
         # with p = 2 the one peer's k
         r, k = comm.rank, ghosts
-        self.own_rows = slice(r * k, (r + 1) * k)
+        self.own_rows = own_ghosts(r, k)
         self.reads_all = reads_all_ghosts(p)
         self.rows = slice(None) if self.reads_all or p == 1 else slice((1 - r) * k, (2 - r) * k)
+        self.weight = nn.Parameter(torch.empty(m, m, **factory))
+        self.bias = nn.Parameter(torch.empty(m, **factory))
+        if p > 1:
+            self.compress = nn.Parameter(torch.empty(ghosts, m, **factory))
+            columns = (p if self.reads_all else p - 1) * ghosts
+            self.decompress = nn.Parameter(torch.empty(m, columns, **factory))
+        else:
+            self.register_parameter("compress", None)
+            self.register_parameter("decompress", None)
 
     @property
     def held_zero(self) -> int:

@@ -15,6 +15,12 @@ def reads_all_ghosts(world_size: int) -> bool:
     return world_size > 2
 
 
+def own_ghosts(rank: int, ghosts: int) -> slice:
+    """Rank ``rank``'s k rows of the gathered ghosts G^T (p k x B), which are also the columns
+    of the zero block D_rr in its stored D_r (m x pk, p > 2)."""
+    return slice(rank * ghosts, (rank + 1) * ghosts)
+
+
 def validate_layout(strategy: str, width: int, world_size: int, ghosts: int | None) -> None:
     """Raise ValueError naming the value unless ``strategy`` runs with width ``n``, ``p`` ranks
     and ``k`` ghosts. ``ghosts`` is read for "pp" only (any 1 <= k <= n/p, also for p = 1);

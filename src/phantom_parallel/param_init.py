@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from phantom_parallel.layout import reads_all_ghosts
+from phantom_parallel.layout import own_ghosts, reads_all_ghosts
 
 
 def _generator(*key: object) -> torch.Generator:
@@ -126,7 +126,21 @@ def phantom_init(seed: int, name: str, width: int, ghosts: int, p: int, rank: in
     shapes = {"weight": (m, m), "decompress": (m, (p - 1) * k), "bias": (m,), "compress": (k, m)}
     out = {key: _uniform(shape, a[key], gen, dtype) for key, shape in shapes.items()}
     if reads_all_ghosts(p):
-        peers = out["decompress"]
-        out["decompress"] = torch.cat((peers[:, :rank * k], peers.new_zeros(m, k),
-                                       peers[:, rank * k:]), 1)
+        own, peers = own_ghosts(rank, k), out["decompress"]
+        out["decompress"] = torch.cat((peers[:, :own.start], peers.new_zeros(m, k),
+                                       peers[:, own.start:]), 1)
     return out
+
+
+def peer_columns(decompress: torch.Tensor, rank: int, p: int, ghosts: int) -> torch.Tensor:
+    """D_r without its own block, the inverse of :func:`phantom_init`'s layout: the m x (p-1)k
+    peers' columns of rank ``rank``'s ``decompress`` (m x pk with p > 2; with p = 2 it has only
+    the peer's). Raises ValueError if the own block D_rr, which the layer holds at zero, is not
+    zero (an optimizer that moves a parameter whose gradient is zero would make it nonzero)."""
+    if not reads_all_ghosts(p):
+        return decompress
+    own = own_ghosts(rank, ghosts)
+    if torch.count_nonzero(decompress[:, own]):
+        raise ValueError(f"rank {rank}'s decompress has nonzero entries in its own ghost "
+                         f"columns {own.start}:{own.stop}, which a phantom layer holds at zero")
+    return torch.cat((decompress[:, :own.start], decompress[:, own.stop:]), 1)

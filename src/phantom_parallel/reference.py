@@ -10,24 +10,8 @@ from torch import nn
 
 from phantom_parallel.comm import Comm
 from phantom_parallel.layers import ColumnParallelLinear, PhantomLinear, RowParallelLinear
-from phantom_parallel.layout import reads_all_ghosts
 from phantom_parallel.models import FFN, FFNConfig, layer_names, parallelize, serial_plan
-from phantom_parallel.param_init import phantom_init
-
-
-def peer_columns(decompress: torch.Tensor, rank: int, p: int, ghosts: int) -> torch.Tensor:
-    """D_r without its own block: the m x (p-1)k peers' columns of rank ``rank``'s
-    ``decompress`` (m x pk with p > 2; with p = 2 it has only the peer's), as
-    :class:`PhantomReference` stores it. Raises ValueError if the own block D_rr, which the
-    layer holds at zero, is not zero (an optimizer that moves a parameter whose gradient is
-    zero would make it nonzero)."""
-    if not reads_all_ghosts(p):
-        return decompress
-    lo, hi = rank * ghosts, (rank + 1) * ghosts
-    if torch.count_nonzero(decompress[:, lo:hi]):
-        raise ValueError(f"rank {rank}'s decompress has nonzero entries in its own ghost "
-                         f"columns {lo}:{hi}, which a phantom layer holds at zero")
-    return torch.cat((decompress[:, :lo], decompress[:, hi:]), 1)
+from phantom_parallel.param_init import peer_columns, phantom_init
 
 
 class PhantomReference(nn.Module):
