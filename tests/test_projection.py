@@ -227,6 +227,20 @@ def test_local_held_out_validation_is_documented() -> None:
     assert mod.markdown(gemms=True) in doc
 
 
+def test_local_validation_reads_the_given_folder_only() -> None:
+    """``--results DIR``: the GEMM microbenchmarks (and with ``--gemms`` the GEMM tables) come
+    from DIR, not from the default folder (the earlier record is another folder of the kind)."""
+    mod = load_script("benchmarks/projection/validate_local.py")
+    other = ROOT / "benchmarks" / "results" / "2026-12-05b-cpu-bench"
+    own = mod.gemm_fitted(hardware.load("local-cpu"), other)["gemm_efficiency"]
+    assert own != pytest.approx(mod.fitted()["gemm_efficiency"], rel=1e-3)  # the test can tell
+    assert f"gemm_efficiency = {own:.3g} 1" in mod.markdown(other)
+    tables = hardware.read_gemm_tables(mod.gemm_tables(other))
+    shapes = len(hardware.load("local-cpu").with_gemm_table(*tables).gemm_table)
+    assert f"GEMMs measured ({shapes} shapes" in mod.markdown(other, gemms=True)
+    assert mod.errors(other) != mod.errors()
+
+
 def test_h200_validation_reads_another_check_folder_with_its_gemm_tables(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """A new ``check.sh`` folder validates as it stands: with its GEMM tables the serial row is
     held out (gemm_efficiency is not fitted); a folder without tables refuses --gemms."""

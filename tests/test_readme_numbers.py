@@ -148,7 +148,7 @@ def _range(values: list[float]) -> str:
 def test_readme_performance_table_is_model_accuracy_of_the_committed_runs():
     """Each row of the Performance table: benchmarks/model_accuracy.py's numbers for the
     committed phantom-bench runs of one configuration (p marked oversubscribed past the cores)."""
-    runs = ROOT / "benchmarks" / "results" / "2026-12-05b-cpu-bench"
+    runs = ROOT / "benchmarks" / "results" / "2026-12-05g-cpu-bench"
     mod = load_script("benchmarks/model_accuracy.py")
     files = sorted(runs.glob("*.json"))
     rows = [mod.run_row(f) for f in files]

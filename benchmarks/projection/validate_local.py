@@ -34,7 +34,7 @@ from phantom_parallel.bench_analysis import micro_rows
 from phantom_parallel.costs import FFNShape
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "benchmarks" / "results" / "2026-12-05b-cpu-bench"
+RESULTS = ROOT / "benchmarks" / "results" / "2026-12-05g-cpu-bench"
 FIT_WIDTH = 512
 FIT_RANKS = 2
 
@@ -138,7 +138,7 @@ def _held_out(preds: list[tuple[str, calibration.Run, bool, float, float]],
 def errors(results: Path = RESULTS, gemms: bool = False) -> tuple[list[float], list[float]]:
     """|relative step-time error| of the held-out runs: (not oversubscribed, oversubscribed)."""
     rows = runs(results)
-    return _held_out(_predictions(fitted(rows=rows, gemms=gemms), rows))
+    return _held_out(_predictions(fitted(results, rows, gemms), rows))
 
 
 def _summary(name: str, errs: list[float]) -> str:
@@ -151,7 +151,7 @@ def _summary(name: str, errs: list[float]) -> str:
 def markdown(results: Path = RESULTS, gemms: bool = False) -> str:
     """The error table and the median absolute error of the held-out runs."""
     rows = runs(results)
-    hw = fitted(rows=rows, gemms=gemms)
+    hw = fitted(results, rows, gemms)
     preds = _predictions(hw, rows)
     lines = ["| file | strategy | p | n | k | B | row | measured ms | modelled ms | error |",
              "|" + "---|" * 10]
