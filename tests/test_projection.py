@@ -182,6 +182,33 @@ def test_h200_validation_within_30_percent_and_documented() -> None:
     held = [r for r in rows if r["use"] == "held out"]
     assert len(held) == 14 and statistics.median(abs(r["time_err"]) for r in held) <= 0.30
     assert mod.markdown(H200) in (ROOT / "docs" / "method.md").read_text()
+    assert mod.refitted(H200) == H200  # the profile holds the committed folder's fits
+
+
+def test_h200_validation_refits_on_the_folder_it_reads(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Another folder's fit rows are fitted on that folder (error ~0), not on the committed
+    one; --update-docs writes only the committed table; a folder without energy prints
+    its table."""
+    import json
+
+    mod = _validate_h200()
+    for f in mod.FILES:
+        data = json.loads((mod.RESULTS / f).read_text())
+        for r in data["rows"]:
+            r["step_s"] *= 2
+            r["energy_j_per_step"] = None
+        (tmp_path / f).write_text(json.dumps(data))
+    assert mod.main(["--results", str(tmp_path), "--markdown"]) == 0
+    out = capsys.readouterr().out
+    fit_rows = [line for line in out.splitlines() if "| fit |" in line]
+    assert len(fit_rows) == 3 and all("| -0% |" in line or "| +0% |" in line for line in fit_rows)
+    assert "energy per step not measured" in out
+    doc = (ROOT / "docs" / "method.md").read_text()
+    for argv in (["--results", str(tmp_path)], ["--gemms"]):
+        with pytest.raises(SystemExit):
+            mod.main([*argv, "--update-docs"])
+        assert "--update-docs writes the committed table" in capsys.readouterr().err
+    assert (ROOT / "docs" / "method.md").read_text() == doc
 
 
 def test_calibration_recovers_the_constants_that_made_the_runs() -> None:
@@ -239,6 +266,21 @@ def test_local_validation_reads_the_given_folder_only() -> None:
     shapes = len(hardware.load("local-cpu").with_gemm_table(*tables).gemm_table)
     assert f"GEMMs measured ({shapes} shapes" in mod.markdown(other, gemms=True)
     assert mod.errors(other) != mod.errors()
+
+
+@pytest.mark.parametrize(("folder", "says"), [
+    ("2026-11-22-cpu-p2", "n512_r1.json: no GEMM microbenchmarks"),
+    ("2026-12-04-h200-fused/check", "emulate_bf16.json: not a phantom-bench report"),
+    ("no-such-folder", "no phantom-bench JSON files there"),
+])
+def test_local_validation_refuses_a_folder_it_cannot_fit_in_one_line(folder, says, capsys) -> None:  # type: ignore[no-untyped-def]
+    mod = load_script("benchmarks/projection/validate_local.py")
+    doc = (ROOT / "docs" / "method.md").read_text()
+    with pytest.raises(SystemExit):
+        mod.main(["--results", str(ROOT / "benchmarks" / "results" / folder), "--update-docs"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert says in err[-1] and "Traceback" not in "".join(err)
+    assert (ROOT / "docs" / "method.md").read_text() == doc
 
 
 def test_h200_validation_reads_another_check_folder_with_its_gemm_tables(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

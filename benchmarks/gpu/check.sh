@@ -8,12 +8,14 @@
 #      eager and bf16 runs also time every GEMM shape of their steps (--gemm-table: the
 #      measured table for config/hardware/nvidia-h200.yaml's gemm_table);
 #   4. one summary table (benchmarks/gpu/summarize.py) at the end.
-# Usage: bash benchmarks/gpu/check.sh [OUT_DIR]   (default: benchmarks/results/<date>-gpu)
+# Usage: bash benchmarks/gpu/check.sh [OUT_DIR]   (default: benchmarks/results/<date>-gpu;
+# a relative OUT_DIR is relative to the current directory)
 # Runs from the source tree (PYTHONPATH=src); needs torch with CUDA and nvidia-ml-py.
 set -uo pipefail  # not -e: a failed part is reported and the others still run
-cd "$(dirname "$0")/../.."
-OUT=${1:-benchmarks/results/$(date -u +%Y-%m-%d)-gpu}
-mkdir -p "$OUT"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=$(realpath -m "${1:-$ROOT/benchmarks/results/$(date -u +%Y-%m-%d)-gpu}")
+cd "$ROOT"
+mkdir -p "$OUT" || exit 1
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 WORK=$(mktemp -d)
@@ -78,6 +80,7 @@ run $PY "${emulate[@]}" --strategy tp pp --ranks 8 256 --dtype bfloat16 --rounds
     --json "$OUT/emulate_bf16.json" --gemm-table "$OUT/gemm_table_bfloat16.yaml"
 
 say "4. summary"
-run $PY benchmarks/gpu/summarize.py "$OUT" | tee "$OUT/summary.txt"
+run $PY benchmarks/gpu/summarize.py "$OUT" > "$OUT/summary.txt"  # not in a pipe: run() counts
+cat "$OUT/summary.txt"
 if ((${#FAILED[@]})); then say "FAILED: ${#FAILED[@]} part(s)"; exit 1; fi
 say done

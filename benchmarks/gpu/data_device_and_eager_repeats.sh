@@ -2,17 +2,27 @@
 # phantom-data generate on cuda vs cpu (bitwise x, targets within one quantum?), the GPU test of
 # tests/test_data_device.py, and the eager PP/TP emulation repeated three times at p = 64, 256
 # (each run TP and PP side by side in 5 interleaved rounds).
-# Usage (device machine, repo root): OUT=DIR bash benchmarks/gpu/data_device_and_eager_repeats.sh
-set -u
-export PYTHONPATH=$PWD/src
+# Usage (device machine): OUT=DIR bash benchmarks/gpu/data_device_and_eager_repeats.sh
+# (a relative DIR is relative to the current directory). Runs from the source tree
+# (PYTHONPATH=src). A failed part is reported, the others still run, and the exit status is 1.
+set -uo pipefail
+OUT=$(realpath -m "${OUT:?set OUT to the results folder}")
+cd "$(dirname "$0")/../.."
+mkdir -p "$OUT" || exit 1
+PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+FAILED=()
+run() { "$@" || { echo "!! failed ($?): $*"; FAILED+=("$*"); }; }
+
 nvidia-smi --query-gpu=name --format=csv,noheader
-python3 -m pytest --version 2>&1 | head -1
-python3 -m pytest -q -p no:cacheprovider tests/test_data_device.py 2>&1 | tail -4
+run $PY -m pytest -q -p no:cacheprovider tests/test_data_device.py
 g=(-m phantom_parallel.data generate --d-in 64 --d-out 8 --teacher-width 4096 --teacher-layers 4
    --teacher-rank 8 --n-train 65536 --n-val 8192 --n-test 8192 --shard-rows 16384 --quiet)
-/usr/bin/time -f "cpu generate %e s" python3 "${g[@]}" --out /tmp/dcpu --device cpu
-/usr/bin/time -f "cuda generate %e s" python3 "${g[@]}" --out /tmp/dgpu --device cuda
-python3 - /tmp/dcpu /tmp/dgpu "$OUT/data_device.json" <<'PY'
+run /usr/bin/time -f "cpu generate %e s" $PY "${g[@]}" --out "$WORK/dcpu" --device cpu
+run /usr/bin/time -f "cuda generate %e s" $PY "${g[@]}" --out "$WORK/dgpu" --device cuda
+run $PY - "$WORK/dcpu" "$WORK/dgpu" "$OUT/data_device.json" <<'PY'
 import json, sys, pathlib
 import numpy as np
 a, b, out = map(pathlib.Path, sys.argv[1:])
@@ -30,4 +40,5 @@ out.write_text(json.dumps(res, indent=1) + "\n"); print(json.dumps(res)[:1500])
 PY
 em=(-m phantom_parallel.emulate --width 16384 --layers 4 --ghosts 32 --batch 1024 --device cuda
     --steps 50 --warmup 10 --rounds 5 --power-source none --strategy tp pp --ranks 64 256)
-for i in 1 2 3; do python3 "${em[@]}" --json "$OUT/eager_rep_$i.json" | tail -4; done
+for i in 1 2 3; do run $PY "${em[@]}" --json "$OUT/eager_rep_$i.json"; done
+if ((${#FAILED[@]})); then echo "FAILED: ${#FAILED[@]} part(s)"; exit 1; fi

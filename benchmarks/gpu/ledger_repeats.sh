@@ -2,10 +2,13 @@
 # What the ledger's collective timing costs a real step, with repeats: TP, p = 2 on one GPU over
 # gloo, n = 2048, L = 4, B = 1024, 150 steps, `--comm-timing off` and `events` interleaved three
 # times each (one run of each, as in check.sh, is within the run-to-run spread of about 5 %).
-# Usage: bash benchmarks/gpu/ledger_repeats.sh OUT_DIR   (writes OUT_DIR/ledger_repeats.json)
+# Usage: bash benchmarks/gpu/ledger_repeats.sh OUT_DIR   (writes OUT_DIR/ledger_repeats.json and
+# each run's output to OUT_DIR/ledger_repeats.log; a relative OUT_DIR is relative to the
+# current directory)
 set -euo pipefail
+OUT=$(realpath -m "${1:?usage: ledger_repeats.sh OUT_DIR}")
 cd "$(dirname "$0")/../.."
-OUT=${1:?usage: ledger_repeats.sh OUT_DIR}
+mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 W=$(mktemp -d)
@@ -17,7 +20,8 @@ for rep in 1 2 3; do
         $PY -m torch.distributed.run --standalone --nproc-per-node 2 -m phantom_parallel.train \
             --data "$W/data" --layers 4 --batch-size 1024 --device cuda --no-progress \
             --run-dir "$W/tp-$t-$rep" --strategy tp --width 2048 --epochs 5 --max-steps 150 \
-            --backend gloo --power-source none --comm-timing "$t" 2>/dev/null | tail -1
+            --backend gloo --power-source none --comm-timing "$t" >> "$OUT/ledger_repeats.log" 2>&1
+        tail -1 "$OUT/ledger_repeats.log"
     done
 done
 $PY - "$W" "$OUT/ledger_repeats.json" <<'PY'

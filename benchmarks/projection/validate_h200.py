@@ -11,10 +11,12 @@ Three constants of the profile are fitted, each on one row, and marked so in the
 ``gemm_table``: they set the efficiency), ``host_op_s`` on the pp p = 64 eager row (launch
 bound: step / ops) and ``kernel_s`` on the pp p = 64 graph row ((step - busy) / kernels, the
 operators that are not views). All other
-rows are held out. ``--fit`` prints the fitted values (the profile holds them rounded to 3
-digits; tests/test_hardware.py checks that); ``--markdown`` prints the table that
+rows are held out. The table is modelled with the constants fitted on the folder it reads
+(:func:`refitted`, rounded to 3 digits as the profile holds them), so another folder's fit rows
+are its own fits. ``--fit`` prints the fitted values (tests/test_hardware.py checks that the
+profile holds those of the committed folder); ``--markdown`` prints the table that
 docs/method.md carries (tests/test_projection.py checks it is this script's output);
-``--update-docs`` writes it there.
+``--update-docs`` writes it there (the committed folder and profile only: :data:`RESULTS`).
 
     python benchmarks/projection/validate_h200.py --markdown [--results DIR] [--gemms]
 
@@ -118,6 +120,12 @@ def fit(hw: hardware.Profile, results: Path = RESULTS) -> dict[str, float]:
     return out
 
 
+def refitted(hw: hardware.Profile, results: Path = RESULTS) -> hardware.Profile:
+    """``hw`` with the constants :func:`fit` fits on ``results``, rounded to 3 digits (as the
+    profile holds them)."""
+    return hw.with_values(**{k: float(f"{v:.3g}") for k, v in fit(hw, results).items()})
+
+
 def table(hw: hardware.Profile, results: Path = RESULTS) -> list[dict]:
     """One dict per row: measured and modelled step (ms) and energy (J), errors, fit/held-out."""
     fitted = {FIT_ROWS[k] for k in fitted_keys(hw)}
@@ -151,10 +159,11 @@ def markdown(hw: hardware.Profile, results: Path = RESULTS) -> str:
     held = [r for r in rs if r["use"] == "held out"]
     t_med = statistics.median(abs(r["time_err"]) for r in held)
     t_max = max(abs(r["time_err"]) for r in held)
-    e_med = statistics.median(abs(r["energy_err"]) for r in held if r["energy_err"] is not None)
+    e_errs = [abs(r["energy_err"]) for r in held if r["energy_err"] is not None]
+    energy = (f"energy per step median |error| {statistics.median(e_errs):.0%} (modelled vs NVML "
+              "counter)" if e_errs else "energy per step not measured (no sensor)")
     lines += ["", f"Held-out rows: {len(held)}; step time median |error| {t_med:.0%}, max "
-              f"{t_max:.0%} (target: within 30 %); energy per step median |error| {e_med:.0%} "
-              "(modelled vs NVML counter)."]
+              f"{t_max:.0%} (target: within 30 %); {energy}."]
     return "\n".join(lines) + "\n"
 
 
@@ -183,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="give the profile the folder's measured GEMM tables (gemm_table_*.yaml, "
                          "written by check.sh): gemm_efficiency is then not fitted")
     args = ap.parse_args(argv)
+    if args.update_docs and (args.gemms or args.results.resolve() != RESULTS):
+        ap.error("--update-docs writes the committed table: not with --results or --gemms "
+                 "(make the folder RESULTS and its GEMM tables the profile's first)")
     missing = [f for f in FILES if not (args.results / f).is_file()]
     if missing:
         ap.error(f"--results {args.results}: no {', '.join(missing)} there")
@@ -196,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in fit(hw, args.results).items():
             print(f"{k}: {v:.3g}")
     if args.update_docs:
-        update_docs(hw, results=args.results)
+        update_docs(refitted(hw))
     if args.markdown or not (args.fit or args.update_docs):
-        print(markdown(hw, args.results), end="")
+        print(markdown(refitted(hw, args.results), args.results), end="")
     return 0
 
 

@@ -83,6 +83,28 @@ def _fit_runs(results: Path) -> list[tuple[Path, dict]]:
             if d["config"]["width"] <= FIT_WIDTH and d["config"]["world_size"] <= FIT_RANKS]
 
 
+def folder_problem(results: Path, gemms: bool) -> str | None:
+    """Why ``results`` cannot be validated (one line naming the file), or None: every JSON file
+    must be a ``phantom-bench`` report, and without ``gemms`` the fit runs must carry the GEMM
+    microbenchmarks of their steps (``calibration.matmul_concurrent``, written since
+    2026-12-04)."""
+    files = sorted(results.glob("*.json")) if results.is_dir() else []
+    if not files:
+        return f"--results {results}: no phantom-bench JSON files there"
+    for f in files:
+        try:
+            d = json.loads(f.read_text())
+        except (OSError, ValueError) as err:
+            return f"--results: {f}: not JSON ({err})"
+        if not isinstance(d, dict) or not {"config", "strategies", "env"} <= d.keys():
+            return f"--results: {f}: not a phantom-bench report (no config/strategies/env)"
+    for f, d in _fit_runs(results):
+        if not gemms and "matmul_concurrent" not in d.get("calibration", {}):
+            return (f"--results: {f}: no GEMM microbenchmarks (calibration.matmul_concurrent; "
+                    "an earlier phantom-bench): gemm_efficiency cannot be fitted on this folder")
+    return None
+
+
 def fit_files(results: Path) -> list[Path]:
     """The bench files of the fit runs (p <= 2, n <= 512)."""
     return [f for f, _ in _fit_runs(results)]
@@ -191,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=RESULTS,
                     help=f"folder of phantom-bench JSON files (default: {RESULTS.relative_to(ROOT)})")
     args = ap.parse_args(argv)
-    if not args.results.is_dir() or not any(args.results.glob("*.json")):
-        ap.error(f"--results {args.results}: no phantom-bench JSON files there")
+    problem = folder_problem(args.results, args.gemms)
+    if problem:
+        ap.error(problem)
     if args.gemms and not gemm_tables(args.results):
         ap.error(f"--gemms: no gemm_table_n*.yaml in --results {args.results}")
     if args.update_docs:
