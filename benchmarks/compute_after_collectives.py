@@ -41,6 +41,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from phantom_parallel.emulate_step import Step
+from phantom_parallel.layout import validate_layout
 
 WORLD = 2
 
@@ -132,13 +133,27 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--collectives >= 0, --numel >= 1, --rounds >= 1 and --block >= 1")
     if args.json is not None and not args.json.parent.is_dir():
         ap.error(f"--json {args.json}: folder {args.json.parent} does not exist")
+    try:
+        validate_layout(args.strategy, args.width, WORLD, args.ghosts)
+    except ValueError as err:
+        ap.error(f"--strategy/--width/--ghosts: {err}")
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
     port = _free_port()
     procs = [ctx.Process(target=_rank, args=(r, port, args, queue)) for r in range(WORLD)]
     for proc in procs:
         proc.start()
-    results = dict(queue.get() for _ in range(WORLD))
+    results: dict = {}
+    while len(results) < WORLD:  # a rank that dies puts nothing: do not wait for it forever
+        if not queue.empty():
+            results.update([queue.get()])
+        elif any(p.exitcode not in (None, 0) for p in procs):
+            for proc in procs:
+                proc.terminate()
+            print("compute_after_collectives: a rank failed (its error is above)", file=sys.stderr)
+            return 1
+        else:
+            time.sleep(0.05)
     for proc in procs:
         proc.join()
     steps, costs = results[0]

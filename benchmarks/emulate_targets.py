@@ -13,8 +13,8 @@ this reports, it does not gate).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -38,6 +38,7 @@ def verdict(tp: dict, pp: dict) -> str:
 
 
 def main(paths: list[str]) -> int:
+    """Print the table of the ``phantom-emulate`` JSON files ``paths``; 0 (it reports)."""
     print(f"{'file':28} {'dev':4} {'mode':5} {'p':>4} {'TP ms':>8} {'PP ms':>8} {'time':>6} "
           f"{'FLOPs':>6} {'t/F':>5} {'energy':>7}  verdict")
     for path in paths:
@@ -53,5 +54,17 @@ def main(paths: list[str]) -> int:
     return 0
 
 
+def cli(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", nargs="+", type=Path, help="phantom-emulate --json files")
+    args = ap.parse_args(argv)
+    for path in args.results:
+        try:
+            json.loads(path.read_text())["rows"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            ap.error(f"{path}: not a phantom-emulate JSON file ({type(err).__name__}: {err})")
+    return main([str(p) for p in args.results])
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(cli())

@@ -105,24 +105,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace a dataset of another configuration in --data (else refused)")
     args = ap.parse_args(argv)
+    if args.json is not None and not args.json.parent.is_dir():
+        ap.error(f"--json {args.json}: folder {args.json.parent} does not exist")
+    if args.threads < 1:
+        ap.error(f"--threads {args.threads}: must be >= 1")
     torch.set_num_threads(args.threads)
 
-    cfg = DataConfig(
-        d_in=d.d_in,
-        d_out=d.d_out,
-        teacher_width=args.teacher_width,
-        teacher_layers=args.teacher_layers,
-        teacher_gain=args.teacher_gain,
-        teacher_rank=args.teacher_rank,
-        activation=args.activation,
-        noise=args.noise,
-        n_train=args.n_train,
-        n_val=args.n_val,
-        seed=args.data_seed,
-    )
+    try:
+        cfg = DataConfig(
+            d_in=d.d_in,
+            d_out=d.d_out,
+            teacher_width=args.teacher_width,
+            teacher_layers=args.teacher_layers,
+            teacher_gain=args.teacher_gain,
+            teacher_rank=args.teacher_rank,
+            activation=args.activation,
+            noise=args.noise,
+            n_train=args.n_train,
+            n_val=args.n_val,
+            seed=args.data_seed,
+        )
+    except ValueError as err:
+        ap.error(f"data configuration: {err}")
     t0 = time.perf_counter()
-    generate(cfg, args.data, overwrite=True)
+    try:
+        generate(cfg, args.data, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as err:
+        ap.error(f"--data {args.data}: {err}")
     train, val_ds = ShardedDataset(args.data, "train"), ShardedDataset(args.data, "val")
     val = val_ds.get_batch(np.arange(val_ds.rows))
     var_y = float(val[1].var(dim=0, unbiased=False).mean())

@@ -67,6 +67,14 @@ def test_bad_profile_one_line_naming_file_key_value(tmp_path: Path, mutate, word
     _refused_in_one_line(_write(tmp_path, mutate), tmp_path, words)
 
 
+def test_profile_with_a_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
+    f = _profile(tmp_path, "bad", lambda data: None)
+    lines = f.read_text().splitlines()
+    lines[2] += " : : oops: ["
+    f.write_text("\n".join(lines) + "\n")
+    _refused_in_one_line(f, tmp_path, ["not valid YAML", "line 3, column"])
+
+
 def test_unknown_profile_names_the_flag_and_known_ones() -> None:
     with pytest.raises(hardware.ProfileError, match=r"--hardware 'h100'.*nvidia-h200"):
         hardware.load("h100")

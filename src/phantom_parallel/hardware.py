@@ -185,6 +185,13 @@ def _gemm_table(file: Path, raw: Any) -> tuple[tuple[GemmPoint, ...], str]:
     return tuple(points), source
 
 
+def _first_line(err: Exception) -> str:
+    """The first line of ``err`` and, for a YAML error, where it is (``line L, column C``)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{str(err).splitlines()[0]}{where}"
+
+
 def read_gemm_tables(paths: list[Path]) -> tuple[tuple[GemmPoint, ...], str]:
     """The measured GEMMs of the ``gemm_table`` files ``paths`` (as ``phantom-emulate
     --gemm-table`` writes them), merged, and their sources joined by ``; ``."""
@@ -194,7 +201,7 @@ def read_gemm_tables(paths: list[Path]) -> tuple[tuple[GemmPoint, ...], str]:
         try:
             data = yaml.safe_load(Path(path).read_text())
         except (OSError, yaml.YAMLError) as err:
-            raise ProfileError(f"{path}: cannot read a gemm_table: {str(err).splitlines()[0]}") from None
+            raise ProfileError(f"{path}: cannot read a gemm_table: {_first_line(err)}") from None
         if not isinstance(data, dict) or "gemm_table" not in data:
             raise ProfileError(f"{path}: gemm_table: missing (expected phantom-emulate "
                                "--gemm-table output)")
@@ -220,7 +227,7 @@ def load(name_or_path: str | Path, folder: Path = HARDWARE_DIR) -> Profile:
     try:
         data = yaml.safe_load(file.read_text())
     except yaml.YAMLError as err:
-        raise ProfileError(f"{file}: not valid YAML: {str(err).splitlines()[0]}") from None
+        raise ProfileError(f"{file}: not valid YAML: {_first_line(err)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("constants"), dict):
         raise ProfileError(f"{file}: expected a mapping with name, description, constants")
     if data.get("name") != file.stem:
