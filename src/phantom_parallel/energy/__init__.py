@@ -20,5 +20,6 @@ Modules, one job each:
 - :mod:`.model` -- the documented power model when no sensor exists;
 - :mod:`.report`, :mod:`.table` -- the per-run energy table (``energy.json`` / ``energy.csv``);
 - :mod:`.run_folder` -- a run folder's logs, work and energy report (``extract``);
+- :mod:`.checks` -- the command's checks of its flags, before anything is written;
 - :mod:`.cli` -- the ``phantom-energy`` command.
 """

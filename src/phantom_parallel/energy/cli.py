@@ -4,10 +4,14 @@ phantom-energy extract --run-dir RUN [--busy-watts W] [--idle-watts W] [--out DI
 phantom-energy from-logs LOGDIR [--format FMT] (--start T --end T | --events FILE)
                          [--power-interval-ms MS] [--out DIR]
 phantom-energy sample [--source auto] [--power-interval-ms 100] --out DIR -- CMD ...
+phantom-energy formats
+
+Bad input is a one-line error naming the flag or file (exit 2) before anything is written;
+``sample`` wants a new or empty ``--out``. A log that gives no energy is skipped with a
+warning naming it; modelled energy is always labelled MODELLED.
 
 The poll interval is ``--power-interval-ms`` (milliseconds), as for phantom-train and
 phantom-infer; the older ``--interval`` (seconds) is still accepted.
-phantom-energy formats
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from phantom_parallel import cli
+from phantom_parallel.atomic import write_json_atomic
 
+from . import checks
 from .formats import FORMATS, FormatError
-from .report import LogInput, Work, measured_report, write_report
+from .report import LogInput, Work, measure_logs, write_report
 from .run_folder import InputError, extract
 from .sampler import host_name, start_sampler
 from .sources import SOURCES, SourceError
@@ -44,16 +50,12 @@ def _time_flag(flag: str, text: str) -> int:
 
 def _interval_s(args: argparse.Namespace) -> float | None:
     """The poll interval in seconds from ``--power-interval-ms`` (or the older ``--interval``
-    in seconds); :class:`InputError` naming the flag when it is not > 0."""
+    in seconds); :class:`InputError` naming the flag when it is not a finite number > 0."""
     if args.interval is not None:
-        if not args.interval > 0:
-            raise InputError(f"--interval {args.interval}: must be > 0 s")
-        return args.interval
+        return checks.positive("--interval", args.interval, "s")
     if args.power_interval_ms is None:
         return None
-    if not args.power_interval_ms > 0:
-        raise InputError(f"--power-interval-ms {args.power_interval_ms}: must be > 0 ms")
-    return args.power_interval_ms / 1e3
+    return checks.positive("--power-interval-ms", args.power_interval_ms, "ms") / 1e3
 
 
 def from_logs(args: argparse.Namespace) -> dict[str, Any]:
@@ -82,20 +84,32 @@ def from_logs(args: argparse.Namespace) -> dict[str, Any]:
     if not paths:
         raise InputError(f"{logdir}: no log files matching {args.glob!r}")
     logs = [LogInput(p.name.split(".")[0], p, args.format, "", interval_s) for p in paths]
-    report = measured_report(logs, windows, Work())
-    if report is None:
-        raise InputError(f"{logdir}: no samples inside the window in {len(paths)} log(s)")
-    return report
+    got = measure_logs(logs, windows, Work())
+    if got.report is None:
+        why = "; ".join(f"{path}: {w}" for path, w in got.unusable.items()) or (
+            "no counted device (GPU package, accelerator or RAPL zone) in them"
+        )
+        forced = f" (read as --format {args.format})" if args.format != "auto" else ""
+        raise InputError(
+            f"{logdir}: no usable reading inside the window in {len(paths)} log(s){forced}: {why}"
+        )
+    return got.report
 
 
 def sample(args: argparse.Namespace) -> int:
-    """Run a command under the sampler; write OUT/power/ and OUT/events.jsonl."""
+    """Run a command under the sampler; write OUT/power/, OUT/events.jsonl and
+    OUT/manifest.json. Every flag, the command and the source are checked first: on bad
+    input nothing is created."""
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if not cmd:
-        raise InputError("give the command after --")
+    cmd = checks.command(args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd)
+    interval_s = _interval_s(args)
+    checks.writable_folder("--out", out, fresh=True)
     host = host_name()
+    try:  # resolves the source before it creates OUT/power
+        handle = start_sampler(args.source, out / "power", interval_s)
+    except SourceError as exc:
+        raise InputError(f"--source {args.source}: {exc}") from None
+    write_json_atomic(out / "manifest.json", {"world_size": 1, "hosts": [host], "command": cmd})
 
     def event(name: str) -> None:
         with open(out / "events.jsonl", "a", encoding="utf-8") as f:
@@ -106,7 +120,6 @@ def sample(args: argparse.Namespace) -> int:
                 + "\n"
             )
 
-    handle = start_sampler(args.source, out / "power", _interval_s(args))
     print(f"phantom-energy: sampling {handle.source} into {out / 'power'}", file=sys.stderr)
     event("run_start")
     event("measure_start")
@@ -116,19 +129,20 @@ def sample(args: argparse.Namespace) -> int:
         event("measure_end")
         event("run_end")
         handle.stop()
-    manifest = out / "manifest.json"
-    if not manifest.exists():
-        manifest.write_text(
-            json.dumps({"world_size": 1, "hosts": [host], "command": cmd}, indent=2) + "\n"
-        )
     return rc
 
 
-def _print_summary(report: dict[str, Any], paths: tuple[Path, Path]) -> None:
+def _print_summary(report: dict[str, Any], paths: tuple[Path, Path], replaced: bool) -> None:
+    """One line on stdout (what, total J, window s, mean W, where; MODELLED said so), the
+    first 10 warnings on stderr."""
     mp = report.get("mean_power_w")
+    what = f"{report['method']} ({report['source']})"
+    if report["method"] == "model":
+        what += ", MODELLED, not measured"
+    again = f" (replaced the previous {paths[0].name}, {paths[1].name})" if replaced else ""
     print(
-        f"{report['method']} ({report['source']}): total {report['total_j']:.3f} J over "
-        f"{report['window_s']:.3f} s, mean {mp if mp is None else round(mp, 3)} W -> {paths[0]}"
+        f"{what}: total {report['total_j']:.3f} J over {report['window_s']:.3f} s, "
+        f"mean {mp if mp is None else round(mp, 3)} W -> {paths[0]}{again}"
     )
     for w in report["warnings"][:10]:
         print(f"warning: {w}", file=sys.stderr)
@@ -147,14 +161,22 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``phantom-energy``."""
     ap = cli.parser("phantom-energy", __doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("extract", formatter_class=ap.formatter_class, help="energy of a run folder -> RUN/energy.json, energy.csv")
+    ex = sub.add_parser(
+        "extract",
+        formatter_class=ap.formatter_class,
+        help="energy of a run folder -> RUN/energy.json, energy.csv",
+    )
     ex.add_argument("--run-dir", required=True, type=Path)
     ex.add_argument("--busy-watts", type=float, default=None, help="power model: W per busy device")
     ex.add_argument("--idle-watts", type=float, default=None, help="power model: W per idle device")
     ex.add_argument(
         "--out", type=Path, default=None, help="output folder (default: the run folder)"
     )
-    fl = sub.add_parser("from-logs", formatter_class=ap.formatter_class, help="energy of user-recorded logs over a window")
+    fl = sub.add_parser(
+        "from-logs",
+        formatter_class=ap.formatter_class,
+        help="energy of user-recorded logs over a window",
+    )
     fl.add_argument("logdir", type=Path)
     fl.add_argument("--format", default="auto", choices=["auto", *FORMATS])
     fl.add_argument(
@@ -163,9 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--start", help="window start: ISO 8601, epoch seconds or <int>ns")
     fl.add_argument("--end", help="window end")
     fl.add_argument("--events", type=Path, help="events.jsonl with measure_start/measure_end")
-    _interval_flags(fl, None, "nominal poll interval of the logs (ms; default: measured from the logs)")
+    _interval_flags(
+        fl, None, "nominal poll interval of the logs (ms; default: measured from the logs)"
+    )
     fl.add_argument("--out", type=Path, default=None, help="output folder (default: LOGDIR)")
-    sa = sub.add_parser("sample", formatter_class=ap.formatter_class, help="run a command under the sampler")
+    sa = sub.add_parser(
+        "sample", formatter_class=ap.formatter_class, help="run a command under the sampler"
+    )
     sa.add_argument("--source", default="auto", choices=["auto", *SOURCES])
     _interval_flags(sa, 100.0, "sampler poll interval (ms)")
     sa.add_argument("--out", required=True, type=Path)
@@ -184,12 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sample":
             return sample(args)
         if args.command == "extract":
-            report = extract(args.run_dir, args.busy_watts, args.idle_watts)
+            checks.busy_idle(args.busy_watts, args.idle_watts)
             out = args.out or args.run_dir
+            checks.writable_folder("--out" if args.out else "--run-dir", out)
+            report = extract(args.run_dir, args.busy_watts, args.idle_watts)
         else:
-            report = from_logs(args)
             out = args.out or args.logdir
-        _print_summary(report, write_report(report, out))
+            checks.writable_folder("--out" if args.out else "LOGDIR", out)
+            report = from_logs(args)
+        replaced = (Path(out) / "energy.json").exists()
+        _print_summary(report, write_report(report, out), replaced)
         return 0
     except (InputError, EventsError, FormatError, SourceError, OSError) as exc:
         print(f"phantom-energy: error: {exc}", file=sys.stderr)

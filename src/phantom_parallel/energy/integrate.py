@@ -200,7 +200,9 @@ def device_energy(
     max_gap_ns = gap_factor * nominal_ns
     out.gap_threshold_s = max_gap_ns / NS_PER_S
     out.coverage, out.max_gap_s, out.max_gap_at_ns = coverage(times, start_ns, end_ns, max_gap_ns)
-    if len(tp) >= 2:
+    # a trapezoid needs readings on both sides of some instant of the window: readings that
+    # all lie before it, after it, or only touch its edge measure nothing (not 0 J)
+    if len(tp) >= 2 and tp[0] < end_ns and tp[-1] > start_ns:
         out.integration_j = _trapz(tp, p, start_ns, end_ns)
     out.counter_j = _counter(te, e, wrap, epoch, tp, p, start_ns, end_ns, out)
     if out.counter_j is not None and len(tp) >= 2:
@@ -227,7 +229,15 @@ def device_energy(
                 f"({out.integration_j:.3f} J) disagree by {100 * out.rel_diff:+.1f} %"
             )
     if out.method == "none":
-        out.warnings.append(f"device {device}: no usable samples in the window")
+        span = (
+            f"its readings are from {ns_to_iso(int(times.min()))} to {ns_to_iso(int(times.max()))}"
+            if len(times)
+            else "it has no readings"
+        )
+        out.warnings.append(
+            f"device {device}: no usable samples in the window {ns_to_iso(start_ns)} to "
+            f"{ns_to_iso(end_ns)} ({span}): not measured"
+        )
     elif out.coverage < COVERAGE_FULL:
         out.warnings.append(
             f"device {device}: samples cover {100 * out.coverage:.1f} % of the window "

@@ -16,6 +16,7 @@ from .formats import FormatError, parse
 from .integrate import MAX_PLAUSIBLE_NODE_W, MAX_PLAUSIBLE_W, DeviceEnergy, device_energy
 from .polls import account, cadence_s, drop_zero_runs, expected_devices
 from .records import ParseResult, Sample
+from .timestamps import ns_to_iso
 from .windows import Windows
 
 GPU_FORMATS = ("rocm-smi", "amd-smi", "nvidia-smi", "nvml")
@@ -107,16 +108,53 @@ def _role(fmt: str, dev: str, node: NodeAttribution) -> str:
     return "device"
 
 
+def _unusable(out: LogEnergy, path: str, why: str) -> LogEnergy:
+    """Mark ``out`` as a log that gives no energy: ``info["unusable"]`` and a warning
+    ``<file>: skipped: <why>``."""
+    why = why.replace("\n", " ")
+    out.info["unusable"] = why
+    out.warnings.append(f"{path}: skipped: {why}")
+    return out
+
+
+def _read(log: LogInput) -> ParseResult | str:
+    """The parsed log, or why it cannot be read (empty, missing, format unknown)."""
+    path = str(log.path)
+    try:
+        if log.path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+        return parse(log.path, log.fmt)
+    except FormatError as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+
+
+def _span(times: list[int], windows: Windows) -> str:
+    """``readings from A to B, window(s) from C to D`` (ISO 8601, UTC)."""
+    w0, w1 = windows.measured[0][0], windows.measured[-1][1]
+    seen = f"from {ns_to_iso(min(times))} to {ns_to_iso(max(times))}" if times else "none"
+    return f"readings {seen}, measured window(s) from {ns_to_iso(w0)} to {ns_to_iso(w1)}"
+
+
 def measure_log(log: LogInput, windows: Windows, used: set[str] | None) -> LogEnergy:
     """Energy of ``log`` over ``windows.measured``; ``used``: devices the run used on this
-    host (GPU labels; ``None``: all count). An unreadable log gives a warning, not an error."""
-    try:
-        result = parse(log.path, log.fmt)
-    except (FormatError, OSError) as exc:
-        msg = f"{log.path}: skipped: {exc}"
-        return LogEnergy(log.host, "", {"error": msg}, warnings=[msg])
-    out = LogEnergy(log.host, result.fmt, _summary(result), warnings=list(result.warnings))
+    host (GPU labels; ``None``: all count). A log that gives no energy (unreadable, empty, no
+    readings, no reading inside the windows) is named in a warning and in
+    ``info["unusable"]``, never an error."""
     path = str(log.path)
+    result = _read(log)
+    if isinstance(result, str):
+        return _unusable(LogEnergy(log.host, "", {"format": log.fmt}), path, result)
+    out = LogEnergy(log.host, result.fmt, _summary(result), warnings=list(result.warnings))
+    if not result.samples and not result.records:
+        first = f"; first: {result.issues[0]}" if result.issues else ""
+        return _unusable(
+            out,
+            path,
+            f"no readings as {result.fmt} ({len(result.issues)} non-data lines "
+            f"{result.counts()}{first})",
+        )
     if result.issues:
         out.warnings.append(
             f"{path}: {len(result.issues)} non-data lines {result.counts()}, "
@@ -126,8 +164,6 @@ def measure_log(log: LogInput, windows: Windows, used: set[str] | None) -> LogEn
     if cut and cut[0] is not result.issues[0]:  # the first issue is already in a warning
         out.warnings.append(str(cut[0]))
     out.warnings += [str(i) for i in cut[1:3]]
-    if not result.samples and not result.records:
-        return out
     secondaries = (
         secondary_devices(result.samples) if result.fmt.startswith(("rocm", "amd")) else set()
     )
@@ -148,6 +184,13 @@ def measure_log(log: LogInput, windows: Windows, used: set[str] | None) -> LogEn
             for a, b in windows.measured
         ]
         per_dev[dev] = combine(dev, parts)
+    if all(de.method == "none" for de in per_dev.values()):
+        _unusable(
+            out,
+            path,
+            "no usable reading inside the measured window(s) "
+            f"({_span([x.t_ns for x in samples], windows)})",
+        )
     energies = {d: de.energy_j for d, de in per_dev.items()}
     gpu_used = used if result.fmt.startswith(GPU_FORMATS) else None
     if result.fmt == PM_FORMAT:

@@ -29,13 +29,17 @@ def model_report(
     idle_w: float | None,
     reason: str,
     hosts: list[str] | None = None,
+    logs: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Modelled energy: ``busy_w`` x window length per device, devices = world size.
+    """Modelled energy (J): ``busy_w`` (W) x window length (s) per device, devices = world size.
 
     ``idle_w`` x (run span - measured windows) per device is reported separately as
-    ``model_idle_outside_window_j`` and not included in ``total_j``.
+    ``model_idle_outside_window_j`` and not included in ``total_j``. ``logs``: per-log info
+    of the power logs that gave no energy (``energy.json`` ``logs``); ``notes``: their
+    warnings, listed right after the MODELLED one.
     """
-    warnings = [*windows.warnings, f"energy is MODELLED, not measured: {reason}"]
+    warnings = [*windows.warnings, f"energy is MODELLED, not measured: {reason}", *(notes or [])]
     if busy_w is None:
         busy_w = DEFAULT_BUSY_W
         warnings.append(f"no busy power given: default {DEFAULT_BUSY_W} W per device")
@@ -91,6 +95,6 @@ def model_report(
             }
             for k, v in per_device.items()
         ],
-        "logs": {},
+        "logs": dict(logs or {}),
         "warnings": warnings,
     }

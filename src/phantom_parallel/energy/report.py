@@ -17,6 +17,7 @@ The model used without a sensor is :mod:`.model`; writing the files is :mod:`.ta
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from .measure import PM_FORMAT, LogEnergy, LogInput, measure_log
@@ -30,11 +31,26 @@ __all__ = [
     "DEFAULT_BUSY_W",
     "DEFAULT_IDLE_W",
     "LogInput",
+    "Measured",
     "Work",
+    "measure_logs",
     "measured_report",
     "model_report",
     "write_report",
 ]
+
+
+@dataclass
+class Measured:
+    """What the logs gave: the measured ``report`` (``None`` when no counted device has a
+    usable reading in the windows), and, either way, ``logs`` (per-log info, as in
+    ``energy.json``), ``log_warnings`` (the logs' own warnings, each naming its file) and
+    ``unusable`` (file -> why it gave no energy)."""
+
+    report: dict[str, Any] | None
+    logs: dict[str, Any] = field(default_factory=dict)
+    log_warnings: list[str] = field(default_factory=list)
+    unusable: dict[str, str] = field(default_factory=dict)
 
 
 def measured_report(
@@ -44,11 +60,24 @@ def measured_report(
     used_per_host: dict[str, set[str]] | None = None,
     extra_warnings: list[str] | None = None,
 ) -> dict[str, Any] | None:
-    """Energy from measured logs, or ``None`` when no log has a usable sample in the windows.
+    """Energy from measured logs, or ``None`` when no log has a usable sample in the windows
+    (:func:`measure_logs` says why)."""
+    return measure_logs(logs, windows, work, used_per_host, extra_warnings).report
+
+
+def measure_logs(
+    logs: list[LogInput],
+    windows: Windows,
+    work: Work,
+    used_per_host: dict[str, set[str]] | None = None,
+    extra_warnings: list[str] | None = None,
+) -> Measured:
+    """Energy (J) from measured logs over ``windows`` and why each unusable log gave none.
 
     used_per_host: devices the run used per host (``None``: all devices count).
     """
     warnings = list(windows.warnings) + list(extra_warnings or [])
+    log_warnings: list[str] = []
     per_node: dict[str, float] = defaultdict(float)
     whole: dict[str, float] = {}
     parts: dict[str, dict[str, float]] = {}
@@ -67,7 +96,7 @@ def measured_report(
     measured.sort(key=lambda x: x[1].fmt == PM_FORMAT)
     for log, le in measured:
         log_info[str(log.path)] = le.info
-        warnings += le.warnings
+        log_warnings += le.warnings
         if le.node is None:
             continue
         sources.add(log.source or le.fmt)
@@ -89,16 +118,27 @@ def measured_report(
             per_epoch[ep] += e
         devices += le.rows
         counted_all += le.counted
+    unusable = {p: i["unusable"] for p, i in log_info.items() if i.get("unusable")}
+    warnings += log_warnings
     if all(d.method == "none" for d in counted_all):
-        return None  # no counted device has a reading in the windows: the caller models
+        # no counted device has a reading in the windows: the caller models (or fails)
+        return Measured(None, log_info, log_warnings, unusable)
     flagged = [f"{d['host']}/{d['device']}" for d in devices if d.get("flagged")]
+    unmeasured = [
+        f"{d['host']}/{d['device']}" for d in devices if d["counted"] and d["method"] == "none"
+    ]
+    if unmeasured:
+        warnings.append(
+            f"total_j leaves out {len(unmeasured)} counted device(s) with no usable reading "
+            f"in the window (neither measured nor modelled): {', '.join(unmeasured)}"
+        )
     total = sum(per_node.values())
     rated = [d for d in counted_all if d.rel_diff is not None]
     counter_sum = sum(d.counter_j or 0.0 for d in rated)
     integ_sum = sum(d.integration_j or 0.0 for d in rated)
     methods = {d.method for d in counted_all if d.method != "none"}
     jps, jpst = per_unit(total, work)
-    return {
+    report = {
         "method": "counter" if methods == {"counter"} else "integration",
         "source": ",".join(sorted(sources)),
         "total_j": total,
@@ -120,9 +160,11 @@ def measured_report(
         else None,
         "gcds_used_per_package": gcds,
         "flagged_devices": flagged,
+        "unmeasured_devices": unmeasured,
         "steps": work.steps,
         "samples": work.samples,
         "devices": devices,
         "logs": log_info,
         "warnings": warnings,
     }
+    return Measured(report, log_info, log_warnings, unusable)

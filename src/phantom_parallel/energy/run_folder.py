@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .ranks import used_devices
-from .report import LogInput, Work, measured_report, model_report
+from .report import DEFAULT_BUSY_W, LogInput, Work, measure_logs, model_report
 from .windows import Windows, windows_from_file
 
 
@@ -32,32 +33,49 @@ def _load_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def run_logs(power_dir: Path) -> list[LogInput]:
+class RunLogs(NamedTuple):
+    """A run's power logs (``logs``), the logs its samplers list that are missing (file ->
+    why) and warnings naming those and every sampler that had no source (``notes``)."""
+
+    logs: list[LogInput]
+    missing: dict[str, str]
+    notes: list[str]
+
+
+def run_logs(power_dir: Path) -> RunLogs:
     """Logs of a run's ``power/`` folder: from ``*.sampler.json``, else ``*.log`` sniffed."""
     logs: list[LogInput] = []
+    missing: dict[str, str] = {}
+    notes: list[str] = []
     seen: set[Path] = set()
     for meta_path in sorted(power_dir.glob("*.sampler.json")):
         meta = _load_json(meta_path)
         if not meta.get("log"):
+            tried = "; ".join(meta.get("skipped_sources") or [])
+            why = f"found no working source: {tried}" if tried else "was told source none"
+            notes.append(f"{meta_path}: no power log: the sampler {why}")
             continue
         path = power_dir / meta["log"]
         seen.add(path)
-        if path.exists():
-            logs.append(
-                LogInput(
-                    meta.get("host") or meta_path.name.split(".")[0],
-                    path,
-                    meta.get("log_format") or "auto",
-                    meta.get("source", ""),
-                    None,
-                    meta.get("interval_s"),
-                    dict(meta.get("device_bus_ids") or {}),
-                )
+        if not path.is_file():
+            missing[str(path)] = f"listed as the log in {meta_path.name} but missing"
+            notes.append(f"{path}: skipped: {missing[str(path)]}")
+            continue
+        logs.append(
+            LogInput(
+                meta.get("host") or meta_path.name.split(".")[0],
+                path,
+                meta.get("log_format") or "auto",
+                meta.get("source", ""),
+                None,
+                meta.get("interval_s"),
+                dict(meta.get("device_bus_ids") or {}),
             )
+        )
     for path in sorted(power_dir.glob("*.log")):
         if path not in seen:
             logs.append(LogInput(path.name.split(".")[0], path))
-    return logs
+    return RunLogs(logs, missing, notes)
 
 
 def work_done(run_dir: Path, manifest: dict[str, Any], windows: Windows) -> Work:
@@ -90,17 +108,50 @@ def work_done(run_dir: Path, manifest: dict[str, Any], windows: Windows) -> Work
     return work
 
 
-def _watts(arg: float | None, cfg: dict[str, Any], key: str) -> float | None:
-    """The power model's W per device: the flag, else the run config's ``energy.KEY``."""
+def check_watts(value: float, what: str) -> float:
+    """``value`` (W) if it is a finite number >= 0, else :class:`InputError` naming ``what``
+    (the flag, or the file and key)."""
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} {value!r}: must be a number of W >= 0") from None
+    if not (math.isfinite(w) and w >= 0):
+        raise InputError(f"{what} {value!r}: must be a finite number of W >= 0")
+    return w
+
+
+def _watts(
+    arg: float | None, flag: str, cfg: dict[str, Any], key: str, manifest: Path
+) -> tuple[float | None, str]:
+    """The power model's W per device and where it came from: the flag, else the run
+    config's ``energy.KEY`` (or ``energy_KEY``); checked finite and >= 0."""
     if arg is not None:
-        return arg
+        return check_watts(arg, flag), flag
     energy_cfg = cfg.get("energy") if isinstance(cfg.get("energy"), dict) else {}
+    name = f"config.energy.{key}" if key in energy_cfg else f"config.energy_{key}"
     v = energy_cfg.get(key, cfg.get(f"energy_{key}"))
-    return float(v) if v is not None else None
+    what = f"{manifest}: {name}"
+    return (check_watts(v, what), what) if v is not None else (None, "")
+
+
+def _model_watts(
+    busy: float | None, idle: float | None, cfg: dict[str, Any], manifest: Path
+) -> tuple[float | None, float | None]:
+    """Busy and idle W of the power model; :class:`InputError` when idle is above busy."""
+    busy_w, busy_from = _watts(busy, "--busy-watts", cfg, "busy_watts", manifest)
+    idle_w, idle_from = _watts(idle, "--idle-watts", cfg, "idle_watts", manifest)
+    b = DEFAULT_BUSY_W if busy_w is None else busy_w
+    if idle_w is not None and idle_w > b:
+        raise InputError(
+            f"{idle_from} {idle_w:g}: idle power above the busy power "
+            f"{b:g} W ({busy_from or 'default'})"
+        )
+    return busy_w, idle_w
 
 
 def extract(run_dir: Path, busy_w: float | None, idle_w: float | None) -> dict[str, Any]:
-    """Energy report of a run folder (measured if any log has samples, else modelled)."""
+    """Energy report of a run folder (measured if any log has samples, else modelled; every
+    unusable log named in a warning)."""
     events = run_dir / "events.jsonl"
     if not events.exists():
         raise InputError(f"{events}: missing (the run's events file is the energy clock)")
@@ -109,21 +160,23 @@ def extract(run_dir: Path, busy_w: float | None, idle_w: float | None) -> dict[s
     manifest = _load_json(manifest_path) if manifest_path.exists() else {}
     cfg = manifest.get("config") or {}
     work = work_done(run_dir, manifest, windows)
-    logs = run_logs(run_dir / "power") if (run_dir / "power").is_dir() else []
-    used = used_devices(manifest, logs)
-    report = measured_report(logs, windows, work, used.per_host, used.warnings) if logs else None
+    found = run_logs(run_dir / "power") if (run_dir / "power").is_dir() else RunLogs([], {}, [])
+    used = used_devices(manifest, found.logs)
+    got = measure_logs(found.logs, windows, work, used.per_host, [*found.notes, *used.warnings])
+    report = got.report
     if report is not None:
         report["device_attribution"] = {"method": used.method, "ranks_per_device": used.ranks}
-    if report is None:
-        reason = "no power log with samples in the measured window" if logs else "no power logs"
+    else:
+        busy, idle = _model_watts(busy_w, idle_w, cfg, manifest_path)
+        skipped = {**found.missing, **got.unusable}
+        reason = "no power logs"
+        if found.logs or skipped:
+            reason = "no power log with samples in the measured window"
+        if skipped:
+            reason += f" (skipped: {', '.join(skipped)})"
         hosts = list(dict.fromkeys(_short(str(h)) for h in manifest.get("hosts") or [])) or None
-        report = model_report(
-            windows,
-            work,
-            _watts(busy_w, cfg, "busy_watts"),
-            _watts(idle_w, cfg, "idle_watts"),
-            reason,
-            hosts,
-        )
+        logs = {**{p: {"unusable": why} for p, why in found.missing.items()}, **got.logs}
+        notes = [*found.notes, *got.log_warnings]
+        report = model_report(windows, work, busy, idle, reason, hosts, logs, notes)
     report["run_dir"] = str(run_dir)
     return report

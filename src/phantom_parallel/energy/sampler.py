@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import math
 import os
 import signal
 import socket
@@ -115,7 +116,8 @@ def start_sampler(
     source: ``auto`` (first working of pm_counters, rocm-smi, amd-smi, nvml, nvidia-smi, rapl;
         ``none`` if none works), ``none``, or one of those names (raises :class:`SourceError`
         if it does not work here).
-    out_dir: folder of the logs (created); several nodes may share it.
+    out_dir: folder of the logs (created once the source works: a source that does not work
+        creates nothing); several nodes may share it.
     interval_s: seconds between the starts of two polls (a poll that takes longer, such as a
         ~0.5 s rocm-smi call, is followed at once by the next).
     host: name used in the file names (default: short host name).
@@ -124,17 +126,17 @@ def start_sampler(
     """
     if source not in ("auto", *SOURCES):
         raise SourceError(f"unknown source {source!r}; choose auto or one of {', '.join(SOURCES)}")
-    if interval_s <= 0:
-        raise ValueError(f"interval_s must be > 0, got {interval_s}")
+    if not (math.isfinite(interval_s) and interval_s > 0):
+        raise ValueError(f"interval_s must be a finite number > 0, got {interval_s}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     host = host or host_name()
     options = {
         k: v
         for k, v in (("powercap_root", powercap_root), ("pm_counters_root", pm_counters_root))
         if v
     }
-    resolved, skipped = resolve(source, **options)
+    resolved, skipped = resolve(source, **options)  # before anything is created
+    out.mkdir(parents=True, exist_ok=True)
     meta_path = out / f"{host}.sampler.json"
     meta: dict[str, Any] = {
         "format": "phantom-energy-sampler/1",

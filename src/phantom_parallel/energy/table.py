@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,28 @@ CSV_COLUMNS = (
 def write_report(
     report: dict[str, Any], out_dir: str | Path, stem: str = "energy"
 ) -> tuple[Path, Path]:
-    """Write ``<stem>.json`` and the tidy ``<stem>.csv`` (one row per device, node, epoch, total)."""
+    """Write ``<stem>.json`` and the tidy ``<stem>.csv`` (one row per device, node, epoch, total).
+
+    Both are written to temporary files first and then renamed over any previous pair, so a
+    failure leaves the previous files whole and a reader never sees half a file.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jpath, cpath = out / f"{stem}.json", out / f"{stem}.csv"
-    jpath.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    tmp_j, tmp_c = (p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in (jpath, cpath))
+    try:
+        tmp_j.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        _write_csv(report, tmp_c)
+        os.replace(tmp_c, cpath)
+        os.replace(tmp_j, jpath)
+    finally:
+        for t in (tmp_j, tmp_c):
+            t.unlink(missing_ok=True)
+    return jpath, cpath
+
+
+def _write_csv(report: dict[str, Any], cpath: Path) -> None:
+    """The tidy CSV of ``report`` at ``cpath``."""
     method, source = report["method"], report["source"]
     rows: list[dict[str, Any]] = []
     for d in report["devices"]:
@@ -96,4 +114,3 @@ def write_report(
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k) for k in CSV_COLUMNS})
-    return jpath, cpath
