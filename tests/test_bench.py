@@ -105,12 +105,36 @@ def test_cli_rejects_a_single_process() -> None:
 
 @pytest.mark.parametrize("argv,flag", [
     (["--width", "33"], "--width=33"), (["--width", "32", "--ghosts", "17"], "--ghosts=17"),
-    (["--hardware", "no-such-gpu"], "--hardware 'no-such-gpu'")])
-def test_bad_flags_are_refused_naming_the_flag(argv: list[str], flag: str) -> None:
+    (["--hardware", "no-such-gpu"], "--hardware 'no-such-gpu'"),
+    (["--threads", "-1"], "--threads=-1 must be >= 1"),
+    (["--micro-time", "-1"], "--micro-time=-1.0 must be > 0"),
+    (["--micro-time", "nan"], "--micro-time=nan must be > 0"),
+    (["--json", "{tmp}/notdir/x.json"], "--json {tmp}/notdir/x.json: {tmp}/notdir is a file"),
+    (["--json", "{tmp}"], "--json {tmp}: is a folder")])
+def test_bad_flags_are_refused_naming_the_flag(argv: list[str], flag: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     from phantom_parallel import bench
 
-    with pytest.raises(SystemExit, match=flag):
-        bench._validate(bench.parse_args(argv), 2)
+    (tmp_path / "notdir").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        bench._validate(bench.parse_args([a.format(tmp=tmp_path) for a in argv]), 2)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"phantom-bench: error: {flag.format(tmp=tmp_path)}"), err
+
+
+def test_an_unwritable_json_is_refused_once_before_measuring_on_two_ranks(tmp_path: Path) -> None:
+    """Every rank checks --json up front and refuses alike; the line is said once (rank 0)."""
+    (tmp_path / "notdir").write_text("")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+           "-m", "phantom_parallel.bench", "--width", "32", "--json",
+           str(tmp_path / "notdir" / "x.json")]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    assert res.returncode != 0 and res.stdout == ""
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("phantom-bench: error:")]
+    assert lines == [f"phantom-bench: error: --json {tmp_path}/notdir/x.json: {tmp_path}/notdir "
+                     "is a file, not a folder"], res.stderr
+    assert "phantom_parallel/" not in res.stderr  # no rank's traceback (torchrun has its own)
 
 
 def test_model_accuracy_summarises_the_committed_benchmark_runs() -> None:

@@ -440,6 +440,22 @@ def test_cli_json_and_skip(capsys: pytest.CaptureFixture[str]) -> None:
     assert costs_cli.main([*argv, "--strict"]) == 2
 
 
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--ranks", "2", "0"], "--ranks=0 must be >= 1"),
+    (["--width", "1024", "-256"], "--width=-256 must be >= 1"),
+    (["--layers", "-1"], "--layers=-1 must be >= 0"),
+    (["--ghosts", "0"], "--ghosts=0 must be >= 1"),
+    (["--batch-size", "0"], "--batch-size=0 must be >= 1"),
+    (["--d-in", "0"], "--d-in=0 must be >= 1"),
+])
+def test_cli_refuses_sizes_no_grid_point_can_have(argv: list[str], says: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Not an invalid grid point to skip (exit 0): bad input, one line, exit 2, no rows."""
+    assert costs_cli.main(argv) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == f"phantom-costs: error: {says}\n"
+
+
 
 # --------------------------------------------------------------------------------------------
 # parameter tensors and GEMM calls

@@ -342,7 +342,7 @@ def test_iterate_batches(ds_dir: Path) -> None:
 
 def test_default_targets_are_nonlinear() -> None:
     """Default task: standardised targets, noise small, far from linearly predictable."""
-    cfg = DataConfig(shard_rows=8192, n_train=16384, n_val=0)
+    cfg = DataConfig(shard_rows=8192, n_train=16384, n_val=1)
     x, y = data.make_shard(cfg, "train", 0)
     xv, yv = data.make_shard(cfg, "train", 1)
     var = yv.astype(np.float64).var(axis=0).mean()
@@ -443,3 +443,86 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (out / "val-x-00001.npy").write_bytes(b"x")
     assert data.main(["verify", str(out)]) == 1
     assert "val-x-00001.npy" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: one line naming the flag or file, nothing written
+# --------------------------------------------------------------------------------------------
+
+SMALL_FLAGS = ["--d-in", "8", "--d-out", "3", "--teacher-width", "32", "--teacher-layers", "2",
+               "--teacher-rank", "4", "--n-train", "1000", "--n-val", "300", "--shard-rows", "256",
+               "--noise", "0.05", "--seed", "7", "--quiet"]
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("phantom-data: error: "), err
+    return err
+
+
+@pytest.mark.parametrize("name", ["manifest.json", data.PARTIAL])
+def test_unreadable_manifest_is_refused_not_overwritten(
+    ds_dir: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """A corrupt manifest (or progress file) is not taken for an empty folder: another config
+    without --overwrite is refused, naming the file; --overwrite replaces the dataset."""
+    if name != "manifest.json":
+        (ds_dir / "manifest.json").unlink()
+    (ds_dir / name).write_text("{bad")
+    before = _files(ds_dir)
+    other = ["generate", "--out", str(ds_dir), "--n-train", "64", "--n-val", "16", "--seed", "7",
+             "--quiet"]
+    assert data.main(other) == 1
+    err = _one_error_line(capsys)
+    assert f"{ds_dir / name}: not valid JSON" in err and "--overwrite" in err
+    assert _files(ds_dir) == before
+    assert data.main(["generate", "--out", str(ds_dir), *SMALL_FLAGS]) == 1  # same config too
+    assert _files(ds_dir) == before
+    capsys.readouterr()
+    assert data.main([*other, "--overwrite"]) == 0
+    assert verify(ds_dir)["rows"] == {"train": 64, "val": 16, "test": 16}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{bad", "manifest.json: not valid JSON (Expecting property name"),
+    ("[]", "manifest.json: not a JSON object"),
+    ("{}", "manifest.json: format None is not 'phantom-data/1'"),
+    (None, "manifest.json: key 'splits.val.shards[1].sha256_y' is missing or not a string"),
+])
+def test_info_and_verify_name_a_malformed_manifest(
+    ds_dir: Path, capsys: pytest.CaptureFixture[str], text: str | None, message: str
+) -> None:
+    if text is None:
+        m = json.loads((ds_dir / "manifest.json").read_text())
+        del m["splits"]["val"]["shards"][1]["sha256_y"]
+        text = json.dumps(m)
+    (ds_dir / "manifest.json").write_text(text)
+    for command in ("info", "verify"):
+        assert data.main([command, str(ds_dir)]) == 1
+        assert message in _one_error_line(capsys)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ShardedDataset(ds_dir)
+
+
+def test_out_below_a_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notdir").write_text("")
+    for out in (tmp_path / "notdir" / "ds", tmp_path / "notdir"):
+        assert data.main(["generate", "--out", str(out), *SMALL_FLAGS]) == 1
+        err = _one_error_line(capsys)
+        assert f"cannot create the dataset folder {out}: {tmp_path / 'notdir'} is a file" in err
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--n-train", "0"], "--n-train=0 must be a positive int"),
+    (["--n-val", "0"], "--n-val=0 must be a positive int"),
+    (["--teacher-layers", "-1"], "--teacher-layers=-1 must be a non-negative int"),
+    (["--noise", "nan"], "--noise=nan must be a finite number >= 0"),
+    (["--teacher-gain", "0"], "--teacher-gain=0.0 must be a finite number > 0"),
+])
+def test_bad_generate_flags_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    out = tmp_path / "ds"
+    assert data.main(["generate", "--out", str(out), *SMALL_FLAGS, *flags]) == 1
+    assert message in _one_error_line(capsys)
+    assert not out.exists()

@@ -331,6 +331,10 @@ def test_emulate_rounds_time_strategies_side_by_side_with_ratios_per_round(tmp_p
     (("--dtype", "float8"), "--dtype 'float8'"),
     (("--device", "tpu"), "--device 'tpu'"),
     (("--steps", "4", "--rounds", "5"), "--rounds 5: must be between 1 and --steps (4)"),
+    (("--steps", "0"), "--steps=0 must be >= 1"),
+    (("--warmup", "-1"), "--warmup=-1 must be >= 0"),
+    (("--threads", "-1"), "--threads=-1 must be >= 1"),
+    (("--energy-window-s", "0"), "--energy-window-s=0.0 must be > 0"),
 ])
 def test_emulate_rejects_bad_input_in_one_line_writing_nothing(tmp_path: Path, args, message) -> None:
     out = tmp_path / "e.json"
@@ -386,6 +390,53 @@ def test_emulate_gemm_table_into_a_missing_folder_is_refused_before_running(tmp_
     assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1
     assert "--gemm-table" in res.stderr and "does not exist" in res.stderr
     assert not out.exists()
+
+
+def test_emulate_refuses_a_power_source_that_does_not_work_before_running(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from phantom_parallel import emulate
+    from phantom_parallel.energy import sources
+
+    def broken(name: str, **_: object) -> None:
+        raise sources.SourceError("no RAPL zones under /sys/class/powercap")
+
+    monkeypatch.setattr(sources, "resolve", broken)
+    with pytest.raises(SystemExit) as exc:
+        emulate.validate(emulate.parse_args(["--width", "64", "--ghosts", "4", "--power-source",
+                                             "rapl"]))
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        "phantom-emulate: error: --power-source rapl: no RAPL zones")
+
+
+def test_emulate_refuses_one_file_for_both_outputs(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from phantom_parallel import emulate
+
+    argv = ["--width", "64", "--ghosts", "4", "--power-source", "none", "--json",
+            str(tmp_path / "x"), "--gemm-table", str(tmp_path / "." / "x")]
+    with pytest.raises(SystemExit):
+        emulate.validate(emulate.parse_args(argv))
+    assert "--json and --gemm-table name the same file" in capsys.readouterr().err
+
+
+def test_emulate_replaces_existing_outputs_atomically(tmp_path: Path) -> None:
+    """An existing --json or --gemm-table is replaced by rename: its old inode (a hard link
+    here) keeps the old text, never a half-written new one."""
+    out, table = tmp_path / "e.json", tmp_path / "g.yaml"
+    for f in (out, table):
+        f.write_text("old\n")
+        os.link(f, tmp_path / f"{f.name}.old")
+    res = _emulate("--strategy", "tp", "--width", "16", "--layers", "1", "--ghosts", "1",
+                   "--batch", "4", "--ranks", "2", "--steps", "1", "--warmup", "0",
+                   "--power-source", "none", "--threads", "1", "--json", str(out),
+                   "--gemm-table", str(table))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(out.read_text())["rows"] and "gemm_table" in table.read_text()
+    assert {f.name: f.read_text() for f in tmp_path.glob("*.old")} == {"e.json.old": "old\n",
+                                                                      "g.yaml.old": "old\n"}
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["e.json", "e.json.old", "g.yaml",
+                                                          "g.yaml.old"]
 
 
 def test_op_counter_tells_views_from_operators_that_launch_work() -> None:

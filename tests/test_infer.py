@@ -54,14 +54,36 @@ def test_two_ranks_report_latency_and_throughput(tmp_path: Path, strategy: str, 
     (("--strategy", "fsdp", "--batch-size", "15"), 2, "--batch-size=15 is not divisible"),
     (("--strategy", "serial", "--steps", "0"), 1, "--steps=0 must be >= 1"),
     (("--strategy", "serial", "--warmup", "-1"), 1, "--warmup=-1 must be >= 0"),
+    (("--strategy", "pp"), 1, "--strategy=pp needs --ghosts k"),
+    (("--strategy", "serial", "--timeout-s", "0"), 1, "--timeout-s=0.0 must be > 0"),
+    (("--strategy", "tp", "--threads", "-1"), 2, "--threads=-1 must be >= 1"),
 ])
 def test_bad_input_is_one_line_naming_the_flag(tmp_path: Path, args, p: int, message: str) -> None:
     out = tmp_path / "infer.json"
     res = run(infer_cmd(*args, "--json", str(out), p=p))
     assert res.returncode != 0
     lines = [line for line in res.stderr.splitlines() if line.startswith("phantom-infer: error:")]
-    assert lines and message in lines[0], res.stderr
+    assert len(lines) == 1 and message in lines[0], res.stderr  # said once, also on 2 ranks
+    assert "phantom_parallel/" not in res.stderr  # no rank's traceback (torchrun has its own)
     assert not out.exists()
+
+
+def test_a_power_source_that_does_not_work_is_refused_naming_the_flag(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before any work (the sampler would raise its SourceError only after the model is built)."""
+    from phantom_parallel import infer
+    from phantom_parallel.energy import sources
+
+    def broken(name: str, **_: object) -> None:
+        raise sources.SourceError("pynvml (nvidia-ml-py) is not installed")
+
+    monkeypatch.setattr(sources, "resolve", broken)
+    args = infer.parse_args(["--strategy", "serial", "--width", "8", "--power-source", "nvml"])
+    with pytest.raises(SystemExit) as exc:
+        infer.validate(args, 1)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == ("phantom-infer: error: --power-source nvml: pynvml "
+                                       "(nvidia-ml-py) is not installed (use auto or none)\n")
 
 
 class _FakeHandle:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,14 @@ def test_project_cli_to_4096_with_bands_and_sensitivity(tmp_path: Path, capsys) 
      ["--ghosts 32", "= 16", "--ranks 1024"]),
     (["--width", "1000", "--ghosts", "4", "--ranks", "8", "16"], ["--ranks 16", "1000"]),
     (["--hardware", "nope", "--width", "1024", "--ghosts", "4"], ["--hardware 'nope'"]),
+    (["--width", "256", "--ghosts", "4", "--ranks", "2", "4", "--sensitivity-p", "256"],
+     ["--sensitivity-p 256 with --ghosts 4", "= 1"]),
+    (["--width", "1024", "--ghosts", "4", "--sensitivity-p", "0"], ["--sensitivity-p=0 must be"]),
+    (["--width", "1024", "--ghosts", "4", "--batch-size", "0"], ["--batch-size=0 must be >= 1"]),
+    (["--width", "1024", "--ghosts", "4", "--layers", "-1"], ["--layers=-1 must be >= 0"]),
+    (["--width", "1024", "--ghosts", "4", "--d-in", "0"], ["--d-in=0 must be >= 1"]),
+    (["--width", "-256", "--ghosts", "4"], ["--width=-256 must be >= 1"]),
+    (["--width", "1024", "--ghosts", "4", "--ranks", "2", "0"], ["--ranks=0 must be >= 1"]),
 ])
 def test_project_cli_bad_input_one_line_nothing_written(tmp_path: Path, capsys, argv, words) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "x.json"
@@ -170,6 +179,30 @@ def test_project_cli_bad_input_one_line_nothing_written(tmp_path: Path, capsys, 
     assert "\n" not in err and not out.exists()
     for w in words:
         assert w in err, (w, err)
+
+
+@pytest.mark.parametrize(("argv", "p_sens"), [
+    (["--width", "1024", "--ghosts", "4", "--ranks", "2", "4"], 256),  # the default when it fits
+    (["--width", "256", "--ghosts", "4", "--ranks", "2", "4"], 4),  # else the largest --ranks
+    (["--width", "256", "--ghosts", "4", "--ranks", "2", "4", "--sensitivity-p", "2"], 2),
+])
+def test_project_sensitivity_p_defaults_to_a_p_the_layout_allows(tmp_path: Path, capsys, argv,
+                                                                  p_sens: int) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "x.json"
+    assert costs_cli.main(["project", "--hardware", "local-cpu", *argv, "--json", str(out)]) == 0
+    assert f"sensitivity at p = {p_sens} " in capsys.readouterr().out
+    assert json.loads(out.read_text())["sensitivity_p"] == p_sens
+
+
+def test_project_cli_replaces_an_existing_json_atomically(tmp_path: Path) -> None:
+    out, keep = tmp_path / "x.json", tmp_path / "keep.json"
+    out.write_text("old\n")
+    os.link(out, keep)  # the old inode: a rename leaves it as it was, a rewrite would not
+    argv = ["project", "--hardware", "local-cpu", "--width", "64", "--ghosts", "2", "--ranks",
+            "2", "--json", str(out)]
+    assert costs_cli.main(argv) == 0
+    assert json.loads(out.read_text())["method"] == "modelled" and keep.read_text() == "old\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["keep.json", "x.json"]
 
 
 def test_h200_validation_within_30_percent_and_documented() -> None:

@@ -167,7 +167,7 @@ def test_resume_with_another_world_size_fails_and_keeps_the_checkpoint(data_dir:
     before = sorted(p.name for p in (run_dir / "checkpoints").rglob("*"))
     res = run(train_cmd(data_dir, run_dir, "--max-steps", "5", p=4, strategy="tp"))
     assert res.returncode != 0
-    assert "world size 2, this launch has world size 4" in res.stderr
+    assert "world size 2, this launch has world size 4" in one_error(res, p=4)
     assert sorted(p.name for p in (run_dir / "checkpoints").rglob("*")) == before
     assert len(losses(run_dir)) == 5
 
@@ -317,3 +317,173 @@ def test_manifest_records_the_usable_cores(data_dir: Path, tmp_path: Path) -> No
     assert res.returncode == 0, res.stderr
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["cpu_count"] == len(os.sched_getaffinity(0))
+
+
+# ------------------------------------------------------------------------------------------
+# bad input: one line (exit status 2, no traceback), before anything is written
+# ------------------------------------------------------------------------------------------
+
+
+def one_error(res: subprocess.CompletedProcess[str], p: int = 1) -> str:
+    """The trainer's error line: printed once (by rank 0 under torchrun); at p = 1 the whole
+    stderr, with exit status 2."""
+    lines = [x for x in res.stderr.splitlines() if x.startswith("phantom-train: error: ")]
+    assert len(lines) == 1, res.stderr
+    if p == 1:
+        assert res.returncode == 2 and res.stderr.strip() == lines[0], res.stderr
+    else:
+        assert res.returncode != 0
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*"))
+            if f.is_file()}
+
+
+def _rapl_works() -> bool:
+    from phantom_parallel.energy.sources import SourceError, resolve
+
+    try:
+        resolve("rapl")
+    except SourceError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("args", "p", "message"), [
+    (("--lr", "-1"), 1, "--lr=-1.0 must be >= 0"),
+    (("--lr", "nan"), 1, "--lr=nan must be >= 0"),
+    (("--optimizer", "sgd", "--momentum", "-1"), 1, "--momentum=-1.0 must be >= 0"),
+    (("--power-interval-ms", "0"), 1, "--power-interval-ms=0.0 must be > 0"),
+    (("--threads", "-1"), 1, "--threads=-1 must be >= 1"),
+    (("--checkpoint-every", "-1"), 1, "--checkpoint-every=-1 must be >= 0"),
+    (("--timeout-s", "-5"), 1, "--timeout-s=-5.0 must be > 0"),
+    (("--backend", "nccl"), 1, "--backend=nccl: nccl needs --device=cuda"),
+    (("--lr", "-1"), 2, "--lr=-1.0 must be >= 0"),
+    pytest.param(("--power-source", "rapl"), 1, "rapl: ",
+                 marks=pytest.mark.skipif(_rapl_works(), reason="RAPL works here")),
+])
+def test_bad_flags_are_one_line_before_the_run_folder(data_dir: Path, tmp_path: Path, args, p,
+                                                       message) -> None:
+    run_dir = tmp_path / "run"
+    res = run(train_cmd(data_dir, run_dir, *args, p=p, strategy="tp"))
+    assert message in one_error(res, p)
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("damage", ["{bad", "{}", "missing shard"])
+def test_bad_data_folder_is_one_line(data_dir: Path, tmp_path: Path, damage: str) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data_dir, broken)
+    if damage == "missing shard":
+        (broken / "val-y-00000.npy").unlink()
+    else:
+        (broken / "manifest.json").write_text(damage)
+    res = run(train_cmd(broken, tmp_path / "run", p=1, strategy="serial"))
+    line = one_error(res)
+    assert f"--data={broken}: " in line
+    assert ("val-y-00000.npy" if damage == "missing shard" else "manifest.json") in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_dir_that_is_a_file_is_one_line(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    for run_dir in (tmp_path / "afile", tmp_path / "afile" / "run"):
+        res = run(train_cmd(data_dir, run_dir, p=1, strategy="serial"))
+        assert f"--run-dir={run_dir}: {tmp_path / 'afile'} is a file, not a folder" in one_error(res)
+
+
+# ------------------------------------------------------------------------------------------
+# resume: everything read and checked before the run folder is written
+# ------------------------------------------------------------------------------------------
+
+CKPT = ("--checkpoint-every", "2")
+
+
+@pytest.fixture(scope="module")
+def unfinished(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A serial run stopped at step 6 (checkpoints of steps 4 and 6 kept) and the
+    uninterrupted run to step 10."""
+    base = tmp_path_factory.mktemp("resume")
+    full, part = base / "full", base / "part"
+    for folder, steps in ((full, "10"), (part, "6")):
+        res = run(train_cmd(data_dir, folder, "--max-steps", steps, *CKPT, p=1, strategy="serial"))
+        assert res.returncode == 0, res.stderr
+    (part / "summary.json").unlink()
+    return part, full
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(src, tmp_path / "run"))
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("lr", "checkpoints/latest.json was written with lr=0.001, this launch has lr=0.01"),
+    ("latest.json", "checkpoints/latest.json: not valid JSON"),
+    ("manifest.json", "manifest.json: not valid JSON"),
+    ("metrics.csv", "metrics.csv line 5: 'garbage' is not a row of numbers"),
+    ("both checkpoints", "checkpoints/step-00000006/rank-00000.pt cannot be loaded"),
+])
+def test_a_bad_resume_is_one_line_and_writes_nothing(data_dir: Path, tmp_path: Path, unfinished,
+                                                     damage: str, message: str) -> None:
+    run_dir = _copy(unfinished[0], tmp_path)
+    extra: tuple[str, ...] = ()
+    if damage == "lr":
+        extra = ("--lr", "0.01")
+    elif damage == "metrics.csv":
+        lines = (run_dir / "metrics.csv").read_text().splitlines(keepends=True)
+        (run_dir / "metrics.csv").write_text("".join([*lines[:4], "garbage\n", *lines[4:]]))
+    elif damage == "both checkpoints":
+        for step in (4, 6):
+            (run_dir / "checkpoints" / f"step-{step:08d}" / "rank-00000.pt").write_bytes(b"x")
+    elif damage == "manifest.json":
+        (run_dir / "manifest.json").write_text("{bad")
+    else:
+        (run_dir / "checkpoints" / "latest.json").write_text("{bad")
+    before = snapshot(run_dir)
+    res = run(train_cmd(data_dir, run_dir, "--max-steps", "10", *CKPT, *extra, p=1,
+                        strategy="serial"))
+    assert message in one_error(res)
+    assert snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated shard", "missing step folder"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(data_dir: Path, tmp_path: Path,
+                                                                unfinished, damage: str) -> None:
+    import shutil
+
+    run_dir = _copy(unfinished[0], tmp_path)
+    step6 = run_dir / "checkpoints" / "step-00000006"
+    if damage == "missing step folder":
+        shutil.rmtree(step6)
+    else:
+        shard = step6 / "rank-00000.pt"
+        shard.write_bytes(shard.read_bytes()[:300])
+    with (run_dir / "metrics.csv").open("a") as f:
+        f.write("7,0,0.5")  # a line cut off by the kill: dropped
+    res = run(train_cmd(data_dir, run_dir, "--max-steps", "10", *CKPT, p=1, strategy="serial"))
+    assert res.returncode == 0, res.stderr
+    assert "resuming from the previous one, step 4" in res.stderr
+    assert "step-00000006/rank-00000.pt" in res.stderr
+    assert losses(run_dir) == losses(unfinished[1])
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == \
+        ["latest.json", "step-00000008", "step-00000010"]
+
+
+def test_a_rank_with_a_damaged_shard_takes_every_rank_back(data_dir: Path, tmp_path: Path) -> None:
+    """p = 2: only rank 1's shard of the latest checkpoint is bad; both ranks resume from the
+    previous checkpoint and end with the uninterrupted run's losses."""
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert run(train_cmd(data_dir, full, "--max-steps", "8", *CKPT, strategy="tp")).returncode == 0
+    assert run(train_cmd(data_dir, part, "--max-steps", "6", *CKPT, strategy="tp")).returncode == 0
+    (part / "summary.json").unlink()
+    (part / "checkpoints" / "step-00000006" / "rank-00001.pt").write_bytes(b"x")
+    res = run(train_cmd(data_dir, part, "--max-steps", "8", *CKPT, strategy="tp"))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("resuming from the previous one, step 4") == 1
+    assert losses(part) == losses(full)

@@ -1,4 +1,5 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never half of one."""
+"""Crash-safe file writes (a reader sees the old file or the new one, never half of one), and
+the one reader of the JSON files they write that names a broken file."""
 
 from __future__ import annotations
 
@@ -33,3 +34,34 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value stored in ``path``.
+
+    Raises:
+        FileNotFoundError: no such file (and other ``OSError``).
+        ValueError: the file is not JSON; one line naming the file and where parsing failed.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg}: line {err.lineno} column "
+                         f"{err.colno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text)") from None
+
+
+def folder_problem(path: str | Path) -> str | None:
+    """What stops this process from creating (or writing into) the folder ``path``, in a few
+    words naming the blocking path; None when nothing does."""
+    path = Path(path)
+    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocker is None:
+        return None
+    if not blocker.is_dir():
+        return f"{blocker} is a file, not a folder"
+    if not os.access(blocker, os.W_OK | os.X_OK):
+        return f"{blocker} is not writable"
+    return None

@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -108,24 +108,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="calls per trial of each in-step collective microbenchmark")
     ap.add_argument("--profile-steps", type=int, default=0,
                     help="afterwards, profile this many PP and TP steps on rank 0 (torch.profiler)")
-    ap.add_argument("--json", type=Path, default=None, help="write every number to this file")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="write every number to this file (missing folders are created; an "
+                         "existing file is replaced, atomically)")
     ap.add_argument("--timeout-s", type=float, default=300.0, help="collective timeout, s")
     return ap.parse_args(argv)
 
 
 def _validate(args: argparse.Namespace, world: int) -> hardware.Profile:
-    """Refuse bad flags with one line naming the flag; returns the ``--hardware`` profile."""
-    def bad(msg: str) -> None:
-        raise SystemExit(f"phantom-bench: error: {msg}")
+    """Refuse bad flags with one line naming the flag, identically on every rank (said once
+    per node: :func:`phantom_parallel.cli.refuse`); returns the ``--hardware`` profile."""
+    def bad(msg: str) -> NoReturn:
+        cli.refuse("phantom-bench", msg)
 
     if world < 2:
         bad("needs p >= 2 ranks: torchrun --standalone --nproc-per-node 2 -m phantom_parallel.bench")
-    for key in ("width", "batch", "steps", "rounds", "d_in", "d_out", "micro_trials",
-                "in_step_calls"):
-        if getattr(args, key) < 1:
-            bad(f"--{key.replace('_', '-')}={getattr(args, key)} must be >= 1")
-    if args.layers < 0 or args.warmup < 0 or args.profile_steps < 0:
-        bad("--layers, --warmup and --profile-steps must be >= 0")
+    msg = (cli.minimum_error({"--width": args.width, "--batch-size": args.batch,
+                              "--steps": args.steps, "--rounds": args.rounds, "--d-in": args.d_in,
+                              "--d-out": args.d_out, "--micro-trials": args.micro_trials,
+                              "--in-step-calls": args.in_step_calls, "--threads": args.threads},
+                             1)
+           or cli.minimum_error({"--layers": args.layers, "--warmup": args.warmup,
+                                 "--profile-steps": args.profile_steps, "--lr": args.lr}, 0)
+           or cli.minimum_error({"--micro-time": args.micro_time, "--timeout-s": args.timeout_s},
+                                0, strict=True))
+    if msg:
+        bad(msg)
     if args.ghosts is None and args.width % world == 0:
         args.ghosts = max(1, args.width // world // 16)
     for s in BENCH_STRATEGIES:
@@ -134,14 +142,14 @@ def _validate(args: argparse.Namespace, world: int) -> hardware.Profile:
         except ValueError as err:
             bad(cli.layout_error(err))
     args.rounds = min(args.rounds, args.steps)
-    err = cli.device_error(args.device, args.backend)
+    err = cli.device_error(args.device, args.backend) or cli.output_error("--json", args.json,
+                                                                          mkdir=True)
     if err:
         bad(err)
     try:
         return hardware.load(args.hardware)
     except hardware.ProfileError as err:
         bad(str(err))
-        raise
 
 
 def _gather(obj: Any, world: int) -> list[Any]:
@@ -251,19 +259,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert comm is not None
     device = torch.device(args.device if args.device != "cuda"
                           else f"cuda:{torch.cuda.current_device()}")
+    rc = 0
     try:
         res = run(args, comm, device, hw)
         if res is not None:
             sys.stdout.write(format_report(res))
             sys.stdout.flush()
-            if args.json:
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(jsonable(res), indent=1, allow_nan=False) + "\n")
-        dist.barrier()
+            if args.json and (err := cli.write_output(
+                    "--json", args.json,
+                    json.dumps(jsonable(res), indent=1, allow_nan=False) + "\n", mkdir=True)):
+                print(f"phantom-bench: error: {err}", file=sys.stderr)
+                rc = 1
+        dist.barrier()  # every rank ends here, also when rank 0 could not write --json
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    return 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -1,11 +1,24 @@
-"""What every ``phantom-*`` console script's parser shares: the description kept as written,
-each option's default shown in ``--help``, and ``--version``."""
+"""What every ``phantom-*`` console script shares: the parser (the description kept as written,
+each option's default shown in ``--help``, ``--version``), and one definition of each check of
+input that several of them take (layouts, devices, power sources, numeric minimums, output
+files) with the one-line refusal, and the atomic write of their output files."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NoReturn
 
 from phantom_parallel import __version__
+from phantom_parallel.atomic import folder_problem, fsync_dir
+
+REFUSE_DELAY_S = 2.0
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -46,4 +59,92 @@ def device_error(device: str, backend: str) -> str | None:
         resolve_backend(backend, device)
     except ValueError as err:
         return f"--backend: {err}"
+    return None
+
+
+def refuse(prog: str, msg: str) -> NoReturn:
+    """End with the one line ``prog: error: msg`` on stderr and exit status 2 (argparse's), before
+    any work. Under a launcher, ranks other than a node's local rank 0 wait
+    :data:`REFUSE_DELAY_S` first: that rank runs the same checks on the same input, says it
+    first, and torchrun then ends the others, so a refusal reads once per node; a rank that
+    alone finds the fault still says it."""
+    from phantom_parallel.distributed import read_launch_env
+
+    if read_launch_env().local_rank != 0:
+        time.sleep(REFUSE_DELAY_S)
+    print(f"{prog}: error: {msg}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def minimum_error(values: Mapping[str, float | None], low: float, *,
+                  strict: bool = False) -> str | None:
+    """The first ``flag -> value`` of ``values`` that is below ``low`` (``strict``: not above
+    it) or not finite, as ``--flag=value must be >= low``; None values (not given) pass."""
+    for flag, value in values.items():
+        if value is None:
+            continue
+        if not math.isfinite(value) or (value <= low if strict else value < low):
+            return f"{flag}={value} must be {'>' if strict else '>='} {low:g}"
+    return None
+
+
+def ghosts_error(strategy: str, ghosts: int | None) -> str | None:
+    """``pp`` without ``--ghosts`` (its layout rule would only report ``k=None``)."""
+    if strategy == "pp" and ghosts is None:
+        return "--strategy=pp needs --ghosts k (ghost neurons per rank)"
+    return None
+
+
+def power_source_error(source: str) -> str | None:
+    """What is wrong with ``--power-source`` on this machine (None: nothing): a named sensor
+    that does not work here (``auto`` falls back to none, ``none`` needs nothing)."""
+    if source in ("auto", "none"):
+        return None
+    from phantom_parallel.energy.sources import SourceError, resolve
+
+    try:
+        resolve(source)
+    except SourceError as err:
+        return f"--power-source {source}: {err} (use auto or none)"
+    return None
+
+
+def output_error(flag: str, path: Path | None, *, mkdir: bool = False) -> str | None:
+    """What is wrong with ``path`` as the file option ``flag`` writes (None: nothing, or no
+    path), checked before any work: an existing folder or other non-regular file, a parent
+    that is a file, a missing folder (allowed with ``mkdir``: :func:`write_output` creates it
+    under the nearest existing folder), a folder this process cannot write. An existing file
+    is replaced, atomically."""
+    if path is None:
+        return None
+    if path.is_dir():
+        return f"{flag} {path}: is a folder; name a file"
+    if path.exists() and not path.is_file():
+        return f"{flag} {path}: exists and is not a regular file"
+    if (problem := folder_problem(path.parent)) is not None:
+        return f"{flag} {path}: {problem}"
+    if not mkdir and not path.parent.is_dir():
+        return f"{flag} {path}: folder {path.parent} does not exist"
+    return None
+
+
+def write_output(flag: str, path: Path, text: str, *, mkdir: bool = False) -> str | None:
+    """Write ``text`` to ``path`` (option ``flag``) atomically: a temporary file in the same
+    folder, fsync, rename, so a reader sees the old file or the new one, never half of one.
+    Returns None, or the one-line error naming ``flag`` when the write failed (nothing
+    half-written is left)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if mkdir:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return f"{flag} {path}: not written: {err.strerror or err}"
+    fsync_dir(path.parent)
     return None

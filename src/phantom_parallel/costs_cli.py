@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Closed-form per-rank, per-step costs (matmul FLOPs, collective calls, "
         "payload/wire bytes, parameters, memory) of serial / TP / PP FFN training. Lists give a "
         "grid (cartesian product); invalid grid points (n % p != 0, k > m) are skipped with a "
-        "note on stderr. Time and energy: `phantom-costs project --hardware NAME ...`.",
+        "note on stderr; sizes below 1 (layers below 0) are refused. Time and energy: `phantom-costs project --hardware NAME ...`.",
     )
     ap.add_argument("--strategy", nargs="+", default=["tp", "pp"], choices=STRATEGIES)
     ap.add_argument("--width", nargs="+", type=int, default=[1024], help="hidden width n")
@@ -73,6 +73,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return project_main(argv[1:])
     args = build_parser().parse_args(argv)
+    msg = (cli.minimum_error({"--width": min(args.width), "--ranks": min(args.p),
+                              "--ghosts": min(args.ghosts), "--batch-size": min(args.batch),
+                              "--d-in": args.d_in, "--d-out": args.d_out}, 1)
+           or cli.minimum_error({"--layers": min(args.layers)}, 0))
+    if msg:  # a size that no grid point can have, not an invalid grid point
+        print(f"phantom-costs: error: {msg}", file=sys.stderr)
+        return 2
     elem = DTYPE_BYTES[args.dtype]
     rows: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()

@@ -29,7 +29,7 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -76,17 +76,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--energy-window-s", type=float, default=2.0,
                     help="seconds of back-to-back steps per energy reading")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
-    ap.add_argument("--json", type=Path, default=None, help="write the rows here")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="write the rows here (into an existing folder; an existing file is "
+                         "replaced, atomically)")
     ap.add_argument("--gemm-table", type=Path, default=None,
                     help="also time each GEMM shape of these steps; write them here (YAML) as "
-                         "a hardware profile's gemm_table")
+                         "a hardware profile's gemm_table (as --json: existing folder, atomic)")
     return ap.parse_args(argv)
 
 
 def validate(args: argparse.Namespace) -> None:
     """One-line errors naming the flag and value, before anything runs or is written."""
-    def bad(msg: str) -> None:
-        raise SystemExit(f"phantom-emulate: error: {msg}")
+    def bad(msg: str) -> NoReturn:
+        cli.refuse("phantom-emulate", msg)
 
     for s in args.strategy:
         if s not in EMULATED:
@@ -101,12 +103,15 @@ def validate(args: argparse.Namespace) -> None:
         bad("--device cuda: torch sees no GPU here")
     if args.cuda_graph and args.device != "cuda":
         bad(f"--cuda-graph needs --device cuda (got --device {args.device})")
-    if not 1 <= args.rounds <= args.steps:
+    msg = (cli.minimum_error({"--width": args.width, "--batch-size": args.batch,
+                              "--steps": args.steps, "--d-in": args.d_in, "--d-out": args.d_out,
+                              "--threads": args.threads, "--rounds": args.rounds}, 1)
+           or cli.minimum_error({"--layers": args.layers, "--warmup": args.warmup}, 0)
+           or cli.minimum_error({"--energy-window-s": args.energy_window_s}, 0, strict=True))
+    if msg:
+        bad(msg)
+    if args.rounds > args.steps:
         bad(f"--rounds {args.rounds}: must be between 1 and --steps ({args.steps})")
-    for key in ("width", "layers", "batch", "steps", "d_in", "d_out"):
-        if getattr(args, key) < (0 if key == "layers" else 1):
-            flag = "--batch-size" if key == "batch" else f"--{key.replace('_', '-')}"
-            bad(f"{flag} {getattr(args, key)} is too small")
     for p in args.ranks:
         if p < 1:
             bad(f"--ranks {p}: must be >= 1")
@@ -120,9 +125,12 @@ def validate(args: argparse.Namespace) -> None:
             except ValueError as err:
                 flag = "--ghosts" if "ghosts" in str(err) else "--ranks"
                 bad(f"{flag}: {err}")
-    for flag, path in (("--json", args.json), ("--gemm-table", args.gemm_table)):
-        if path is not None and not path.parent.exists():
-            bad(f"{flag} {path}: folder {path.parent} does not exist")
+    if None not in (args.json, args.gemm_table) and args.json.resolve() == args.gemm_table.resolve():
+        bad(f"--json and --gemm-table name the same file {args.json}")
+    msg = (cli.output_error("--json", args.json) or cli.output_error("--gemm-table", args.gemm_table)
+           or cli.power_source_error(args.power_source))
+    if msg:
+        bad(msg)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -174,15 +182,19 @@ def main(argv: list[str] | None = None) -> int:
                      "cuda": torch.version.cuda, "phantom_parallel": __version__},
         "command": ["phantom-emulate", *(sys.argv[1:] if argv is None else argv)],
     }
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    failed = args.json is not None and cli.write_output(
+        "--json", args.json, json.dumps(result, indent=1) + "\n")
+    if failed:
+        print(f"phantom-emulate: error: {failed}", file=sys.stderr)
     if args.gemm_table is not None:
         gemms = emulate_gemms.measure(emulate_gemms.shapes(args.strategy, args.ranks, args),
                                       args.dtype, device)
-        emulate_gemms.write(args.gemm_table, gemms,
-                            emulate_gemms.source(device, result["command"]))
+        text = emulate_gemms.table(gemms, emulate_gemms.source(device, result["command"]))
+        if err := cli.write_output("--gemm-table", args.gemm_table, text):
+            print(f"phantom-emulate: error: {err}", file=sys.stderr)
+            return 1
         print(f"phantom-emulate: {len(gemms)} GEMM shapes timed -> {args.gemm_table}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

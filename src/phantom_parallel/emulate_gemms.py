@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-from pathlib import Path
 
 import torch
 import yaml
@@ -64,9 +63,9 @@ def source(device: torch.device, command: list[str]) -> str:
             f"{torch.__version__}, {datetime.datetime.now(datetime.UTC):%Y-%m-%d}")
 
 
-def write(path: Path, rows: list[list], what: str) -> None:
-    """Write ``{gemm_table: {source, rows}}`` to ``path`` (YAML, ready to paste into a profile)."""
+def table(rows: list[list], what: str) -> str:
+    """``{gemm_table: {source, rows}}`` as YAML, ready to paste into a profile (``phantom-emulate``
+    writes it to ``--gemm-table``)."""
     text = yaml.safe_dump({"gemm_table": {"source": what, "rows": rows}},
                           default_flow_style=None, sort_keys=False, width=120)
-    path.write_text("# GEMMs timed on one device; paste into config/hardware/<profile>.yaml\n"
-                    + text)
+    return "# GEMMs timed on one device; paste into config/hardware/<profile>.yaml\n" + text

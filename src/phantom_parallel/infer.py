@@ -72,36 +72,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--power-source", choices=POWER_SOURCES, default="auto")
     p.add_argument("--power-interval-ms", type=float, default=100.0, help="sampler poll interval (ms)")
     p.add_argument("--timeout-s", type=float, default=300.0, help="collective timeout")
-    p.add_argument("--json", type=Path, default=None, help="also write the result here")
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write the result here (missing folders are created; an existing "
+                        "file is replaced, atomically)")
     return p.parse_args(argv)
 
 
 def validate(args: argparse.Namespace, world_size: int) -> None:
-    """Reject bad input before any work starts: one line naming the flag and value."""
-    def bad(msg: str) -> None:
-        raise SystemExit(f"phantom-infer: error: {msg}")
-
-    for key, low in (("width", 1), ("layers", 0), ("d_in", 1), ("d_out", 1), ("batch_size", 1),
-                     ("steps", 1), ("warmup", 0)):
-        if getattr(args, key) < low:
-            bad(f"--{key.replace('_', '-')}={getattr(args, key)} must be >= {low}")
-    if args.threads is not None and args.threads < 1:
-        bad(f"--threads={args.threads} must be >= 1")
-    try:
-        validate_layout(args.strategy, args.width, world_size, args.ghosts)
-    except ValueError as err:
-        bad(cli.layout_error(err))
-    if args.strategy == "fsdp" and args.batch_size % world_size:
-        bad(f"--batch-size={args.batch_size} is not divisible by the number of ranks p={world_size} "
-            "(fsdp splits each batch over the ranks)")
-    if (msg := cli.device_error(args.device, args.backend)) is not None:
-        bad(msg)
-    if args.json is not None and args.json.is_dir():
-        bad(f"--json={args.json} is a folder")
-    if args.data is not None and not (args.data / "manifest.json").exists():
-        bad(f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)")
-    if args.power_interval_ms <= 0:
-        bad(f"--power-interval-ms={args.power_interval_ms} must be > 0")
+    """Reject bad input before any work starts: one line naming the flag and value (on every
+    rank alike, said once per node: :func:`phantom_parallel.cli.refuse`)."""
+    msg = (cli.minimum_error({"--width": args.width, "--d-in": args.d_in, "--d-out": args.d_out,
+                              "--batch-size": args.batch_size, "--steps": args.steps,
+                              "--threads": args.threads}, 1)
+           or cli.minimum_error({"--layers": args.layers, "--warmup": args.warmup}, 0)
+           or cli.minimum_error({"--power-interval-ms": args.power_interval_ms,
+                                 "--timeout-s": args.timeout_s}, 0, strict=True)
+           or cli.ghosts_error(args.strategy, args.ghosts))
+    if msg is None:
+        try:
+            validate_layout(args.strategy, args.width, world_size, args.ghosts)
+        except ValueError as err:
+            msg = cli.layout_error(err)
+    if msg is None and args.strategy == "fsdp" and args.batch_size % world_size:
+        msg = (f"--batch-size={args.batch_size} is not divisible by the number of ranks "
+               f"p={world_size} (fsdp splits each batch over the ranks)")
+    if msg is None and args.data is not None and not (args.data / "manifest.json").exists():
+        msg = f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)"
+    msg = (msg or cli.device_error(args.device, args.backend)
+           or cli.output_error("--json", args.json, mkdir=True)
+           or cli.power_source_error(args.power_source))
+    if msg is not None:
+        cli.refuse("phantom-infer", msg)
 
 
 def _sync(device: torch.device) -> None:
@@ -211,20 +212,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    rc = 0
     try:
         result = run(args)
         if read_launch_env().rank == 0:
             text = json.dumps(result, indent=2)
-            print(text)
-            if args.json is not None:
-                from phantom_parallel.atomic import write_json_atomic
-
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(args.json, result)
+            print(text, flush=True)
+            if args.json is not None and (
+                    err := cli.write_output("--json", args.json, text + "\n", mkdir=True)):
+                print(f"phantom-infer: error: {err}", file=sys.stderr)
+                rc = 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    return 0
+    return rc
 
 
 if __name__ == "__main__":

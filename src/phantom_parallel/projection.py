@@ -6,7 +6,8 @@ fixed (``m = n / p`` shrinks); weak scaling keeps ``m = n / p_0`` per rank fixed
 ``p_0`` the first rank count). Uncertainty bands: time (and energy) is monotone in each constant,
 so the band is the model with every constant at the end of its range that lowers (raises) it.
 The sensitivity table moves one constant at a time to both ends of its range and reports the
-PP/TP ratios of time and energy at one rank count (default 256), marking the constants whose
+PP/TP ratios of time and energy at one rank count (``--sensitivity-p``: default 256 where
+the layout allows it, else the largest allowed ``--ranks``), marking the constants whose
 range alone can flip which strategy is cheaper.
 
 CLI: ``phantom-costs project --hardware NAME --width N --ghosts K --ranks ... [--json PATH]``.
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from phantom_parallel import cli
 from phantom_parallel.constants import DTYPE_BYTES
 from phantom_parallel.costs import FFNShape, predict
 from phantom_parallel.hardware import Profile, ProfileError, load
@@ -28,13 +30,15 @@ from phantom_parallel.layout import validate_layout
 from phantom_parallel.timing import MODES, step_time
 
 DEFAULT_RANKS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+DEFAULT_SENSITIVITY_P = 256
 
 
 def shapes(width: int, ghosts: int, ranks: Sequence[int], scaling: str, *, layers: int = 4,
-           batch: int = 1024, d_in: int = 64, d_out: int = 8, elem_bytes: int = 4
-           ) -> list[FFNShape]:
+           batch: int = 1024, d_in: int = 64, d_out: int = 8, elem_bytes: int = 4,
+           flag: str = "--ranks") -> list[FFNShape]:
     """One :class:`FFNShape` per rank count; ``ValueError`` naming the flag and value when
-    ``n % p != 0`` or ``k > m`` at some ``p`` (before anything is computed)."""
+    ``n % p != 0`` or ``k > m`` at some ``p`` (before anything is computed). ``flag``: the
+    option the rank counts came from."""
     if scaling not in ("strong", "weak"):
         raise ValueError(f"--scaling {scaling!r}: expected strong or weak")
     if ghosts < 1:
@@ -42,14 +46,14 @@ def shapes(width: int, ghosts: int, ranks: Sequence[int], scaling: str, *, layer
     out = []
     for p in ranks:
         if p < 1:
-            raise ValueError(f"--ranks {p}: must be >= 1")
+            raise ValueError(f"{flag} {p}: must be >= 1")
         if scaling == "weak" and width % ranks[0]:
             raise ValueError(f"--width {width} is not divisible by the first --ranks {ranks[0]}")
         n = width if scaling == "strong" else width // ranks[0] * p
         try:
             validate_layout("pp", n, p, ghosts)
         except ValueError as err:
-            raise ValueError(f"--ranks {p} with --ghosts {ghosts} (--width {width}, {scaling} "
+            raise ValueError(f"{flag} {p} with --ghosts {ghosts} (--width {width}, {scaling} "
                              f"scaling): {err}") from None
         out.append(FFNShape(d_in, n, layers, d_out, batch, p, ghosts, elem_bytes))
     return out
@@ -124,9 +128,9 @@ def sensitivity(hw: Profile, shape: FFNShape, mode: str = "eager") -> list[dict[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="phantom-costs project",
-        description="Modelled time and energy per step of TP and PP to many devices on a "
+    ap = cli.parser(
+        "phantom-costs project",
+        "Modelled time and energy per step of TP and PP to many devices on a "
         "hardware profile (config/hardware/NAME.yaml), with bands and a sensitivity table.")
     ap.add_argument("--hardware", required=True, help="profile name or path to a .yaml")
     ap.add_argument("--width", type=int, required=True, help="hidden width n (strong) or "
@@ -141,8 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="float32")
     ap.add_argument("--mode", choices=MODES, default="eager")
     ap.add_argument("--scaling", choices=("strong", "weak", "both"), default="both")
-    ap.add_argument("--sensitivity-p", type=int, default=256, help="p of the sensitivity table")
-    ap.add_argument("--json", type=Path, help="also write everything here")
+    ap.add_argument("--sensitivity-p", type=int, default=None,
+                    help=f"p of the sensitivity table (strong scaling; default "
+                         f"{DEFAULT_SENSITIVITY_P} where --width and --ghosts allow it, else the "
+                         "largest --ranks that they allow)")
+    ap.add_argument("--json", type=Path, help="also write everything here (into an existing "
+                    "folder; an existing file is replaced, atomically)")
     return ap
 
 
@@ -166,6 +174,20 @@ def _print(rows: list[dict[str, Any]], sens: list[dict[str, Any]], p_sens: int, 
                   f"{r['energy_ratio_lo']:9.3f} {r['energy_ratio_hi']:9.3f} {r['decides']}")
 
 
+def _sensitivity_p(args: argparse.Namespace) -> int | None:
+    """``--sensitivity-p``, or when not given :data:`DEFAULT_SENSITIVITY_P` if ``--width`` and
+    ``--ghosts`` allow it under strong scaling, else the largest such ``--ranks`` (None: none)."""
+    if args.sensitivity_p is not None:
+        return args.sensitivity_p
+    for p in (DEFAULT_SENSITIVITY_P, *sorted(args.ranks, reverse=True)):
+        try:
+            validate_layout("pp", args.width, p, args.ghosts)
+        except ValueError:
+            continue
+        return p
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``phantom-costs project``: print the projection, and write it with ``--json``."""
     args = build_parser().parse_args(argv)
@@ -174,28 +196,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"phantom-costs project: error: {msg}", file=sys.stderr)
         return 2
 
+    msg = (cli.minimum_error({"--width": args.width, "--ghosts": args.ghosts,
+                              "--ranks": min(args.ranks), "--batch-size": args.batch,
+                              "--d-in": args.d_in, "--d-out": args.d_out,
+                              "--sensitivity-p": args.sensitivity_p}, 1)
+           or cli.minimum_error({"--layers": args.layers}, 0)
+           or cli.output_error("--json", args.json))
+    if msg:
+        return bad(msg)
     try:
         hw = load(args.hardware)
     except ProfileError as err:
         return bad(str(err))
-    if args.json is not None and not args.json.parent.is_dir():
-        return bad(f"--json {args.json}: folder {args.json.parent} does not exist")
     kw = dict(layers=args.layers, batch=args.batch, d_in=args.d_in, d_out=args.d_out,
               elem_bytes=DTYPE_BYTES[args.dtype])
     scalings = ("strong", "weak") if args.scaling == "both" else (args.scaling,)
     try:
         grids = {s: shapes(args.width, args.ghosts, args.ranks, s, **kw) for s in scalings}
-        sens_shape = shapes(args.width, args.ghosts, [args.sensitivity_p], "strong", **kw)[0]
+        if (p_sens := _sensitivity_p(args)) is None:
+            return bad(f"--sensitivity-p: neither {DEFAULT_SENSITIVITY_P} nor any --ranks is a "
+                       f"strong-scaling p for --width {args.width} with --ghosts {args.ghosts}; "
+                       "give one")
+        sens_shape = shapes(args.width, args.ghosts, [p_sens], "strong", flag="--sensitivity-p",
+                            **kw)[0]
     except ValueError as err:
         return bad(str(err))
     rows = [r for s, grid in grids.items() for r in project(hw, grid, mode=args.mode, scaling=s)]
     sens = sensitivity(hw, sens_shape, args.mode)
-    _print(rows, sens, args.sensitivity_p, hw.name)
+    _print(rows, sens, p_sens, hw.name)
     if args.json is not None:
         doc = {"method": "modelled", "hardware": hw.name, "profile": str(hw.path),
                "command": ["phantom-costs", "project", *(sys.argv[2:] if argv is None else argv)],
                "constants": {k: {"value": c.value, "unit": c.unit, "source": c.source,
                                  "range": list(c.range)} for k, c in hw.constants.items()},
-               "rows": rows, "sensitivity_p": args.sensitivity_p, "sensitivity": sens}
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+               "rows": rows, "sensitivity_p": p_sens, "sensitivity": sens}
+        if err := cli.write_output("--json", args.json, json.dumps(doc, indent=1) + "\n"):
+            print(f"phantom-costs project: error: {err}", file=sys.stderr)
+            return 1
     return 0

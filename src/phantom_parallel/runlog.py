@@ -3,8 +3,9 @@ timestamped events.
 
 Layout and field meanings are in ``docs/interfaces.md``. Only rank 0 writes these files (the
 :class:`RunLog` of other ranks is inert). Every file is appended line by line and flushed, so a
-killed run loses at most the line being written; on resume, rows after the checkpoint are
-dropped so the final files equal those of an uninterrupted run.
+killed run loses at most the line being written; on resume, rows after the checkpoint (and a
+last line cut off by the kill) are dropped so the final files equal those of an uninterrupted
+run, after every kept line was checked (:func:`read_rows`) and before anything is written.
 """
 
 from __future__ import annotations
@@ -31,21 +32,46 @@ after the last step, each step once); ``train_time_s``: sum of the measured step
 CSV_FILES = {"metrics.csv": METRIC_FIELDS, "epochs.csv": EPOCH_FIELDS, "evals.csv": EVAL_FIELDS}
 
 
-def _truncate_csv(path: Path, keep: Any) -> None:
-    """Keep only rows for which ``keep(row)`` is true (and the header)."""
+# What a resume keeps of each file: the rows whose ``step`` is at most the checkpoint's step,
+# or whose ``epoch`` is below its epoch.
+_KEEP = {"metrics.csv": "step", "epochs.csv": "epoch", "evals.csv": "step"}
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of one of the run's CSV files (none: ``[], []``), checked: every row
+    has one number (or nothing) per column, ``step``/``epoch`` an integer. A last line without
+    its line end (cut off by a kill) is dropped.
+
+    Raises:
+        ValueError: a malformed line, naming the file and the line number.
+    """
     if not path.exists():
-        return
+        return [], []
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-        fields = rows[0].keys() if rows else None
-    if fields is None:
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(fields))
-        writer.writeheader()
-        writer.writerows(r for r in rows if keep(r))
-    os.replace(tmp, path)
+        lines = f.read().splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    if not lines:
+        return [], []
+    header = next(csv.reader(lines[:1]))
+    rows = []
+    for n, line in enumerate(lines[1:], 2):
+        values = next(csv.reader([line]), [])
+        row = dict(zip(header, values, strict=False))
+        if (len(values) != len(header) or not all(v == "" or _number(v) for v in values)
+                or not all(row[k].lstrip("-").isdigit() for k in ("step", "epoch") if k in row)):
+            raise ValueError(f"{path} line {n}: {line.strip()!r} is not a row of numbers under "
+                             "the header; repair or remove that line")
+        rows.append(row)
+    return header, rows
 
 
 class RunLog:
@@ -56,16 +82,40 @@ class RunLog:
         self.active = active
         self.host = socket.gethostname()
         self._files: dict[str, Any] = {}
+        self._kept: dict[str, tuple[list[str], list[dict[str, str]]]] | None = None
 
     # -------------------------------------------------------------- lifecycle
+    def check(self, resume_step: int, resume_epoch: int) -> None:
+        """Read and check the logs a resume from ``resume_step``/``resume_epoch`` keeps,
+        writing nothing (:func:`read_rows`'s ValueError names a malformed line); :meth:`open`
+        then writes back what is kept."""
+        if not self.active:
+            return
+        self._kept = {}
+        for name, column in _KEEP.items():
+            header, rows = read_rows(self.path(name))
+            limit = resume_step if column == "step" else resume_epoch - 1
+            if header:
+                self._kept[name] = (header, [r for r in rows if int(r[column]) <= limit])
+
     def open(self, resume_step: int | None, resume_epoch: int | None) -> None:
-        """Open the logs for appending; on resume drop rows past the checkpoint."""
+        """Open the logs for appending; on resume drop rows past the checkpoint (checked by
+        :meth:`check` first, which this calls if it was not)."""
         if not self.active:
             return
         if resume_step is not None:
-            _truncate_csv(self.path("metrics.csv"), lambda r: int(r["step"]) <= resume_step)
-            _truncate_csv(self.path("epochs.csv"), lambda r: int(r["epoch"]) < (resume_epoch or 0))
-            _truncate_csv(self.path("evals.csv"), lambda r: int(r["step"]) <= resume_step)
+            if self._kept is None:
+                self.check(resume_step, resume_epoch or 0)
+            for name, (header, rows) in (self._kept or {}).items():
+                tmp = self.path(f".{name}.tmp")
+                try:
+                    with tmp.open("w", newline="") as f:
+                        writer = csv.DictWriter(f, fieldnames=header)
+                        writer.writeheader()
+                        writer.writerows(rows)
+                    os.replace(tmp, self.path(name))
+                finally:
+                    tmp.unlink(missing_ok=True)
         else:
             for name in (*CSV_FILES, "events.jsonl"):
                 self.path(name).unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""``phantom-train``'s command line: the flags, and their validation before any work starts.
+"""``phantom-train``'s command line: the flags, and their validation before any work starts
+(:class:`InputError`: one line naming the flag, file or key; exit status 2).
 
 Also the settings a resumed run must share with its checkpoint (:data:`RESUME_KEYS`) and the
 torch dtypes the ``--dtype`` names stand for (:data:`DTYPES`).
@@ -7,19 +8,24 @@ torch dtypes the ``--dtype`` names stand for (:data:`DTYPES`).
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 import torch
+import torch.distributed as dist
 
 from phantom_parallel import cli, constants
+from phantom_parallel.atomic import folder_problem
 from phantom_parallel.comm import TIMINGS
+from phantom_parallel.data import ShardedDataset, load_manifest
+from phantom_parallel.distributed import read_launch_env, resolve_backend
 from phantom_parallel.energy.sources import POWER_SOURCES
 from phantom_parallel.evals import check_eval_every, steps_per_epoch_of
 from phantom_parallel.models import ACTIVATIONS, STRATEGIES, validate_layout
 from phantom_parallel.param_init import PP_INITS
+from phantom_parallel.train_record import read_run_manifest
 
 DTYPES = {name: getattr(torch, name) for name in constants.DTYPES}
 """``--dtype`` name -> torch dtype (the names are :data:`phantom_parallel.constants.DTYPES`)."""
@@ -69,58 +75,136 @@ def parse_args(argv: list[str] | None, description: str | None) -> argparse.Name
                    help="no progress bar on rank 0 (a log line every --log-every steps instead)")
     p.add_argument("--log-every", type=int, default=100,
                    help="with --no-progress: rank 0 logs step, loss and step time every N steps")
+    p.error = _parser_error(p)  # type: ignore[method-assign]
     return p.parse_args(argv)
 
 
-def validate(args: argparse.Namespace, world_size: int) -> None:
-    """Reject bad input before any work starts, naming the flag and value."""
-    def bad(msg: str) -> NoReturn:
-        raise SystemExit(f"phantom-train: error: {msg}")
+def _parser_error(p: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
+    """argparse's usage and error lines, printed by rank 0 only under a launcher (every rank
+    parses the same command line); exit status 2."""
+    def error(message: str) -> NoReturn:
+        if read_launch_env().rank == 0:
+            p.print_usage(sys.stderr)
+            sys.stderr.write(f"{p.prog}: error: {message}\n")
+        raise SystemExit(2)
 
-    for key in ("width", "batch_size", "epochs"):
-        if getattr(args, key) < 1:
-            bad(f"--{key.replace('_', '-')}={getattr(args, key)} must be >= 1")
-    if args.layers < 0:
-        bad(f"--layers={args.layers} must be >= 0")
-    if args.log_every < 0:
-        bad(f"--log-every={args.log_every} must be >= 0 (0: no log lines)")
-    if args.max_steps is not None and args.max_steps < 1:
-        bad(f"--max-steps={args.max_steps} must be >= 1")
-    if args.strategy == "pp" and args.ghosts is None:
-        bad("--strategy=pp needs --ghosts k")
+    return error
+
+
+class InputError(Exception):
+    """Bad input, found before anything is written: a one-line message naming the flag, file or
+    key (``phantom-train`` exits with status 2 and no traceback).
+
+    ``scope`` says which ranks print it: ``"job"`` (every rank finds the same: rank 0 prints),
+    ``"host"`` (the same on every rank of a host: each host's local rank 0), ``"rank"`` (this
+    rank's own problem: it prints). An empty message (a rank stopping because another failed)
+    is not printed.
+    """
+
+    def __init__(self, message: str, scope: str = "job") -> None:
+        super().__init__(message)
+        self.scope = scope
+
+    def report(self, rank: int, local_rank: int) -> int:
+        """Print the message where ``scope`` says (stderr); return the exit status, 2."""
+        shown = {"job": rank == 0, "host": local_rank == 0, "rank": True}[self.scope]
+        if shown and str(self):
+            sys.stderr.write(f"phantom-train: error: {self}\n")  # one write: no interleaving
+            sys.stderr.flush()
+        return 2
+
+
+def _bad(msg: str, scope: str = "job") -> NoReturn:
+    raise InputError(msg, scope)
+
+
+def validate(args: argparse.Namespace, world_size: int) -> None:
+    """Reject bad input before any work starts (:class:`InputError` naming the flag and value):
+    the numbers, the layout, device and backend, the dataset (manifest and shards), the run
+    folder, and a named ``--power-source`` (probed on this host)."""
+    _check_numbers(args)
     try:
         validate_layout(args.strategy, args.width, world_size, args.ghosts)
     except ValueError as err:
-        bad(cli.layout_error(err))
-    if (msg := cli.device_error(args.device, args.backend)) is not None:
-        bad(msg)
-    if not (args.data / "manifest.json").exists():
-        bad(f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)")
-    rows = json.loads((args.data / "manifest.json").read_text())["splits"]["train"]["rows"]
+        _bad(cli.layout_error(err))
+    if (msg := cli.device_error(args.device, args.backend) or
+            backend_error(args.backend, args.device)) is not None:
+        _bad(msg)
+    rows = _check_data(args.data)
     if args.batch_size > rows:
-        bad(f"--batch-size={args.batch_size} exceeds the {rows} training rows of --data={args.data}")
+        _bad(f"--batch-size={args.batch_size} exceeds the {rows} training rows of --data={args.data}")
     if args.strategy == "fsdp" and args.batch_size % world_size:
-        bad(f"--batch-size={args.batch_size} is not divisible by the number of ranks p={world_size} "
-            "(fsdp splits each batch over the ranks)")
+        _bad(f"--batch-size={args.batch_size} is not divisible by the number of ranks p={world_size} "
+             "(fsdp splits each batch over the ranks)")
     spe = steps_per_epoch_of(args.data, args.batch_size)
     if (msg := check_eval_every(args.eval_every, spe)) is not None:
-        bad(msg)
-    _refuse_a_different_finished_run(args, world_size, bad)
+        _bad(msg)
+    if (problem := folder_problem(args.run_dir)) is not None:
+        _bad(f"--run-dir={args.run_dir}: {problem}")
+    _refuse_a_different_finished_run(args, world_size)
+    if (msg := cli.power_source_error(args.power_source)) is not None:
+        _bad(msg, "host")  # the sensors of this host
 
 
-def _refuse_a_different_finished_run(args: argparse.Namespace, world_size: int,
-                                     bad: Callable[[str], NoReturn]) -> None:
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Counts, rates and intervals: each flag's own range (None: not given); pp's ghosts."""
+    def flags(*keys: str) -> dict[str, float | None]:
+        return {f"--{k.replace('_', '-')}": getattr(args, k) for k in keys}
+
+    for msg in (
+        cli.minimum_error(flags("width", "batch_size", "epochs", "max_steps", "threads"), 1),
+        cli.minimum_error(flags("layers", "log_every", "checkpoint_every", "lr"), 0),
+        cli.minimum_error(flags("momentum") if args.optimizer == "sgd" else {}, 0),
+        cli.minimum_error(flags("timeout_s", "power_interval_ms"), 0, strict=True),
+        cli.ghosts_error(args.strategy, args.ghosts),
+    ):
+        if msg is not None:
+            _bad(msg)
+
+
+def backend_error(backend: str, device: str) -> str | None:
+    """What is wrong with ``--backend`` for ``--device`` beyond its name (None: nothing): NCCL
+    (RCCL) only moves GPU tensors, and only where torch was built with it."""
+    if resolve_backend(backend, device) != "nccl":
+        return None
+    if not device.startswith("cuda"):
+        return (f"--backend={backend}: nccl needs --device=cuda; use --backend gloo (or auto) "
+                f"with --device={device}")
+    if not dist.is_nccl_available():
+        return f"--backend={backend}: this torch has no NCCL/RCCL built in; use --backend gloo"
+    return None
+
+
+def _check_data(data: Path) -> int:
+    """The training rows of dataset folder ``data`` after checking its manifest and that every
+    shard of its splits opens with the recorded shape (no hashing: ``phantom-data verify``)."""
+    if not (data / "manifest.json").exists():
+        _bad(f"--data={data}: no manifest.json there (generate it with phantom-data generate)")
+    try:
+        splits = load_manifest(data)["splits"]
+        for split in splits:
+            ShardedDataset(data, split)
+        return int(splits["train"]["rows"])
+    except (OSError, ValueError) as err:
+        _bad(f"--data={data}: {err}")
+
+
+def _refuse_a_different_finished_run(args: argparse.Namespace, world_size: int) -> None:
     """A finished run folder (summary.json) is not redone; relaunching it with other settings
     is an error naming the differing keys (rather than "nothing to do")."""
-    manifest = args.run_dir / "manifest.json"
-    if not (args.run_dir / "summary.json").exists() or not manifest.exists():
+    if not (args.run_dir / "summary.json").exists():
         return
-    done = json.loads(manifest.read_text())
+    try:
+        done = read_run_manifest(args.run_dir)
+    except ValueError as err:
+        _bad(f"--run-dir={args.run_dir}: {err}")
+    if done is None:
+        return
     now = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     differ = [f"{k}={done['config'].get(k)!r} (this launch: {now[k]!r})"
               for k in RESUME_KEYS if done["config"].get(k) != now[k]]
     if done.get("world_size") != world_size:
         differ.append(f"world size {done.get('world_size')} (this launch: {world_size})")
     if differ:
-        bad(f"--run-dir={args.run_dir} holds a finished run with other settings: "
-            f"{', '.join(differ)}; use another --run-dir")
+        _bad(f"--run-dir={args.run_dir} holds a finished run with other settings: "
+             f"{', '.join(differ)}; use another --run-dir")

@@ -3,6 +3,8 @@ run folder's last checkpoint), validate, checkpoint, and write the run folder's 
 
 Each rank calls :func:`run`; rank 0 writes the files (``manifest.json``, ``metrics.csv``,
 ``epochs.csv``, ``evals.csv``, ``events.jsonl`` and ``summary.json``, through :class:`RunLog`).
+A resume first reads and checks everything it needs (checkpoint, run manifest, logs) on every
+rank; a problem anywhere stops all ranks with one line before the run folder is written.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from phantom_parallel.checkpoint import Checkpointer, Position
+from phantom_parallel.checkpoint import Checkpointer, CheckpointError, Position, all_ranks
 from phantom_parallel.comm import Comm
 from phantom_parallel.data import ShardedDataset, iterate_batches
 from phantom_parallel.distributed import LaunchEnv
 from phantom_parallel.evals import Evaluations, open_test_split
 from phantom_parallel.models import FFNConfig, build_model
 from phantom_parallel.runlog import RunLog
-from phantom_parallel.train_args import DTYPES, LEGACY_RESUME, RESUME_KEYS
+from phantom_parallel.train_args import DTYPES, LEGACY_RESUME, RESUME_KEYS, InputError
 from phantom_parallel.train_counts import (
     count_distinct_params,
     count_matmul_flops,
@@ -36,6 +38,7 @@ from phantom_parallel.train_record import (
     gather_hosts,
     gather_rank_devices,
     logged_losses,
+    read_run_manifest,
     run_manifest,
     summarise,
 )
@@ -60,13 +63,14 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     resume_cfg = {k: config[k] for k in RESUME_KEYS}
     ckpt = Checkpointer(run_dir, rank, world, resume_cfg, legacy=LEGACY_RESUME)
-    pos = ckpt.check_compatible()  # raises before anything is written
+    log = RunLog(run_dir, active=rank == 0)
+    resume, previous = _read_before_writing(ckpt, log, run_dir, device)
+    pos = resume[0] if resume else None
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
     if comm is not None:
         dist.barrier()
 
-    log = RunLog(run_dir, active=rank == 0)
     log.open(pos.step if pos else None, pos.epoch if pos else None)
     sampler = start_power_sampler(args, env, run_dir)
     hosts = gather_hosts(comm)
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
     try:
         log.event("run_start" if pos is None else "resume", step=pos.step if pos else 0)
         log.write_json("manifest.json", run_manifest(
-            run_dir, config, pos.step if pos else None, model=cfg, world_size=world, hosts=hosts,
+            previous, config, pos.step if pos else None, model=cfg, world_size=world, hosts=hosts,
             launcher=env.launcher, distributed=comm is not None, data=args.data, started=started,
             power_source=getattr(sampler, "source", "none"), device=device,
             rank_devices=rank_devices))
@@ -85,13 +89,11 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         evals = Evaluations(log, args.eval_every, val_data, args.batch_size, device, dtype,
                             resumed=pos is not None)
         optimizer = make_optimizer(args.optimizer, model, lr=args.lr, momentum=args.momentum)
-        if pos is not None:
-            ckpt.load(pos, model, optimizer)
+        if resume is not None:
+            ckpt.apply(resume[1], model, optimizer)
+            resume = None  # the loaded state's memory
         pos = pos or Position(0, 0, 0)
-        steps_per_epoch = train_data.rows // args.batch_size
-        if steps_per_epoch < 1:
-            raise SystemExit(f"phantom-train: error: --batch-size={args.batch_size} exceeds the "
-                             f"{train_data.rows} training rows")
+        steps_per_epoch = train_data.rows // args.batch_size  # >= 1: validate() checked
         total_steps = steps_per_epoch * args.epochs
         if args.max_steps is not None:
             total_steps = min(total_steps, args.max_steps)
@@ -190,6 +192,34 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         if sampler is not None:
             sampler.stop()
     return 0
+
+
+def _read_before_writing(ckpt: Checkpointer, log: RunLog, run_dir: Path, device: torch.device,
+                         ) -> tuple[tuple[Position, dict[str, Any]] | None, dict[str, Any] | None]:
+    """Everything a resume reads, read and checked before anything is written: the checkpoint
+    (this rank's state; :meth:`Checkpointer.resume`), and on rank 0 the run manifest and the
+    logs. Returns ``(position and state, or None; the run manifest, or None)``.
+
+    Raises:
+        InputError: on every rank when any rank found a problem (printed by rank 0, or by the
+            ranks whose checkpoint shard is bad); the run folder is untouched.
+    """
+    error: InputError | None = None
+    resume = previous = None
+    try:
+        resume = ckpt.resume(device)
+        if resume is not None and log.active:
+            previous = read_run_manifest(run_dir)
+            log.check(resume[0].step, resume[0].epoch)
+    except CheckpointError as err:
+        error = InputError(str(err), "rank" if err.own else "job")
+    except (ValueError, OSError) as err:  # ResumeMismatchError, run manifest, logs
+        error = InputError(str(err))
+    if dist.is_initialized() and not all_ranks(error is None, device):
+        raise error or InputError("", "rank")
+    if error is not None:
+        raise error
+    return resume, previous
 
 
 def _metrics_row(args: argparse.Namespace, comm: Comm | None, step: int, epoch: int,

@@ -4,7 +4,6 @@ over ``metrics.csv``."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
@@ -17,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from phantom_parallel import __version__
+from phantom_parallel.atomic import read_json
 from phantom_parallel.comm import Comm
 from phantom_parallel.energy.devices import device_identity, rank_devices_manifest
 from phantom_parallel.models import FFNConfig
@@ -67,18 +67,36 @@ def gather_rank_devices(device: torch.device, local_rank: int, comm: Comm | None
     return rank_devices
 
 
-def run_manifest(run_dir: Path, config: dict[str, Any], resumed_at_step: int | None, *,
+def read_run_manifest(run_dir: Path) -> dict[str, Any] | None:
+    """The run folder's ``manifest.json`` (None: there is none).
+
+    Raises:
+        ValueError: it is not JSON or lacks ``config``/``resumes`` (one line naming it).
+    """
+    path = run_dir / "manifest.json"
+    if not path.exists():
+        return None
+    manifest = read_json(path)
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("config"), dict)
+            and isinstance(manifest.get("resumes"), list)):
+        raise ValueError(f"{path}: not a run manifest (a JSON object with 'config' and "
+                         "'resumes'); restore it, or remove it to resume with a new one")
+    return manifest
+
+
+def run_manifest(previous: dict[str, Any] | None, config: dict[str, Any],
+                 resumed_at_step: int | None, *,
                  model: FFNConfig, world_size: int, hosts: list[str], launcher: str,
                  distributed: bool, data: Path, started: float, power_source: str,
                  device: torch.device, rank_devices: list[Any]) -> dict[str, Any]:
     """The run's ``manifest.json`` content: ``config`` (the CLI flags) as first launched, one
     ``resumes`` entry per resume (``resumed_at_step``; None: a fresh start), and this launch's
-    model, hosts, devices and versions. ``started``: Unix time, s."""
-    manifest_path = run_dir / "manifest.json"
-    if resumed_at_step is None or not manifest_path.exists():
+    model, hosts, devices and versions. ``previous``: the manifest a resumed run already has
+    (:func:`read_run_manifest`; None: none). ``started``: Unix time, s."""
+    if resumed_at_step is None or previous is None:
         manifest: dict[str, Any] = {"config": config, "resumes": []}
     else:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = previous
         manifest["resumes"].append({"step": resumed_at_step, "time": time.time()})
     manifest.update({
         "model": model.__dict__, "world_size": world_size, "hosts": sorted(set(hosts)),

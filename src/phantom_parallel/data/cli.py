@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -48,26 +49,35 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _config(args: argparse.Namespace) -> DataConfig:
+    """The :class:`DataConfig` of ``generate``'s flags; ValueError naming the bad flag."""
+    try:
+        return DataConfig(
+            d_in=args.d_in,
+            d_out=args.d_out,
+            teacher_width=args.teacher_width,
+            teacher_layers=args.teacher_layers,
+            activation=args.activation,
+            teacher_gain=args.teacher_gain,
+            teacher_rank=args.teacher_rank,
+            n_train=args.n_train,
+            n_val=args.n_val,
+            n_test=args.n_test,
+            shard_rows=args.shard_rows,
+            noise=args.noise,
+            seed=args.seed,
+        )
+    except ValueError as exc:  # DataConfig.n_train=0 ... -> --n-train=0 ...
+        flag = re.sub(r"DataConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(exc))
+        raise ValueError(flag) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``phantom-data`` entry point."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "generate":
-            cfg = DataConfig(
-                d_in=args.d_in,
-                d_out=args.d_out,
-                teacher_width=args.teacher_width,
-                teacher_layers=args.teacher_layers,
-                activation=args.activation,
-                teacher_gain=args.teacher_gain,
-                teacher_rank=args.teacher_rank,
-                n_train=args.n_train,
-                n_val=args.n_val,
-                n_test=args.n_test,
-                shard_rows=args.shard_rows,
-                noise=args.noise,
-                seed=args.seed,
-            )
+            cfg = _config(args)
             t0 = time.perf_counter()
             m = generate(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
                          device=args.device)
@@ -83,14 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.dir}: OK ({r['files']} files, {r['bytes']} bytes, rows {r['rows']})")
         else:
             m = load_manifest(args.dir)
-            summary = {k: m[k] for k in ("format", "d_in", "d_out", "seed", "noise", "dtype")}
+            summary = {k: m.get(k) for k in ("format", "d_in", "d_out", "seed", "noise", "dtype")}
+            teacher = m.get("teacher")
             summary["teacher"] = {
-                k: v for k, v in m["teacher"].items() if k not in ("output_mean", "output_std")
+                k: v for k, v in (teacher if isinstance(teacher, dict) else {}).items()
+                if k not in ("output_mean", "output_std")
             }
             summary["rows"] = {s: v["rows"] for s, v in m["splits"].items()}
             summary["shards"] = {s: len(v["shards"]) for s, v in m["splits"].items()}
             print(json.dumps(summary, indent=2))
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"phantom-data: error: {exc}", file=sys.stderr)
         return 1
     return 0

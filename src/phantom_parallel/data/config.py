@@ -1,9 +1,12 @@
-"""What determines a dataset's bytes: :class:`DataConfig`, the file-format constants, the splits
-and the seeded random streams (``SeedSequence(seed, spawn_key=(purpose, index))``)."""
+"""What determines a dataset's bytes: :class:`DataConfig`, the file-format constants and the
+manifest's required keys (:func:`check_manifest`), the splits and the seeded random streams
+(``SeedSequence(seed, spawn_key=(purpose, index))``)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +39,7 @@ class DataConfig:
         teacher_rank: rank ``r`` of the teacher's first layer (``W_1 = A B``, ``A`` width x r,
             ``B`` r x d_in): the targets depend on ``x`` only through ``r`` directions (a
             multi-index model); 0 = full rank.
-        n_train, n_val: rows per split.
+        n_train, n_val: rows per split (at least 1).
         n_test: rows of the held-out test split (``None``: ``n_val``; 0: no test split). Its
             shards are their own streams, so adding it changes no train/val byte.
         shard_rows: rows per shard (last shard of a split may be shorter).
@@ -65,24 +68,23 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.n_test is None:
             object.__setattr__(self, "n_test", self.n_val)
-        for name in ("d_in", "d_out", "teacher_width", "shard_rows", "calibration_rows"):
+        for name in ("d_in", "d_out", "teacher_width", "n_train", "n_val", "shard_rows",
+                     "calibration_rows"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"DataConfig.{name} must be a positive int, got {v!r}")
-        for name in ("teacher_layers", "teacher_rank", "n_train", "n_val", "n_test", "seed"):
+                raise ValueError(f"DataConfig.{name}={v!r} must be a positive int")
+        for name in ("teacher_layers", "teacher_rank", "n_test", "seed"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"DataConfig.{name} must be a non-negative int, got {v!r}")
+                raise ValueError(f"DataConfig.{name}={v!r} must be a non-negative int")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {self.activation!r}; expected one of {ACTIVATIONS}"
-            )
-        if not self.noise >= 0:
-            raise ValueError(f"noise must be >= 0, got {self.noise!r}")
-        if not self.teacher_gain > 0:
-            raise ValueError(f"teacher_gain must be > 0, got {self.teacher_gain!r}")
-        if not self.quantum > 0:
-            raise ValueError(f"quantum must be > 0, got {self.quantum!r}")
+            raise ValueError(f"DataConfig.activation={self.activation!r} is unknown; "
+                             f"expected one of {ACTIVATIONS}")
+        for name, zero_ok in (("noise", True), ("teacher_gain", False), ("quantum", False)):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and (v >= 0 if zero_ok else v > 0)):
+                raise ValueError(f"DataConfig.{name}={v!r} must be a finite number "
+                                 f"{'>= 0' if zero_ok else '> 0'}")
 
     def split_rows(self, split: str) -> int:
         """Rows of ``split`` (``train``, ``val`` or ``test``)."""
@@ -110,6 +112,40 @@ class DataConfig:
             "(rank x d_in) if rank > 0 else W ~ N(0, 1/d_in); hidden W ~ N(0, gain^2/fan_in); "
             "output W ~ N(0, 1/width); b ~ N(0, 0.1^2); float64",
         }
+
+
+_KINDS = {int: "an integer", str: "a string", dict: "an object", list: "a list"}
+
+
+def check_manifest(f: Path, manifest: Any) -> dict[str, Any]:
+    """``manifest`` (read from file ``f``: ``manifest.json`` or the progress file) if it has
+    what readers of a dataset use; else ValueError naming ``f`` and the key."""
+    def need(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
+        value = obj.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"{f}: key '{where}{key}' is missing or not {_KINDS[kind]}")
+        return value
+
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{f}: not a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{f}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    for key in ("d_in", "d_out"):
+        need(manifest, key, int, "")
+    splits = need(manifest, "splits", dict, "")
+    for split in ("train", "val"):
+        need(splits, split, dict, "splits.")
+    for split, info in splits.items():
+        if split not in SPLITS or not isinstance(info, dict):
+            raise ValueError(f"{f}: key 'splits.{split}' is not a split of {SPLITS}")
+        need(info, "rows", int, f"splits.{split}.")
+        for i, rec in enumerate(need(info, "shards", list, f"splits.{split}.")):
+            if not isinstance(rec, dict):
+                raise ValueError(f"{f}: key 'splits.{split}.shards[{i}]' is not {_KINDS[dict]}")
+            for key, kind in (("x", str), ("y", str), ("rows", int), ("sha256_x", str),
+                              ("sha256_y", str)):
+                need(rec, key, kind, f"splits.{split}.shards[{i}].")
+    return manifest
 
 
 def _check_split(split: str) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from phantom_parallel.data.config import FORMAT, MANIFEST, PARTIAL, _check_split, _rng
+from phantom_parallel.atomic import read_json
+from phantom_parallel.data.config import MANIFEST, PARTIAL, _check_split, _rng, check_manifest
 from phantom_parallel.data.shards import sha256_file
 
 
@@ -20,7 +20,8 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no manifest (names the path; an unfinished generation is reported).
-        ValueError: unknown format.
+        ValueError: not JSON, unknown format or a missing/mistyped key (one line naming the
+            file and the key).
     """
     path = Path(path)
     f = path / MANIFEST
@@ -31,10 +32,7 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
             else ""
         )
         raise FileNotFoundError(f"dataset manifest not found: {f}{hint}")
-    manifest = json.loads(f.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{f}: format {manifest.get('format')!r} is not {FORMAT!r}")
-    return manifest
+    return check_manifest(f, read_json(f))
 
 
 def verify(path: str | Path) -> dict[str, Any]:

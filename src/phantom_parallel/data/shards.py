@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -15,8 +15,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from phantom_parallel.atomic import write_json_atomic
-from phantom_parallel.data.config import FORMAT, MANIFEST, PARTIAL, SPLITS, DataConfig
+from phantom_parallel.atomic import folder_problem, read_json, write_json_atomic
+from phantom_parallel.data.config import (
+    FORMAT,
+    MANIFEST,
+    PARTIAL,
+    SPLITS,
+    DataConfig,
+    check_manifest,
+)
 from phantom_parallel.data.device import check_device
 from phantom_parallel.data.teacher import Teacher, make_shard
 
@@ -91,14 +98,35 @@ def _shard_ok(out: Path, rec: dict[str, Any]) -> bool:
 
 
 def _existing_state(out: Path) -> dict[str, Any] | None:
+    """What ``out`` already holds: its manifest, else the progress file of an interrupted
+    generation (written atomically like the manifest), else None.
+
+    Raises:
+        ValueError: that file is not a readable manifest (one line naming it).
+    """
     for name in (MANIFEST, PARTIAL):
         f = out / name
         if f.is_file():
-            try:
-                return json.loads(f.read_text())
-            except json.JSONDecodeError:
-                continue
+            return check_manifest(f, read_json(f))
     return None
+
+
+def _shard_index(split: str, rec: dict[str, Any]) -> int | None:
+    """Index of the shard a manifest record describes (None: not one of ours)."""
+    m = re.fullmatch(rf"{split}-x-(\d+)\.npy", rec["x"])
+    return None if m is None else int(m.group(1))
+
+
+def _make_dir(out: Path) -> None:
+    """Create the dataset folder ``out``; ValueError naming it when that is impossible."""
+    problem = folder_problem(out)
+    try:
+        if problem is None:
+            out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        problem = str(exc.strerror or exc)
+    if problem is not None:
+        raise ValueError(f"cannot create the dataset folder {out}: {problem}")
 
 
 def _build_manifest(
@@ -164,25 +192,35 @@ def generate(
             :mod:`phantom_parallel.data.device` for the cross-device tolerance.
 
     Raises:
-        ValueError: ``out`` holds a different dataset and ``overwrite`` is false, or ``device``
-            cannot be used here.
+        ValueError: before anything is written: ``out`` holds a different dataset, or a
+            manifest or progress file that cannot be read, and ``overwrite`` is false;
+            ``device`` cannot be used here; ``out`` cannot be created.
     """
+    plan = [(split, i) for split in SPLITS for i in range(len(cfg.shard_sizes(split)))]
+    if order is not None:
+        if sorted(order) != sorted(plan):
+            raise ValueError(f"order must list every (split, index) once: {plan}")
+        plan = list(order)
     check_device(device)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _make_dir(out)
     want = _config_dict(cfg)
-    state = _existing_state(out)
+    try:
+        state = _existing_state(out)
+        have = None if state is None else state.get("config")
+    except ValueError as exc:
+        if not overwrite:
+            raise ValueError(f"{exc}; use another --out or --overwrite") from None
+        state, have = {}, f"unreadable: {exc}"
     known: dict[tuple[str, int], dict[str, Any]] = {}
     if state is not None:
-        have = state.get("config")
         if isinstance(have, dict) and "n_test" not in have:  # made before the test split existed:
             have = {**have, "n_test": want["n_test"]}  # same train/val bytes, add the test shards
         if have != want:
             if not overwrite:
+                theirs = have if isinstance(have, dict) else {}
                 diff = sorted(
-                    k
-                    for k in set(want) | set(have or {})
-                    if (have or {}).get(k, "<missing>") != want.get(k)
+                    k for k in set(want) | set(theirs) if theirs.get(k, "<missing>") != want.get(k)
                 )
                 raise ValueError(
                     f"{out} already holds a dataset with a different configuration "
@@ -192,17 +230,14 @@ def generate(
                 f.unlink()
             for name in (MANIFEST, PARTIAL):
                 (out / name).unlink(missing_ok=True)
+            state = None
         else:
             for split in SPLITS:
-                for rec in state.get("splits", {}).get(split, {}).get("shards", []):
-                    idx = int(rec["x"].split("-")[-1].split(".")[0])
-                    known[(split, idx)] = rec
+                for rec in state["splits"].get(split, {}).get("shards", []):
+                    idx = _shard_index(split, rec)
+                    if idx is not None:
+                        known[(split, idx)] = rec
 
-    plan = [(split, i) for split in SPLITS for i in range(len(cfg.shard_sizes(split)))]
-    if order is not None:
-        if sorted(order) != sorted(plan):
-            raise ValueError(f"order must list every (split, index) once: {plan}")
-        plan = list(order)
     teacher = Teacher.build(cfg, device)
     records: dict[str, list[dict[str, Any] | None]] = {
         s: [None] * len(cfg.shard_sizes(s)) for s in SPLITS
@@ -227,7 +262,7 @@ def generate(
                 file=sys.stderr,
             )
     manifest = _build_manifest(cfg, teacher, records)
-    if changed or _existing_state(out) != manifest:
+    if changed or state != manifest:
         write_json_atomic(out / MANIFEST, manifest)
     (out / PARTIAL).unlink(missing_ok=True)
     return manifest
