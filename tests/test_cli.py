@@ -117,8 +117,9 @@ def test_power_source_error_names_the_flag(monkeypatch: pytest.MonkeyPatch) -> N
         raise sources.SourceError(f"no {name} here")
 
     monkeypatch.setattr(sources, "resolve", broken)
-    assert cli.power_source_error("none") is None and cli.power_source_error("auto") is None
-    assert cli.power_source_error("rapl") == "--power-source rapl: no rapl here (use auto or none)"
+    assert sources.source_error("none") is None and sources.source_error("auto") is None
+    assert sources.source_error("rapl") == "--power-source rapl: no rapl here (use auto or none)"
+    assert sources.source_error("nvml", "--source") == "--source nvml: no nvml here (use auto or none)"
 
 
 def test_refuse_lets_local_rank_0_say_it_first(monkeypatch: pytest.MonkeyPatch,

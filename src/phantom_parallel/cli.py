@@ -95,20 +95,6 @@ def ghosts_error(strategy: str, ghosts: int | None) -> str | None:
     return None
 
 
-def power_source_error(source: str) -> str | None:
-    """What is wrong with ``--power-source`` on this machine (None: nothing): a named sensor
-    that does not work here (``auto`` falls back to none, ``none`` needs nothing)."""
-    if source in ("auto", "none"):
-        return None
-    from phantom_parallel.energy.sources import SourceError, resolve
-
-    try:
-        resolve(source)
-    except SourceError as err:
-        return f"--power-source {source}: {err} (use auto or none)"
-    return None
-
-
 def output_error(flag: str, path: Path | None, *, mkdir: bool = False) -> str | None:
     """What is wrong with ``path`` as the file option ``flag`` writes (None: nothing, or no
     path), checked before any work: an existing folder or other non-regular file, a parent

@@ -37,7 +37,7 @@ from phantom_parallel import __version__, cli, emulate_gemms
 from phantom_parallel.emulate_comm import CountOps, StandInComm
 from phantom_parallel.emulate_energy import EnergyMeter
 from phantom_parallel.emulate_step import Step, measure, measure_rounds, round_ratios
-from phantom_parallel.energy.sources import POWER_SOURCES
+from phantom_parallel.energy.sources import POWER_SOURCES, source_error
 from phantom_parallel.models import STRATEGIES, validate_layout
 from phantom_parallel.train_args import DTYPES
 from phantom_parallel.train_record import cpu_model
@@ -128,7 +128,7 @@ def validate(args: argparse.Namespace) -> None:
     if None not in (args.json, args.gemm_table) and args.json.resolve() == args.gemm_table.resolve():
         bad(f"--json and --gemm-table name the same file {args.json}")
     msg = (cli.output_error("--json", args.json) or cli.output_error("--gemm-table", args.gemm_table)
-           or cli.power_source_error(args.power_source))
+           or source_error(args.power_source))
     if msg:
         bad(msg)
 

@@ -37,7 +37,7 @@ import torch.distributed as dist
 from phantom_parallel import cli
 from phantom_parallel.distributed import init_distributed, read_launch_env
 from phantom_parallel.emulate_energy import MIN_COVERAGE, EnergyMeter
-from phantom_parallel.energy.sources import POWER_SOURCES
+from phantom_parallel.energy.sources import POWER_SOURCES, source_error
 from phantom_parallel.models import (
     ACTIVATIONS,
     STRATEGIES,
@@ -100,7 +100,7 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
         msg = f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)"
     msg = (msg or cli.device_error(args.device, args.backend)
            or cli.output_error("--json", args.json, mkdir=True)
-           or cli.power_source_error(args.power_source))
+           or source_error(args.power_source))
     if msg is not None:
         cli.refuse("phantom-infer", msg)
 

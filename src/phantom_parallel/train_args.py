@@ -21,7 +21,7 @@ from phantom_parallel.atomic import folder_problem
 from phantom_parallel.comm import TIMINGS
 from phantom_parallel.data import ShardedDataset, load_manifest
 from phantom_parallel.distributed import read_launch_env, resolve_backend
-from phantom_parallel.energy.sources import POWER_SOURCES
+from phantom_parallel.energy.sources import POWER_SOURCES, source_error
 from phantom_parallel.evals import check_eval_every, steps_per_epoch_of
 from phantom_parallel.models import ACTIVATIONS, STRATEGIES, validate_layout
 from phantom_parallel.param_init import PP_INITS
@@ -142,7 +142,7 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
     if (problem := folder_problem(args.run_dir)) is not None:
         _bad(f"--run-dir={args.run_dir}: {problem}")
     _refuse_a_different_finished_run(args, world_size)
-    if (msg := cli.power_source_error(args.power_source)) is not None:
+    if (msg := source_error(args.power_source)) is not None:
         _bad(msg, "host")  # the sensors of this host
 
 

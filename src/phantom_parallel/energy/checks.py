@@ -10,6 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
+from phantom_parallel.atomic import folder_problem
+
 from .run_folder import InputError, check_watts
 
 
@@ -30,13 +32,8 @@ def writable_folder(flag: str, path: Path, *, fresh: bool = False) -> None:
         if not os.access(path, os.W_OK | os.X_OK):
             raise InputError(f"{flag} {path}: not writable")
         return
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"{flag} {path}: cannot be created ({parent} is not a folder)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} {path}: cannot be created ({parent} is not writable)")
+    if (problem := folder_problem(path.absolute())) is not None:
+        raise InputError(f"{flag} {path}: cannot be created ({problem})")
 
 
 def command(cmd: list[str]) -> list[str]:

@@ -233,3 +233,16 @@ def resolve(name: str, **options: Any) -> tuple[str, list[str]]:
         except SourceError as exc:
             reasons.append(f"{cand}: {exc}")
     return "none", reasons
+
+
+def source_error(name: str, flag: str = "--power-source") -> str | None:
+    """What is wrong with the power source ``name`` given as ``flag`` on this machine, in one
+    line (None: nothing): a named sensor that does not work here (``auto`` falls back to
+    none, ``none`` needs nothing)."""
+    if name in ("auto", "none"):
+        return None
+    try:
+        resolve(name)
+    except SourceError as err:
+        return f"{flag} {name}: {err} (use auto or none)"
+    return None
