@@ -102,6 +102,14 @@ def test_write_output_replaces_atomically_and_fails_in_one_line(tmp_path: Path) 
                                                           "out"]  # no temporary file left
 
 
+def test_device_error_refuses_nccl_for_cpu_tensors_for_every_cli() -> None:
+    """One check of --device/--backend for the trainer, phantom-bench and phantom-infer."""
+    assert cli.device_error("cpu", "auto") is None and cli.device_error("cpu", "gloo") is None
+    assert cli.device_error("cpu", "nccl").startswith("--backend=nccl: nccl needs --device=cuda")
+    assert cli.device_error("tpu", "auto").startswith("--device='tpu'")
+    assert cli.device_error("cpu", "mpi").startswith("--backend")
+
+
 def test_minimum_error_names_the_first_bad_flag() -> None:
     assert cli.minimum_error({"--threads": None, "--steps": 1}, 1) is None
     assert cli.minimum_error({"--steps": 1, "--threads": -1}, 1) == "--threads=-1 must be >= 1"

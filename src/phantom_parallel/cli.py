@@ -46,8 +46,11 @@ def layout_error(err: ValueError) -> str:
 
 
 def device_error(device: str, backend: str) -> str | None:
-    """What is wrong with ``--device``/``--backend`` on this machine (None: nothing)."""
+    """What is wrong with ``--device``/``--backend`` on this machine (None: nothing): an unknown
+    device or backend, cuda without a GPU, NCCL (RCCL) with CPU tensors (it moves GPU tensors
+    only) or where torch was built without it."""
     import torch
+    import torch.distributed as dist
 
     from phantom_parallel.distributed import resolve_backend
 
@@ -56,9 +59,14 @@ def device_error(device: str, backend: str) -> str | None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         return "--device=cuda but torch sees no GPU"
     try:
-        resolve_backend(backend, device)
+        resolved = resolve_backend(backend, device)
     except ValueError as err:
         return f"--backend: {err}"
+    if resolved == "nccl" and not device.startswith("cuda"):
+        return (f"--backend={backend}: nccl needs --device=cuda; use --backend gloo (or auto) "
+                f"with --device={device}")
+    if resolved == "nccl" and not dist.is_nccl_available():
+        return f"--backend={backend}: this torch has no NCCL/RCCL built in; use --backend gloo"
     return None
 
 

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import NoReturn
 
 import torch
-import torch.distributed as dist
 
 from phantom_parallel import cli, constants
 from phantom_parallel.atomic import folder_problem
 from phantom_parallel.comm import TIMINGS
 from phantom_parallel.data import ShardedDataset, load_manifest
-from phantom_parallel.distributed import read_launch_env, resolve_backend
+from phantom_parallel.distributed import read_launch_env
 from phantom_parallel.energy.sources import POWER_SOURCES, source_error
 from phantom_parallel.evals import check_eval_every, steps_per_epoch_of
 from phantom_parallel.models import ACTIVATIONS, STRATEGIES, validate_layout
@@ -127,8 +126,7 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
         validate_layout(args.strategy, args.width, world_size, args.ghosts)
     except ValueError as err:
         _bad(cli.layout_error(err))
-    if (msg := cli.device_error(args.device, args.backend) or
-            backend_error(args.backend, args.device)) is not None:
+    if (msg := cli.device_error(args.device, args.backend)) is not None:
         _bad(msg)
     rows = _check_data(args.data)
     if args.batch_size > rows:
@@ -160,19 +158,6 @@ def _check_numbers(args: argparse.Namespace) -> None:
     ):
         if msg is not None:
             _bad(msg)
-
-
-def backend_error(backend: str, device: str) -> str | None:
-    """What is wrong with ``--backend`` for ``--device`` beyond its name (None: nothing): NCCL
-    (RCCL) only moves GPU tensors, and only where torch was built with it."""
-    if resolve_backend(backend, device) != "nccl":
-        return None
-    if not device.startswith("cuda"):
-        return (f"--backend={backend}: nccl needs --device=cuda; use --backend gloo (or auto) "
-                f"with --device={device}")
-    if not dist.is_nccl_available():
-        return f"--backend={backend}: this torch has no NCCL/RCCL built in; use --backend gloo"
-    return None
 
 
 def _check_data(data: Path) -> int:
