@@ -6,9 +6,7 @@ files) with the one-line refusal, and the atomic write of their output files."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from phantom_parallel import __version__
-from phantom_parallel.atomic import folder_problem, fsync_dir
+from phantom_parallel.atomic import folder_problem, write_text_atomic
 
 REFUSE_DELAY_S = 2.0
 
@@ -127,18 +125,10 @@ def write_output(flag: str, path: Path, text: str, *, mkdir: bool = False) -> st
     folder, fsync, rename, so a reader sees the old file or the new one, never half of one.
     Returns None, or the one-line error naming ``flag`` when the write failed (nothing
     half-written is left)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         if mkdir:
             path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         return f"{flag} {path}: not written: {err.strerror or err}"
-    fsync_dir(path.parent)
     return None
