@@ -30,7 +30,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w") as fh:
+        with open(tmp, "w", newline="") as fh:  # the text as given, no newline translation
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -11,14 +11,14 @@ run, after every kept line was checked (:func:`read_rows`) and before anything i
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from phantom_parallel.atomic import write_json_atomic
+from phantom_parallel.atomic import write_json_atomic, write_text_atomic
 
 METRIC_FIELDS = (
     "step", "epoch", "loss", "step_time_s", "compute_time_s", "comm_time_s", "comm_calls",
@@ -107,15 +107,11 @@ class RunLog:
             if self._kept is None:
                 self.check(resume_step, resume_epoch or 0)
             for name, (header, rows) in (self._kept or {}).items():
-                tmp = self.path(f".{name}.tmp")
-                try:
-                    with tmp.open("w", newline="") as f:
-                        writer = csv.DictWriter(f, fieldnames=header)
-                        writer.writeheader()
-                        writer.writerows(rows)
-                    os.replace(tmp, self.path(name))
-                finally:
-                    tmp.unlink(missing_ok=True)
+                text = io.StringIO(newline="")
+                writer = csv.DictWriter(text, fieldnames=header)
+                writer.writeheader()
+                writer.writerows(rows)
+                write_text_atomic(self.path(name), text.getvalue())
         else:
             for name in (*CSV_FILES, "events.jsonl"):
                 self.path(name).unlink(missing_ok=True)
