@@ -89,9 +89,9 @@ class _PhantomLinear(torch.autograd.Function):
 
     Shapes (rank r): h B x m, weight m x m, bias m, compress k x m, gathered ghosts G^T pk x B,
     decompress m x pk with its own k columns D_rr held at zero (p = 2: m x k, the peer's). The
-    decompression is one GEMM over the rows :attr:`PhantomLinear.rows` of G^T: with p > 2 all
-    of them, D_rr = 0 cancelling rank r's own ghosts forward and zeroing its rows of dL/dG^T
-    backward (2Bmk more FLOPs each way, no copy); with p = 2 the one peer's k rows.
+    decompression is one GEMM over G^T: with p > 2 all of its rows, D_rr = 0 cancelling rank
+    r's own ghosts forward and zeroing its rows of dL/dG^T backward (2Bmk more FLOPs each way,
+    no copy); with p = 2 the one peer's k rows.
     """
 
     @staticmethod
@@ -102,7 +102,8 @@ class _PhantomLinear(torch.autograd.Function):
         # ghosts travel transposed (k x B): the rank-major p x k x B all-gather output is the
         # contiguous (p k x B) matrix G^T, a GEMM operand as it stands (no copy)
         ghosts_t = layer.comm.all_gather(torch.mm(compress, h.t())).view(-1, h.shape[0])
-        torch.addmm(z, ghosts_t[layer.rows].t(), decompress.t(), out=z)    # in place
+        read = ghosts_t if layer.reads_all else ghosts_t.narrow(0, layer.peer_row, layer.ghosts)
+        torch.addmm(z, read.t(), decompress.t(), out=z)                    # in place
         ctx.save_for_backward(h, weight, compress, decompress, ghosts_t)
         ctx.layer = layer
         return z
@@ -110,18 +111,18 @@ class _PhantomLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         h, weight, compress, decompress, ghosts_t = ctx.saved_tensors
-        layer, grad_t = ctx.layer, grad.t()
+        layer, grad_t, k = ctx.layer, grad.t(), ctx.layer.ghosts
         # dL/dG^T (p k x B): the peers' rows are D_rs^T dz_r^T; rank r's own rows are zero (its
         # ghosts do not feed its own neurons); the reduce-scatter sums each rank's rows
         if layer.reads_all:  # the own rows come out zero from D_rr = 0
             grad_ghosts_t = torch.mm(decompress.t(), grad_t)
             grad_decompress = torch.mm(grad_t, ghosts_t.t())                 # m x p k
-            grad_decompress[:, layer.own_rows].zero_()  # D_rr is held at zero
+            grad_decompress.narrow(1, layer.own_row, k).zero_()  # D_rr is held at zero
         else:  # p = 2: the peer's rows are one block, the own rows outside it
             grad_ghosts_t = ghosts_t.new_empty(ghosts_t.shape)
-            grad_ghosts_t[layer.own_rows].zero_()
-            torch.mm(decompress.t(), grad_t, out=grad_ghosts_t[layer.rows])
-            grad_decompress = torch.mm(grad_t, ghosts_t[layer.rows].t())     # m x k
+            grad_ghosts_t.narrow(0, layer.own_row, k).zero_()
+            torch.mm(decompress.t(), grad_t, out=grad_ghosts_t.narrow(0, layer.peer_row, k))
+            grad_decompress = torch.mm(grad_t, ghosts_t.narrow(0, layer.peer_row, k).t())  # m x k
         grad_own_t = layer.comm.reduce_scatter(
             grad_ghosts_t.view(layer.comm.world_size, -1, grad.shape[0]))  # k x B
         grad_h = None
@@ -148,7 +149,7 @@ class PhantomLinear(nn.Module):
 
     Forward on h_r (B x m): g_r = h_r C_r^T (B x k), sent as g_r^T (k x B);
     G^T = all-gather(g^T) (p k x B); z_r = h_r W_rr^T + sum_{s != r} g_s D_rs^T + b_r (B x m),
-    the sum being one GEMM over G^T (:attr:`rows`) on every rank, never a loop over peers
+    the sum being one GEMM over G^T on every rank, never a loop over peers
     (:class:`_PhantomLinear`). Backward of the all-gather is a reduce-scatter of p x k x B;
     all weight gradients are local. With p = 1 there are no ghosts: the layer is dense
     (``compress``/``decompress`` are None).
@@ -164,11 +165,13 @@ class PhantomLinear(nn.Module):
         factory = {"device": device, "dtype": dtype}
         # rows of G^T the decompression GEMM reads (and D_r's columns): all p k with p > 2
         # (:func:`~phantom_parallel.layout.reads_all_ghosts`), rank r's own against D_rr = 0;
-        # with p = 2 the one peer's k
+        # with p = 2 the one peer's k, from row peer_row (narrowed, not indexed: the layer
+        # dispatches no view it does not need)
         r, k = comm.rank, ghosts
         self.own_rows = own_ghosts(r, k)
+        self.own_row = self.own_rows.start
         self.reads_all = reads_all_ghosts(p)
-        self.rows = slice(None) if self.reads_all or p == 1 else slice((1 - r) * k, (2 - r) * k)
+        self.peer_row = (1 - r) * k if p == 2 else 0
         self.weight = nn.Parameter(torch.empty(m, m, **factory))
         self.bias = nn.Parameter(torch.empty(m, **factory))
         if p > 1:

@@ -39,7 +39,7 @@ from phantom_parallel.collectives import collective_s
 from phantom_parallel.costs import CostBreakdown
 from phantom_parallel.hardware import Profile
 
-OPS_PER_STEP_L4: dict[str, int] = {"serial": 89, "tp": 105, "dtensor": 105, "pp": 169,
+OPS_PER_STEP_L4: dict[str, int] = {"serial": 89, "tp": 105, "dtensor": 105, "pp": 165,
                                    "pp@p=2": 181}
 """Operators per steady training step at ``L = 4`` (forward + MSE + backward + fused Adam,
 float32, any rank; bf16 adds 3 casts), as ``phantom-emulate`` counts them (``ops_per_step``);
@@ -47,7 +47,7 @@ DTensor taken as TP; PP with p = 2 (``"pp@p=2"``, :func:`table_key`) allocates a
 own rows of dL/dG^T where p > 2 zeroes D_rr's gradient. Other ``L`` scale by ``(L + 2) / 6``
 (an approximation: ops per linear layer). ``tests/test_projection.py`` counts both on CPU."""
 
-VIEW_OPS_PER_STEP_L4: dict[str, int] = {"serial": 47, "tp": 50, "dtensor": 50, "pp": 88,
+VIEW_OPS_PER_STEP_L4: dict[str, int] = {"serial": 47, "tp": 50, "dtensor": 50, "pp": 84,
                                         "pp@p=2": 96}
 """Of :data:`OPS_PER_STEP_L4`, the views (``view_ops_per_step``: ``t``, ``view``, ``slice``,
 ``detach`` ...): dispatched by the host, no kernel on the device."""
