@@ -123,6 +123,27 @@ def test_tp_calibrated_reproduces_tp_and_predicts_pp_out_of_sample() -> None:
         assert out["constants"][key] == pytest.approx(HW[key] * scale)
 
 
+
+def test_tp_calibrated_recovers_from_a_micro_fit_that_drove_a_constant_to_zero() -> None:
+    """A CI run's microbenchmarks (tiny, on a loaded machine) fitted host_op_s = 3e-17 s; at a
+    width where GEMMs are memory-bound the re-fit on TP's steps then had no gradient to move
+    along and kept a compute time 8x below TP's measured one. The fit starts inside the
+    constants' ranges, so it reproduces TP's measured phases."""
+    shape = FFNShape(64, 32, 3, 8, 8, 2, 2)
+    shapes = {"tp": shape.replace(ghosts=0), "pp": shape}
+    micro = HW.with_values(host_op_s=3e-17, memory_efficiency=0.03)
+    strategies = {s: _measured(s, TRUE, 1.0) for s in ("tp", "pp")}
+    t = step_time(predict("tp", shapes["tp"]), TRUE, mode="sync")
+    strategies["tp"] = {"step": {"median_s": 8 * t.total_s, "se_s": 0.0},
+                        "comm": {"median_s": t.comm_s},
+                        "compute": {"median_s": 8 * t.total_s - t.comm_s}}
+    out = ba.tp_calibrated(micro, strategies, shapes, "sync")
+    tp = step_time(predict("tp", shapes["tp"]), micro.with_values(**out["constants"]),
+                   mode="sync")
+    assert tp.total_s - tp.comm_s == pytest.approx(strategies["tp"]["compute"]["median_s"],
+                                                   rel=1e-3)
+    assert tp.comm_s == pytest.approx(t.comm_s, rel=1e-3)
+
 def test_statistics_helpers() -> None:
     assert ba.median_iqr([3.0, 1.0, 2.0, 4.0, 5.0]) == (3.0, 2.0, 4.0)
     assert ba.median_iqr([7.0]) == (7.0, 7.0, 7.0)

@@ -66,7 +66,11 @@ def fit_rows(hw: Profile, keys: Sequence[str], rows: Sequence[Row]) -> Profile:
     """``hw`` with the constants ``keys`` fitted by least squares on ``log(modelled /
     measured)`` over ``rows`` (every other constant kept; no rows: ``hw`` unchanged).
 
-    ``injection_bandwidth_per_node`` follows ``intra_bandwidth`` in its profile ratio.
+    ``injection_bandwidth_per_node`` follows ``intra_bandwidth`` in its profile ratio. The
+    search starts at each value clamped into its stated range: a value that an earlier fit
+    drove far outside it (e.g. a host cost of 1e-17 s from microbenchmarks that show none)
+    has, in log space, no gradient to come back along, and an underdetermined fit (fewer
+    rows than keys) should start from a plausible value. The result may leave the range.
 
     Raises:
         ValueError: ``gemm_efficiency`` is to be fitted on a profile with a measured
@@ -86,7 +90,8 @@ def fit_rows(hw: Profile, keys: Sequence[str], rows: Sequence[Row]) -> Profile:
         h = _apply(hw, keys, logs)
         return np.asarray([math.log(max(f(h), 1e-15) / t) for f, t in use])
 
-    x0 = np.log([hw[k] for k in keys])
+    x0 = np.log([min(max(hw[k], hw.constants[k].range[0]), hw.constants[k].range[1])
+                 for k in keys])
     sol = least_squares(residuals, x0, method="trf", x_scale=1.0)
     return _apply(hw, keys, sol.x)
 
