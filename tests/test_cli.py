@@ -147,6 +147,23 @@ def test_refuse_lets_local_rank_0_say_it_first(monkeypatch: pytest.MonkeyPatch,
     assert waited == [cli.REFUSE_DELAY_S]  # local rank 0 says it at once
 
 
+
+def test_a_trainer_rank_that_prints_nothing_waits_for_the_one_that_does(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CI run lost "--eval-every=129 must be ..." (found on every rank after they joined,
+    printed by rank 0): rank 1 exited at once and torchrun ended rank 0 before it wrote."""
+    from phantom_parallel import train_args
+
+    waited: list[float] = []
+    monkeypatch.setattr(train_args.time, "sleep", waited.append)
+    err = train_args.InputError("--eval-every=129 must be 0", "job")
+    assert err.report(rank=1, local_rank=1) == 2 and waited == [cli.REFUSE_DELAY_S]
+    assert capsys.readouterr().err == ""
+    assert err.report(rank=0, local_rank=0) == 2 and waited == [cli.REFUSE_DELAY_S]
+    assert capsys.readouterr().err == "phantom-train: error: --eval-every=129 must be 0\n"
+    assert train_args.InputError("", "rank").report(rank=0, local_rank=0) == 2  # another failed
+    assert waited == [cli.REFUSE_DELAY_S] * 2 and capsys.readouterr().err == ""
+
 # Every script with an output file, with arguments that are otherwise valid and quick to refuse.
 OUTPUTS = [
     ("phantom_parallel.infer", "--json", ("--strategy", "serial", "--width", "8")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -105,11 +106,16 @@ class InputError(Exception):
         self.scope = scope
 
     def report(self, rank: int, local_rank: int) -> int:
-        """Print the message where ``scope`` says (stderr); return the exit status, 2."""
+        """Print the message where ``scope`` says (stderr); return the exit status, 2. A rank
+        that prints nothing waits :data:`~phantom_parallel.cli.REFUSE_DELAY_S` first: the
+        first rank to exit makes torchrun end the others, which must not be the one that
+        has the line still to print."""
         shown = {"job": rank == 0, "host": local_rank == 0, "rank": True}[self.scope]
         if shown and str(self):
             sys.stderr.write(f"phantom-train: error: {self}\n")  # one write: no interleaving
             sys.stderr.flush()
+        else:
+            time.sleep(cli.REFUSE_DELAY_S)
         return 2
 
 
