@@ -123,7 +123,6 @@ def test_tp_calibrated_reproduces_tp_and_predicts_pp_out_of_sample() -> None:
         assert out["constants"][key] == pytest.approx(HW[key] * scale)
 
 
-
 def test_tp_calibrated_recovers_from_a_micro_fit_that_drove_a_constant_to_zero() -> None:
     """A CI run's microbenchmarks (tiny, on a loaded machine) fitted host_op_s = 3e-17 s; at a
     width where GEMMs are memory-bound the re-fit on TP's steps then had no gradient to move
@@ -143,6 +142,7 @@ def test_tp_calibrated_recovers_from_a_micro_fit_that_drove_a_constant_to_zero()
     assert tp.total_s - tp.comm_s == pytest.approx(strategies["tp"]["compute"]["median_s"],
                                                    rel=1e-3)
     assert tp.comm_s == pytest.approx(t.comm_s, rel=1e-3)
+
 
 def test_statistics_helpers() -> None:
     assert ba.median_iqr([3.0, 1.0, 2.0, 4.0, 5.0]) == (3.0, 2.0, 4.0)

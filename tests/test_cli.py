@@ -147,7 +147,6 @@ def test_refuse_lets_local_rank_0_say_it_first(monkeypatch: pytest.MonkeyPatch,
     assert waited == [cli.REFUSE_DELAY_S]  # local rank 0 says it at once
 
 
-
 def test_a_trainer_rank_that_prints_nothing_waits_for_the_one_that_does(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """A CI run lost "--eval-every=129 must be ..." (found on every rank after they joined,
@@ -163,6 +162,7 @@ def test_a_trainer_rank_that_prints_nothing_waits_for_the_one_that_does(
     assert capsys.readouterr().err == "phantom-train: error: --eval-every=129 must be 0\n"
     assert train_args.InputError("", "rank").report(rank=0, local_rank=0) == 2  # another failed
     assert waited == [cli.REFUSE_DELAY_S] * 2 and capsys.readouterr().err == ""
+
 
 # Every script with an output file, with arguments that are otherwise valid and quick to refuse.
 OUTPUTS = [

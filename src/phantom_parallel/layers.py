@@ -111,16 +111,17 @@ class _PhantomLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         h, weight, compress, decompress, ghosts_t = ctx.saved_tensors
-        layer, grad_t, k = ctx.layer, grad.t(), ctx.layer.ghosts
+        layer, grad_t = ctx.layer, grad.t()
+        own, k = layer.own_rows.start, layer.ghosts
         # dL/dG^T (p k x B): the peers' rows are D_rs^T dz_r^T; rank r's own rows are zero (its
         # ghosts do not feed its own neurons); the reduce-scatter sums each rank's rows
         if layer.reads_all:  # the own rows come out zero from D_rr = 0
             grad_ghosts_t = torch.mm(decompress.t(), grad_t)
             grad_decompress = torch.mm(grad_t, ghosts_t.t())                 # m x p k
-            grad_decompress.narrow(1, layer.own_row, k).zero_()  # D_rr is held at zero
+            grad_decompress.narrow(1, own, k).zero_()  # D_rr is held at zero
         else:  # p = 2: the peer's rows are one block, the own rows outside it
             grad_ghosts_t = ghosts_t.new_empty(ghosts_t.shape)
-            grad_ghosts_t.narrow(0, layer.own_row, k).zero_()
+            grad_ghosts_t.narrow(0, own, k).zero_()
             torch.mm(decompress.t(), grad_t, out=grad_ghosts_t.narrow(0, layer.peer_row, k))
             grad_decompress = torch.mm(grad_t, ghosts_t.narrow(0, layer.peer_row, k).t())  # m x k
         grad_own_t = layer.comm.reduce_scatter(
@@ -169,7 +170,6 @@ class PhantomLinear(nn.Module):
         # dispatches no view it does not need)
         r, k = comm.rank, ghosts
         self.own_rows = own_ghosts(r, k)
-        self.own_row = self.own_rows.start
         self.reads_all = reads_all_ghosts(p)
         self.peer_row = (1 - r) * k if p == 2 else 0
         self.weight = nn.Parameter(torch.empty(m, m, **factory))
