@@ -292,11 +292,12 @@ def test_emulate_cli_writes_every_field(tmp_path: Path) -> None:
     for r in rows:
         assert r["matmul_flops"] == r["predicted_matmul_flops"] > 0
         assert r["step_s"] > 0 and 0 < r["view_ops_per_step"] < r["ops_per_step"]
+        assert r["host_s"] > 0  # on CPU the host computes: a step's own time
         assert r["energy_j_per_step"] is None and r["energy_method"].startswith("none")
         for key in ("n", "k", "batch", "dtype", "device", "fwd_s", "bwd_s", "opt_s",
                     "achieved_flop_rate", "peak_memory_bytes"):
             assert key in r
-    assert "pp" in res.stdout and "step ms" in res.stdout
+    assert "pp" in res.stdout and "step ms" in res.stdout and "host ms" in res.stdout
 
 
 def test_emulate_rounds_time_strategies_side_by_side_with_ratios_per_round(tmp_path: Path) -> None:

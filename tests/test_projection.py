@@ -244,6 +244,24 @@ def test_h200_validation_refits_on_the_folder_it_reads(tmp_path: Path, capsys) -
     assert (ROOT / "docs" / "method.md").read_text() == doc
 
 
+def test_h200_host_constant_is_fitted_on_the_measured_dispatch_time(tmp_path: Path) -> None:
+    """A run whose rows carry the host's dispatch time (``host_s``, phantom-emulate) fits
+    ``host_op_s`` on it, not on the eager step (which may include device time)."""
+    import json
+
+    mod = _validate_h200()
+    for f in mod.FILES:
+        data = json.loads((mod.RESULTS / f).read_text())
+        for r in data["rows"]:
+            r["host_s"] = 0.5 * r["step_s"]
+        (tmp_path / f).write_text(json.dumps(data))
+    row = mod._row(tmp_path, *mod.FIT_ROWS["host_op_s"])
+    ops = mod.counted_ops(row, mod.cost_of(row))[0]
+    fitted = mod.fit(H200, tmp_path)["host_op_s"]
+    assert fitted == pytest.approx(row["host_s"] / ops)
+    assert fitted == pytest.approx(0.5 * mod.fit(H200)["host_op_s"])
+
+
 def test_calibration_recovers_the_constants_that_made_the_runs() -> None:
     from phantom_parallel import calibration as cal
 

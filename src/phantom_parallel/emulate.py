@@ -7,7 +7,9 @@ What is measured is the rank's computation, kernel launches and memory traffic, 
 to wait for: the communication itself is what :mod:`phantom_parallel.costs` models.
 
 Timing: CUDA events per phase (no host sync inside a step; one at the end), host clock on
-CPU; medians over ``--steps`` after ``--warmup``. ``--cuda-graph`` captures the whole step
+CPU; medians over ``--steps`` after ``--warmup``. ``host_s``: the host's time to issue one
+step to an idle device (:func:`~phantom_parallel.emulate_step.host_dispatch_s`; on CPU the
+step itself), which says whether an eager accelerator step is bound by its dispatch. ``--cuda-graph`` captures the whole step
 once and replays it (phases are then not separable). Energy per step comes from the project's
 own sampler (:mod:`phantom_parallel.energy`) over a window of back-to-back steps when a sensor
 exists, and is null otherwise (never modelled).
@@ -134,14 +136,15 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'strategy':8} {'p':>5} {'step ms':>9} {'fwd':>7} {'bwd':>7} {'opt':>7} "
+    head = (f"{'strategy':8} {'p':>5} {'step ms':>9} {'host ms':>8} {'fwd':>7} {'bwd':>7} {'opt':>7} "
             f"{'GFLOP':>8} {'TFLOP/s':>8} {'ops':>6} {'J/step':>8}")
     lines = [head]
     for r in rows:
         ms = [f"{v * 1e3:7.2f}" if v is not None else "      -" for v in
               (r["fwd_s"], r["bwd_s"], r["opt_s"])]
         energy = f"{r['energy_j_per_step']:8.3f}" if r["energy_j_per_step"] is not None else "       -"
-        lines.append(f"{r['strategy']:8} {r['p']:>5} {r['step_s'] * 1e3:9.3f} {' '.join(ms)} "
+        lines.append(f"{r['strategy']:8} {r['p']:>5} {r['step_s'] * 1e3:9.3f} "
+                     f"{r['host_s'] * 1e3:8.3f} {' '.join(ms)} "
                      f"{r['matmul_flops'] / 1e9:8.2f} {r['achieved_flop_rate'] / 1e12:8.3f} "
                      f"{r['ops_per_step']:>6} {energy}")
     return "\n".join(lines)

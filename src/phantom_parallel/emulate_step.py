@@ -127,6 +127,28 @@ def _phase_times(step: Step, steps: int) -> list[tuple[float, float, float, floa
             for ev in events]  # type: ignore[misc]
 
 
+HOST_STEPS = 10
+"""Steps timed for :func:`host_dispatch_s` (at most ``--steps``)."""
+
+
+def host_dispatch_s(step: Step, steps: int) -> float:
+    """Median host seconds to issue one step to an idle device: the host clock around
+    :meth:`Step.run`, the device synchronised before each step and not waited for within it.
+    On an accelerator this is the host's dispatch cost alone (an eager step is host-bound
+    when it is close to the step time; a graph step's is one replay launch); on CPU, where
+    the host computes, the step itself."""
+    out = []
+    for _ in range(steps):
+        if step.cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step.run()
+        out.append(time.perf_counter() - t0)
+    if step.cuda:
+        torch.cuda.synchronize()
+    return statistics.median(out)
+
+
 def prepare(strategy: str, p: int, args: argparse.Namespace, device: torch.device,
             ) -> tuple[Step, dict[str, Any]]:
     """Build one strategy's step, count its matmul FLOPs and operators, warm it up (and capture
@@ -159,6 +181,7 @@ def _row(strategy: str, p: int, args: argparse.Namespace, device: torch.device, 
          meter: EnergyMeter) -> dict[str, Any]:
     """The result row of one (strategy, p) from its timed steps' phase times (s)."""
     fwd, bwd, opt, total = (statistics.median(col) for col in zip(*times, strict=True))
+    host = host_dispatch_s(step, min(args.steps, HOST_STEPS))
     energy = meter.measure(step.run, total, device)
     elem = torch.tensor([], dtype=DTYPES[args.dtype]).element_size()
     shape = FFNShape(args.d_in, args.width, args.layers, args.d_out, args.batch, p,
@@ -167,7 +190,7 @@ def _row(strategy: str, p: int, args: argparse.Namespace, device: torch.device, 
     return {
         "strategy": strategy, "p": p, "rank": step.rank, "n": args.width, "layers": args.layers,
         "k": args.ghosts if strategy == "pp" else None, "batch": args.batch, "dtype": args.dtype,
-        "device": device.type, "cuda_graph": graph, "step_s": total,
+        "device": device.type, "cuda_graph": graph, "step_s": total, "host_s": host,
         "fwd_s": None if graph else fwd, "bwd_s": None if graph else bwd,
         "opt_s": None if graph else opt, "matmul_flops": info["matmul_flops"],
         "predicted_matmul_flops": predict(strategy, shape).matmul_flops,
@@ -179,7 +202,7 @@ def _row(strategy: str, p: int, args: argparse.Namespace, device: torch.device, 
 
 def measure(strategy: str, p: int, args: argparse.Namespace, device: torch.device,
             meter: EnergyMeter) -> dict[str, Any]:
-    """One row: median phase times (s), counted and predicted matmul FLOPs, ops, memory and
+    """One row: median phase times (s), host dispatch time (:func:`host_dispatch_s`), counted and predicted matmul FLOPs, ops, memory and
     (when a sensor exists) energy per step."""
     step, info = prepare(strategy, p, args, device)
     return _row(strategy, p, args, device, step, info, _phase_times(step, args.steps), meter)
