@@ -16,6 +16,7 @@ from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference-local"
+RERUN = REFERENCE / "rerun-a7ac993"
 H200_CHECK = ROOT / "benchmarks" / "results" / "2026-12-04-h200-fused" / "check"
 
 
@@ -27,9 +28,14 @@ def _section(path: Path, heading: str) -> str:
     return " ".join(text[start:end if end > 0 else None].split())
 
 
-def _row(name: str, **match: str) -> dict[str, str]:
-    """The one row of docs/reference-local/<name> whose columns equal ``match``."""
-    with open(REFERENCE / name, newline="") as f:
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _row(name: str, folder: Path = REFERENCE, **match: str) -> dict[str, str]:
+    """The one row of ``folder``/<name> (docs/reference-local/) whose columns equal ``match``."""
+    with open(folder / name, newline="") as f:
         rows = [r for r in csv.DictReader(f) if all(r[c] == v for c, v in match.items())]
     assert len(rows) == 1, f"{name}: {len(rows)} rows match {match}"
     return rows[0]
@@ -93,6 +99,46 @@ def _expected_phrases() -> list[str]:
 def test_readme_quotes_the_reference_tables(phrase):
     section = _section(ROOT / "README.md", "## Results of the reference local run")
     assert phrase in section, f"README.md does not say {phrase!r} (from docs/reference-local/)"
+
+
+def _rerun_phrases() -> list[str]:
+    step = "mean_step_time_s"
+    pp = _row("table2_summary.csv", RERUN, strategy="pp", n="512", k="16", pp_init="variance")
+    tp = _row("table2_summary.csv", RERUN, strategy="tp", n="512")
+    energy = _row("energy_reduction.csv", RERUN, n="512", k="16", p="2")
+    infer_pp = _row("inference_summary.csv", RERUN, strategy="pp", n="512", k="16")
+    infer_tp = _row("inference_summary.csv", RERUN, strategy="tp", n="512")
+    return [
+        f"took {_ci(pp, step, 1e3, '.1f', ' ms per step')} against TP's {_ci(tp, step, 1e3, '.1f', ' ms')}",
+        _ci(energy, "reduction_pct", 1, ".1f", " % less (modelled) energy"),
+        f"batch in {_ci(infer_pp, 'latency_s', 1e3, '.1f', ' ms')} against TP's "
+        f"{_ci(infer_tp, 'latency_s', 1e3, '.1f', ' ms')}",
+    ]
+
+
+@pytest.mark.parametrize("phrase", _rerun_phrases())
+def test_readme_quotes_the_second_run(phrase):
+    section = _section(ROOT / "README.md", "## Results of the reference local run")
+    assert phrase in section, f"README.md does not say {phrase!r} (from {RERUN.name}/)"
+
+
+@pytest.mark.parametrize(("table", "key", "losses"), [
+    ("tables/frontier.csv", ("run",), ("val_loss", "test_loss")),
+    ("tables/lr_sweep.csv", ("run",), ("val_loss", "mean_val_loss")),
+    ("tables/hardness.csv", ("seed",), ("val_loss_full", "val_loss_half")),
+    ("tables/same_loss.csv", ("run",), ("final_val_loss", "target_val_loss")),
+])
+def test_second_run_reproduces_every_loss(table, key, losses):
+    """The second run's losses equal the reference run's, run by run, to the last digit (as
+    both READMEs say)."""
+    ref, again = (_rows(folder / table) for folder in (REFERENCE, RERUN))
+    assert len(ref) == len(again) > 0
+    by_key = {tuple(r[c] for c in key): r for r in again}
+    assert len(by_key) == len(again)
+    for r in ref:
+        other = by_key[tuple(r[c] for c in key)]
+        for column in losses:
+            assert r[column] == other[column] != "", (table, column, r[key[0]])
 
 
 def test_readme_and_reference_readme_name_the_same_run():
