@@ -54,7 +54,8 @@ def main(folder: str) -> int:
         for r in rows:
             e = f"{r['energy_j_per_step']:.3f} J" if r["energy_j_per_step"] is not None else "-"
             host = f" (host {r['host_s'] * 1e3:.3f})" if r.get("host_s") is not None else ""
-            print(f"  {r['strategy']:6} p={r['p']:>3} {r['dtype']:8} step {r['step_s'] * 1e3:8.3f} ms{host} "
+            print(f"  {r['strategy']:6} p={r['p']:>3} {r['dtype']:8} "
+                  f"step {r['step_s'] * 1e3:8.3f} ms{host} "
                   f"{r['achieved_flop_rate'] / 1e12:7.2f} TFLOP/s ops {r['ops_per_step']:>5} "
                   f"energy/step {e} ({r['energy_method']})")
     print()

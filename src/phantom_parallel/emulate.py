@@ -9,10 +9,11 @@ to wait for: the communication itself is what :mod:`phantom_parallel.costs` mode
 Timing: CUDA events per phase (no host sync inside a step; one at the end), host clock on
 CPU; medians over ``--steps`` after ``--warmup``. ``host_s``: the host's time to issue one
 step to an idle device (:func:`~phantom_parallel.emulate_step.host_dispatch_s`; on CPU the
-step itself), which says whether an eager accelerator step is bound by its dispatch. ``--cuda-graph`` captures the whole step
-once and replays it (phases are then not separable). Energy per step comes from the project's
-own sampler (:mod:`phantom_parallel.energy`) over a window of back-to-back steps when a sensor
-exists, and is null otherwise (never modelled).
+step itself), which says whether an eager accelerator step is bound by its dispatch.
+``--cuda-graph`` captures the whole step once and replays it (phases are then not
+separable). Energy per step comes from the project's own sampler
+(:mod:`phantom_parallel.energy`) over a window of back-to-back steps when a sensor exists, and
+is null otherwise (never modelled).
 
 Example::
 

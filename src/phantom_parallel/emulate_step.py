@@ -202,8 +202,8 @@ def _row(strategy: str, p: int, args: argparse.Namespace, device: torch.device, 
 
 def measure(strategy: str, p: int, args: argparse.Namespace, device: torch.device,
             meter: EnergyMeter) -> dict[str, Any]:
-    """One row: median phase times (s), host dispatch time (:func:`host_dispatch_s`), counted and predicted matmul FLOPs, ops, memory and
-    (when a sensor exists) energy per step."""
+    """One row: median phase times (s), host dispatch time (:func:`host_dispatch_s`), counted
+    and predicted matmul FLOPs, ops, memory and (when a sensor exists) energy per step."""
     step, info = prepare(strategy, p, args, device)
     return _row(strategy, p, args, device, step, info, _phase_times(step, args.steps), meter)
 
