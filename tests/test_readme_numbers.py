@@ -29,14 +29,14 @@ def _section(path: Path, heading: str) -> str:
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
+    """Every row of the CSV file ``path``."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
 def _row(name: str, folder: Path = REFERENCE, **match: str) -> dict[str, str]:
     """The one row of ``folder``/<name> (docs/reference-local/) whose columns equal ``match``."""
-    with open(folder / name, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if all(r[c] == v for c, v in match.items())]
+    rows = [r for r in _rows(folder / name) if all(r[c] == v for c, v in match.items())]
     assert len(rows) == 1, f"{name}: {len(rows)} rows match {match}"
     return rows[0]
 
@@ -47,13 +47,21 @@ def _ci(row: dict[str, str], column: str, scale: float, fmt: str, unit: str = ""
     return f"{mean:{fmt}}{unit} [{low:{fmt}}, {high:{fmt}}]"
 
 
+STEP = "mean_step_time_s"
+
+
+def _timed(folder: Path) -> tuple[dict[str, str], ...]:
+    """The rows of ``folder``'s run the README quotes timed numbers from: PP and TP n = 512
+    training steps, PP's energy saving, PP and TP inference latency."""
+    return (_row("table2_summary.csv", folder, strategy="pp", n="512", k="16", pp_init="variance"),
+            _row("table2_summary.csv", folder, strategy="tp", n="512"),
+            _row("energy_reduction.csv", folder, n="512", k="16", p="2"),
+            _row("inference_summary.csv", folder, strategy="pp", n="512", k="16"),
+            _row("inference_summary.csv", folder, strategy="tp", n="512"))
+
+
 def _expected_phrases() -> list[str]:
-    step = "mean_step_time_s"
-    pp = _row("table2_summary.csv", strategy="pp", n="512", k="16", pp_init="variance")
-    tp = _row("table2_summary.csv", strategy="tp", n="512")
-    energy = _row("energy_reduction.csv", n="512", k="16", p="2")
-    infer_pp = _row("inference_summary.csv", strategy="pp", n="512", k="16")
-    infer_tp = _row("inference_summary.csv", strategy="tp", n="512")
+    pp, tp, energy, infer_pp, infer_tp = _timed(REFERENCE)
     hardness = _row("tables/hardness.csv", seed="0")
     fan_in = _row("init_ablation.csv", pp_init="fan-in")
     variance = _row("init_ablation.csv", pp_init="variance")
@@ -68,8 +76,8 @@ def _expected_phrases() -> list[str]:
     test = {k: float(r["test_loss_mean"]) for k, r in front.items()}
     return [
         f"ends {_ci(hardness, 'rel_gap', 100, '.1f', ' % worse')}",
-        f"takes {_ci(pp, step, 1e3, '.1f', ' ms per step')}",
-        f"against TP's {_ci(tp, step, 1e3, '.1f', ' ms')}",
+        f"takes {_ci(pp, STEP, 1e3, '.1f', ' ms per step')}",
+        f"against TP's {_ci(tp, STEP, 1e3, '.1f', ' ms')}",
         _ci(energy, "reduction_pct", 1, ".1f", " % less (modelled) energy"),
         f"1,024 in {_ci(infer_pp, 'latency_s', 1e3, '.1f', ' ms')}",
         f"against TP's {_ci(infer_tp, 'latency_s', 1e3, '.1f', ' ms')}",
@@ -102,14 +110,9 @@ def test_readme_quotes_the_reference_tables(phrase):
 
 
 def _rerun_phrases() -> list[str]:
-    step = "mean_step_time_s"
-    pp = _row("table2_summary.csv", RERUN, strategy="pp", n="512", k="16", pp_init="variance")
-    tp = _row("table2_summary.csv", RERUN, strategy="tp", n="512")
-    energy = _row("energy_reduction.csv", RERUN, n="512", k="16", p="2")
-    infer_pp = _row("inference_summary.csv", RERUN, strategy="pp", n="512", k="16")
-    infer_tp = _row("inference_summary.csv", RERUN, strategy="tp", n="512")
+    pp, tp, energy, infer_pp, infer_tp = _timed(RERUN)
     return [
-        f"took {_ci(pp, step, 1e3, '.1f', ' ms per step')} against TP's {_ci(tp, step, 1e3, '.1f', ' ms')}",
+        f"took {_ci(pp, STEP, 1e3, '.1f', ' ms per step')} against TP's {_ci(tp, STEP, 1e3, '.1f', ' ms')}",
         _ci(energy, "reduction_pct", 1, ".1f", " % less (modelled) energy"),
         f"batch in {_ci(infer_pp, 'latency_s', 1e3, '.1f', ' ms')} against TP's "
         f"{_ci(infer_tp, 'latency_s', 1e3, '.1f', ' ms')}",
