@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -86,10 +87,22 @@ def test_output_error_accepts_a_new_or_existing_file_and_missing_folders_with_mk
     assert cli.output_error("--json", None) is None
     assert "not a regular file" in cli.output_error("--json", Path("/dev/null"))
     assert not (tmp_path / "a").exists()  # checking creates nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notdir", "old.json", "out"]
 
 
-def test_write_output_replaces_atomically_and_fails_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_output_error_refuses_a_folder_that_takes_no_files_whatever_its_mode() -> None:
+    # /proc passes os.access(W_OK) for root; only creating an entry there shows the refusal
+    for path, mkdir in ((Path("/proc/x.json"), False), (Path("/proc/a/x.json"), True)):
+        msg = cli.output_error("--json", path, mkdir=mkdir)
+        assert msg is not None and msg.startswith(f"--json {path}: /proc is not writable (")
+        assert "\n" not in msg
+
+
+def test_write_output_replaces_atomically_and_fails_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _tree(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "out"))  # where a failure keeps it
     old, keep = tmp_path / "old.json", tmp_path / "keep.json"
     os.link(old, keep)  # the old file's inode: an atomic replace leaves it as it was
     assert cli.write_output("--json", old, "new\n") is None
@@ -100,6 +113,22 @@ def test_write_output_replaces_atomically_and_fails_in_one_line(tmp_path: Path) 
     assert err is not None and err.startswith("--json ") and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "keep.json", "notdir", "old.json",
                                                           "out"]  # no temporary file left
+
+
+def test_write_output_keeps_what_it_could_not_write(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _tree(tmp_path)
+    spare = tmp_path / "spare"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    err = cli.write_output("--json", tmp_path / "notdir" / "x.json", '{"rows": [1]}\n')
+    assert err is not None and "\n" not in err and "; kept in " in err
+    kept = Path(err.rsplit("; kept in ", 1)[1])
+    assert kept.parent == spare and kept.suffix == ".json"
+    assert kept.read_text() == '{"rows": [1]}\n'
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "notdir"))  # nowhere to keep it
+    err = cli.write_output("--json", tmp_path / "notdir" / "x.json", "x\n")
+    assert err is not None and err.endswith(")") and "; not kept either (" in err
 
 
 def test_device_error_refuses_nccl_for_cpu_tensors_for_every_cli() -> None:

@@ -393,6 +393,22 @@ def test_emulate_gemm_table_into_a_missing_folder_is_refused_before_running(tmp_
     assert not out.exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_emulate_refuses_a_json_path_where_no_file_can_be_created_before_running(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """/proc passes a permission-bit check for root; the JSON written after minutes of
+    measurement would fail there, so the check creates (and removes) an entry first."""
+    from phantom_parallel import emulate
+
+    with pytest.raises(SystemExit) as exc:
+        emulate.validate(emulate.parse_args(["--width", "64", "--ghosts", "4", "--power-source",
+                                             "none", "--json", "/proc/e.json"]))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("phantom-emulate: error: --json /proc/e.json: /proc is not writable")
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_emulate_refuses_a_power_source_that_does_not_work_before_running(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from phantom_parallel import emulate

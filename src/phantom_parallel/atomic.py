@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,25 @@ def read_json(path: str | Path) -> Any:
 
 def folder_problem(path: str | Path) -> str | None:
     """What stops this process from creating (or writing into) the folder ``path``, in a few
-    words naming the blocking path; None when nothing does."""
+    words naming the blocking path; None when nothing does.
+
+    The nearest existing folder is probed by doing there what the write will do first (create a
+    file when ``path`` exists, else a folder) and removing it at once: permission bits alone
+    would pass folders that refuse new entries whatever their mode (``/proc``, ``/sys``, a
+    read-only bind mount seen by root)."""
     path = Path(path)
     blocker = next((p for p in (path, *path.parents) if p.exists()), None)
     if blocker is None:
         return None
     if not blocker.is_dir():
         return f"{blocker} is a file, not a folder"
-    if not os.access(blocker, os.W_OK | os.X_OK):
-        return f"{blocker} is not writable"
+    try:
+        if blocker == path:
+            fd, probe = tempfile.mkstemp(dir=blocker, prefix=".phantom-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        else:
+            os.rmdir(tempfile.mkdtemp(dir=blocker, prefix=".phantom-probe-"))
+    except OSError as err:
+        return f"{blocker} is not writable ({err.strerror or err})"
     return None

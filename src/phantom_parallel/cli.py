@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -124,11 +126,24 @@ def write_output(flag: str, path: Path, text: str, *, mkdir: bool = False) -> st
     """Write ``text`` to ``path`` (option ``flag``) atomically: a temporary file in the same
     folder, fsync, rename, so a reader sees the old file or the new one, never half of one.
     Returns None, or the one-line error naming ``flag`` when the write failed (nothing
-    half-written is left)."""
+    half-written is left). What was computed is not lost with it: the text is then kept in a
+    new file in the system's temporary folder, which the error names."""
     try:
         if mkdir:
             path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, text)
     except OSError as err:
-        return f"{flag} {path}: not written: {err.strerror or err}"
+        return f"{flag} {path}: not written: {err.strerror or err}; {_keep(path, text)}"
     return None
+
+
+def _keep(path: Path, text: str) -> str:
+    """Save ``text``, which could not be written to ``path``, in a new temporary file; says
+    where (or that it could not)."""
+    try:
+        fd, kept = tempfile.mkstemp(prefix=f"{path.stem}-", suffix=path.suffix)
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+    except OSError as err:
+        return f"not kept either ({err.strerror or err})"
+    return f"kept in {kept}"
