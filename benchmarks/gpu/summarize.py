@@ -47,7 +47,9 @@ def main(folder: str) -> int:
     for path in files:
         data = json.loads(Path(path).read_text())
         rows = data["rows"]
-        print(f"\n{Path(path).name}:")
+        stopped = " (stopped before every --ranks was measured: the rows so far, energy pending)" \
+            if data.get("complete") is False else ""
+        print(f"\n{Path(path).name}:{stopped}")
         for q in data.get("round_ratios", []):
             print(f"  p={q['p']:>3} {q['strategy']}/{q['vs']} side by side: {q['median']:.3f} "
                   f"(median of {q['rounds']} rounds, {q['min']:.3f}-{q['max']:.3f})")

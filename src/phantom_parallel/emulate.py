@@ -20,6 +20,10 @@ Example::
     phantom-emulate --strategy tp pp --width 8192 --layers 2 --ghosts 16 --batch 256 \\
         --ranks 8 64 256 --json emulate.json
 
+``--json`` is rewritten after each p of ``--ranks`` with the rows so far (``"complete":
+false``, energy ``pending``), so a run that is stopped (a time limit on a lent GPU) keeps the
+p it measured; the finished run's document says ``"complete": true``.
+
 ``--gemm-table PATH`` also times every GEMM shape of those steps on the device and writes
 them as a hardware profile's ``gemm_table`` (:mod:`phantom_parallel.emulate_gemms`).
 """
@@ -151,6 +155,27 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _document(args: argparse.Namespace, argv: list[str] | None, device: torch.device,
+              rows: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+    """The ``--json`` document: ``rows``, ``round_ratios``, ``host``, ``versions``,
+    ``command`` and ``complete`` (False while ``--ranks`` are still being measured: rows
+    measured so far, their energy still ``pending``, the sampler's log being read at the end)."""
+    return {
+        "rows": rows,
+        "round_ratios": round_ratios(rows) if args.rounds > 1 else [],
+        "complete": complete,
+        "host": {"name": platform.node(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
+                 "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "cuda": torch.version.cuda, "phantom_parallel": __version__},
+        "command": ["phantom-emulate", *(sys.argv[1:] if argv is None else argv)],
+    }
+
+
+def _write_json(args: argparse.Namespace, result: dict[str, Any]) -> str | None:
+    return args.json and cli.write_output("--json", args.json, json.dumps(result, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     validate(args)
@@ -165,30 +190,22 @@ def main(argv: list[str] | None = None) -> int:
             here = [s for s in args.strategy if s != "serial" or p == args.ranks[0]]
             if args.rounds > 1:
                 rows += measure_rounds(here, p, args, device, meter)
-                continue
-            for strategy in here:
-                rows.append(measure(strategy, 1 if strategy == "serial" else p, args, device, meter))
+            else:
+                rows += [measure(s, 1 if s == "serial" else p, args, device, meter) for s in here]
+            # an interrupted run keeps every p measured so far (complete: false)
+            if p != args.ranks[-1] and (err := _write_json(args, _document(args, argv, device,
+                                                                            rows, False))):
+                print(f"phantom-emulate: warning: {err}", file=sys.stderr)
         meter.resolve(rows)
-    ratios = round_ratios(rows) if args.rounds > 1 else []
+    result = _document(args, argv, device, rows, True)
     print(f"phantom-emulate: rank {args.rank}'s share of one step, n={args.width} L={args.layers} "
           f"k={args.ghosts} B={args.batch} {args.dtype} on {args.device}"
           f"{' (CUDA graph replay)' if args.cuda_graph else ''}; collectives are local stand-ins")
     print(_table(rows))
-    for q in ratios:
+    for q in result["round_ratios"]:
         print(f"p={q['p']}: {q['strategy']}/{q['vs']} step time {q['median']:.3f} (median of "
               f"{q['rounds']} interleaved rounds; {q['min']:.3f}-{q['max']:.3f})")
-    result = {
-        "rows": rows,
-        "round_ratios": ratios,
-        "host": {"name": platform.node(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
-                 "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "cuda": torch.version.cuda, "phantom_parallel": __version__},
-        "command": ["phantom-emulate", *(sys.argv[1:] if argv is None else argv)],
-    }
-    failed = args.json is not None and cli.write_output(
-        "--json", args.json, json.dumps(result, indent=1) + "\n")
-    if failed:
+    if failed := _write_json(args, result):
         print(f"phantom-emulate: error: {failed}", file=sys.stderr)
     if args.gemm_table is not None:
         gemms = emulate_gemms.measure(emulate_gemms.shapes(args.strategy, args.ranks, args),
