@@ -3,6 +3,8 @@ nothing of the user's replaced."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,24 @@ def test_emulate_targets_names_a_file_that_is_not_emulate_output(tmp_path: Path,
     bad = tmp_path / "bad.json"
     bad.write_text('{"config": {}}')
     _one_line_error(capsys, lambda: mod.cli([str(bad)]), str(bad), "not a phantom-emulate JSON")
+
+
+SHELL_SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").rglob("*.sh"))
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_benchmark_shell_scripts_parse_with_their_embedded_python(script: Path) -> None:
+    """The GPU scripts run only on a lent GPU, with minutes of budget: a syntax error in the
+    shell or in a Python block fed to it (``<<'PY'`` ... ``PY``) must show here, not there."""
+    res = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    text = script.read_text()
+    blocks = re.findall(r"<<'PY'\n(.*?)\nPY\n", text, flags=re.S)
+    assert len(blocks) == text.count("<<'PY'")  # every block found
+    for i, block in enumerate(blocks):
+        compile(block, f"{script.name} python block {i + 1}", "exec")
+
+
+def test_shell_scripts_are_found() -> None:
+    assert {p.name for p in SHELL_SCRIPTS} >= {"check.sh", "data_device_and_eager_repeats.sh",
+                                                "ledger_repeats.sh", "bench_local.sh"}
