@@ -3,8 +3,10 @@ nothing of the user's replaced."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,54 @@ def test_benchmark_shell_scripts_parse_with_their_embedded_python(script: Path) 
 def test_shell_scripts_are_found() -> None:
     assert {p.name for p in SHELL_SCRIPTS} >= {"check.sh", "data_device_and_eager_repeats.sh",
                                                 "ledger_repeats.sh", "bench_local.sh"}
+
+
+STAND_IN_NVIDIA_SMI = '''#!{python}
+"""Stand-in nvidia-smi: one GPU drawing 100 W, for the queries check.sh and the sampler make."""
+import sys, time
+args = " ".join(sys.argv[1:])
+if "timestamp,index,power.draw" in args:  # the sampler's poll (format nvidia-smi-csv)
+    t = time.time()
+    print("timestamp, index, power.draw [W]")
+    print(time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(t)) + f".{{int(t % 1 * 1000):03d}}, 0, 100.00 W")
+elif "power.draw" in args:
+    print("100.00 W")
+elif "--query-gpu=name" in args:
+    print("name, driver_version, memory.total [MiB], power.limit [W]")
+    print("Stand-in GPU, 0.0, 1 MiB, 100.00 W")
+else:
+    sys.exit("stand-in nvidia-smi: unknown query " + args)
+'''
+
+
+def test_gpu_scripts_run_end_to_end_at_smoke_scale_on_cpu(tmp_path: Path) -> None:
+    """benchmarks/gpu/check.sh and data_device_and_eager_repeats.sh with CHECK_SCALE=smoke: every
+    part on the CPU at toy sizes (CUDA graph replay skipped), power from a stand-in nvidia-smi.
+    A lent GPU gets one call of minutes; this is where a broken script is found instead."""
+    root = Path(__file__).resolve().parents[1]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    smi = bindir / "nvidia-smi"
+    smi.write_text(STAND_IN_NVIDIA_SMI.format(python=sys.executable))
+    smi.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
+                                 f"{os.environ['PATH']}",
+           "PYTHON": sys.executable, "CHECK_SCALE": "smoke", "OUT": str(tmp_path / "repeats")}
+    check = subprocess.run(["bash", str(root / "benchmarks/gpu/check.sh"), str(tmp_path / "check")],
+                           capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
+    assert "!! failed" not in check.stdout
+    assert sorted(p.name for p in (tmp_path / "check").iterdir()) == [
+        "check.log", "emulate_bf16.json", "emulate_eager.json", "gemm_table_bfloat16.yaml",
+        "gemm_table_float32.yaml", "ledger.json", "serial.json", "summary.txt"]
+    summary = (tmp_path / "check" / "summary.txt").read_text()
+    assert "energy: device=0" in summary and "method=integration" in summary
+    assert "ledger events timing adds" in summary and "p= 64 pp/tp side by side" in summary
+    assert "(measured nvidia-smi integration)" in summary
+    assert "(CUDA graph replay skipped: --device cpu)" in check.stdout
+    repeats = subprocess.run(["bash", str(root / "benchmarks/gpu/data_device_and_eager_repeats.sh")],
+                             capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert repeats.returncode == 0, repeats.stdout[-3000:] + repeats.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "repeats").iterdir()) == [
+        "data_device.json", "eager_rep_1.json", "eager_rep_2.json", "eager_rep_3.json"]
+    assert '"teacher_equal": true' in (tmp_path / "repeats" / "data_device.json").read_text()

@@ -5,6 +5,8 @@
 # Usage (device machine): OUT=DIR bash benchmarks/gpu/data_device_and_eager_repeats.sh
 # (a relative DIR is relative to the current directory). Runs from the source tree
 # (PYTHONPATH=src). A failed part is reported, the others still run, and the exit status is 1.
+# CHECK_SCALE=smoke: toy sizes on the CPU (the "cuda" data set generated on the CPU too), as
+# tests/test_benchmark_scripts.py runs it with a stand-in nvidia-smi (see check.sh).
 set -uo pipefail
 OUT=$(realpath -m "${OUT:?set OUT to the results folder}")
 cd "$(dirname "$0")/../.."
@@ -15,13 +17,30 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 FAILED=()
 run() { "$@" || { echo "!! failed ($?): $*"; FAILED+=("$*"); }; }
+timed() {  # timed LABEL CMD...: run CMD as run() does, then print LABEL and its wall time
+    local label=$1 t0=$EPOCHREALTIME
+    shift
+    run "$@"
+    awk -v a="$t0" -v b="$EPOCHREALTIME" -v l="$label" 'BEGIN { printf "%s %.1f s\n", l, b - a }'
+}
+case ${CHECK_SCALE:-gpu} in
+gpu)
+    DEVICE=cuda
+    DATA=(--teacher-width 4096 --n-train 65536 --n-val 8192 --n-test 8192 --shard-rows 16384)
+    EMU=(--width 16384 --ghosts 32 --batch 1024 --steps 50 --warmup 10) ;;
+smoke)
+    DEVICE=cpu
+    DATA=(--teacher-width 64 --n-train 2048 --n-val 512 --n-test 512 --shard-rows 1024)
+    EMU=(--width 512 --ghosts 1 --batch 8 --steps 5 --warmup 1 --threads 1) ;;
+*) echo "CHECK_SCALE=${CHECK_SCALE}: use gpu or smoke"; exit 2 ;;
+esac
 
 nvidia-smi --query-gpu=name --format=csv,noheader
 run $PY -m pytest -q -p no:cacheprovider tests/test_data_device.py
-g=(-m phantom_parallel.data generate --d-in 64 --d-out 8 --teacher-width 4096 --teacher-layers 4
-   --teacher-rank 8 --n-train 65536 --n-val 8192 --n-test 8192 --shard-rows 16384 --quiet)
-run /usr/bin/time -f "cpu generate %e s" $PY "${g[@]}" --out "$WORK/dcpu" --device cpu
-run /usr/bin/time -f "cuda generate %e s" $PY "${g[@]}" --out "$WORK/dgpu" --device cuda
+g=(-m phantom_parallel.data generate --d-in 64 --d-out 8 --teacher-layers 4 --teacher-rank 8
+   "${DATA[@]}" --quiet)
+timed "cpu generate" $PY "${g[@]}" --out "$WORK/dcpu" --device cpu
+timed "$DEVICE generate" $PY "${g[@]}" --out "$WORK/dgpu" --device "$DEVICE"
 run $PY - "$WORK/dcpu" "$WORK/dgpu" "$OUT/data_device.json" <<'PY'
 import json, sys, pathlib
 import numpy as np
@@ -38,7 +57,7 @@ for split in ma["splits"]:
 res = {"teacher_equal": ma["teacher"] == mb["teacher"], "shards": rows}
 out.write_text(json.dumps(res, indent=1) + "\n"); print(json.dumps(res)[:1500])
 PY
-em=(-m phantom_parallel.emulate --width 16384 --layers 4 --ghosts 32 --batch 1024 --device cuda
-    --steps 50 --warmup 10 --rounds 5 --power-source none --strategy tp pp --ranks 64 256)
+em=(-m phantom_parallel.emulate "${EMU[@]}" --layers 4 --device "$DEVICE" --rounds 5
+    --power-source none --strategy tp pp --ranks 64 256)
 for i in 1 2 3; do run $PY "${em[@]}" --json "$OUT/eager_rep_$i.json"; done
 if ((${#FAILED[@]})); then echo "FAILED: ${#FAILED[@]} part(s)"; exit 1; fi

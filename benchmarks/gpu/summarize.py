@@ -26,7 +26,7 @@ def _energy(run: dict) -> None:
 
 def _ledger(rows: dict) -> None:
     base = rows["tp-off"]["median_step_s"]
-    print("p = 2 on one GPU over gloo (median step after 10 warm-up steps):")
+    print("p = 2 on one device over gloo (median step after 10 warm-up steps):")
     for name, r in rows.items():
         extra = f" ({100 * (r['median_step_s'] / base - 1):+.1f} % vs timing off)" \
             if name.startswith("tp-") and name != "tp-off" else ""
