@@ -89,6 +89,7 @@ else:
 '''
 
 
+@pytest.mark.slow
 def test_gpu_scripts_run_end_to_end_at_smoke_scale_on_cpu(tmp_path: Path) -> None:
     """benchmarks/gpu/check.sh and data_device_and_eager_repeats.sh with CHECK_SCALE=smoke: every
     part on the CPU at toy sizes (CUDA graph replay skipped), power from a stand-in nvidia-smi.
