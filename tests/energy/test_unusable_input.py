@@ -260,6 +260,18 @@ def test_out_that_cannot_be_created_names_the_flag(
     assert f"--out {tmp_path / 'notdir' / 'o'}: cannot be created" in err and "Errno" not in err
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("out", ["/proc", "/proc/o"])
+def test_out_where_nothing_can_be_created_is_refused_whatever_its_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str
+) -> None:
+    """/proc passes a permission-bit check for root: the check creates (and removes) an entry."""
+    assert main(["extract", "--run-dir", str(_run(tmp_path)), "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: " in err and "/proc is not writable" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 # -- issues 27, 28: sample checks everything before it creates anything
 
 

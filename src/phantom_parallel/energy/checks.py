@@ -6,7 +6,6 @@ one-line message names the flag."""
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -29,8 +28,8 @@ def writable_folder(flag: str, path: Path, *, fresh: bool = False) -> None:
                 f"{flag} {path}: exists and is not empty (a second command would add its "
                 "window to the energy of the first); give a new folder"
             )
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise InputError(f"{flag} {path}: not writable")
+        if (problem := folder_problem(path)) is not None:  # probed, not permission bits
+            raise InputError(f"{flag} {path}: {problem}")
         return
     if (problem := folder_problem(path.absolute())) is not None:
         raise InputError(f"{flag} {path}: cannot be created ({problem})")
