@@ -3,6 +3,7 @@ nothing of the user's replaced."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -116,8 +117,11 @@ def test_gpu_scripts_run_end_to_end_at_smoke_scale_on_cpu(tmp_path: Path) -> Non
     assert "(measured nvidia-smi integration)" in summary
     assert "(CUDA graph replay skipped: --device cpu)" in check.stdout
     repeats = subprocess.run(["bash", str(root / "benchmarks/gpu/data_device_and_eager_repeats.sh")],
-                             capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+                             capture_output=True, text=True, timeout=600,
+                             env={**env, "CHECK_RESUME": "1"}, cwd=tmp_path)  # no file yet
     assert repeats.returncode == 0, repeats.stdout[-3000:] + repeats.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "repeats").iterdir()) == [
         "data_device.json", "eager_rep_1.json", "eager_rep_2.json", "eager_rep_3.json"]
     assert '"teacher_equal": true' in (tmp_path / "repeats" / "data_device.json").read_text()
+    rep = json.loads((tmp_path / "repeats" / "eager_rep_1.json").read_text())
+    assert rep["complete"] is True and rep["ranks_done"] == [64, 256] and "--resume" in rep["command"]

@@ -301,43 +301,6 @@ def test_emulate_cli_writes_every_field(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["complete"] is True
 
 
-def test_emulate_stopped_midway_keeps_the_ranks_it_measured(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """--json is rewritten after each p: a run stopped while measuring p = 4 (here by an
-    interrupt from the stubbed measurement) leaves p = 2's rows, marked incomplete."""
-    from phantom_parallel import emulate
-
-    real = emulate.measure
-
-    def stop_at_p4(strategy: str, p: int, *args: object) -> dict:
-        if p == 4:
-            raise KeyboardInterrupt
-        return real(strategy, p, *args)
-
-    monkeypatch.setattr(emulate, "measure", stop_at_p4)
-    out = tmp_path / "e.json"
-    with pytest.raises(KeyboardInterrupt):
-        emulate.main(["--strategy", "tp", "pp", "--width", "64", "--layers", "2", "--ghosts", "4",
-                      "--batch", "8", "--ranks", "2", "4", "--steps", "2", "--warmup", "1",
-                      "--power-source", "none", "--json", str(out)])  # no --threads: in
-    # process, it would set this test process's thread count
-    doc = json.loads(out.read_text())
-    assert doc["complete"] is False and doc["command"][0] == "phantom-emulate"
-    assert [(r["strategy"], r["p"]) for r in doc["rows"]] == [("tp", 2), ("pp", 2)]
-    assert all(r["step_s"] > 0 for r in doc["rows"])
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["e.json"]  # no temporary file left
-    # the GPU check's summary reads such a file and says it is partial
-    check = tmp_path / "check"
-    check.mkdir()
-    (check / "emulate_eager.json").write_text(out.read_text())
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "summarize.py"
-    res = subprocess.run([sys.executable, str(script), str(check)], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": "src"},
-                         cwd=Path(__file__).resolve().parents[1])
-    assert res.returncode == 0, res.stderr
-    assert "emulate_eager.json: (stopped before every --ranks was measured" in res.stdout
-
-
 def test_emulate_rounds_time_strategies_side_by_side_with_ratios_per_round(tmp_path: Path) -> None:
     out = tmp_path / "e.json"
     res = _emulate("--strategy", "serial", "tp", "pp", "--width", "64", "--layers", "2",

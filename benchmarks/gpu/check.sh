@@ -14,6 +14,8 @@
 # CHECK_SCALE=smoke: every part at toy sizes on the CPU, power from the nvidia-smi on PATH, CUDA
 # graph replay skipped: tests/test_benchmark_scripts.py runs it so with a stand-in nvidia-smi,
 # so that a lent GPU's minutes are not what finds a broken script.
+# CHECK_RESUME=1: the emulation runs keep the p an earlier, stopped check wrote to the same
+# OUT_DIR (phantom-emulate --resume) and measure the rest.
 set -uo pipefail  # not -e: a failed part is reported and the others still run
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(realpath -m "${1:-$ROOT/benchmarks/results/$(date -u +%Y-%m-%d)-gpu}")
@@ -40,6 +42,8 @@ smoke)
     EMU=(--width 512 --ghosts 1 --batch 8 --steps 5 --warmup 1 --threads 1) ;;
 *) echo "CHECK_SCALE=${CHECK_SCALE}: use gpu or smoke"; exit 2 ;;
 esac
+RESUME=()
+[[ ${CHECK_RESUME:-0} == 1 ]] && RESUME=(--resume)
 
 say host
 nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
@@ -86,7 +90,7 @@ PY
 
 say "3. phantom-emulate (eager, CUDA graph, bfloat16): ${EMU[*]}"
 emulate=(-m phantom_parallel.emulate "${EMU[@]}" --layers 4 --device "$DEVICE"
-         --power-source "$POWER")
+         --power-source "$POWER" "${RESUME[@]}")
 # eager and bf16 side by side in 5 interleaved rounds: the eager step is host-bound and drifts
 # between runs, so PP/TP is read round by round (printed, and "round_ratios" in the JSON)
 run $PY "${emulate[@]}" --strategy serial tp pp --ranks 8 64 256 --rounds 5 \

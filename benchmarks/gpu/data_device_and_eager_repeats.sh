@@ -34,6 +34,8 @@ smoke)
     EMU=(--width 512 --ghosts 1 --batch 8 --steps 5 --warmup 1 --threads 1) ;;
 *) echo "CHECK_SCALE=${CHECK_SCALE}: use gpu or smoke"; exit 2 ;;
 esac
+RESUME=()
+[[ ${CHECK_RESUME:-0} == 1 ]] && RESUME=(--resume)  # as in check.sh
 
 nvidia-smi --query-gpu=name --format=csv,noheader
 run $PY -m pytest -q -p no:cacheprovider tests/test_data_device.py
@@ -58,6 +60,6 @@ res = {"teacher_equal": ma["teacher"] == mb["teacher"], "shards": rows}
 out.write_text(json.dumps(res, indent=1) + "\n"); print(json.dumps(res)[:1500])
 PY
 em=(-m phantom_parallel.emulate "${EMU[@]}" --layers 4 --device "$DEVICE" --rounds 5
-    --power-source none --strategy tp pp --ranks 64 256)
+    --power-source none --strategy tp pp --ranks 64 256 "${RESUME[@]}")
 for i in 1 2 3; do run $PY "${em[@]}" --json "$OUT/eager_rep_$i.json"; done
 if ((${#FAILED[@]})); then echo "FAILED: ${#FAILED[@]} part(s)"; exit 1; fi

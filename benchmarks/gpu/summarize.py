@@ -47,7 +47,7 @@ def main(folder: str) -> int:
     for path in files:
         data = json.loads(Path(path).read_text())
         rows = data["rows"]
-        stopped = " (stopped before every --ranks was measured: the rows so far, energy pending)" \
+        stopped = " (stopped before every --ranks was measured: the rows so far; --resume goes on)" \
             if data.get("complete") is False else ""
         print(f"\n{Path(path).name}:{stopped}")
         for q in data.get("round_ratios", []):

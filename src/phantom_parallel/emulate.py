@@ -21,8 +21,10 @@ Example::
         --ranks 8 64 256 --json emulate.json
 
 ``--json`` is rewritten after each p of ``--ranks`` with the rows so far (``"complete":
-false``, energy ``pending``), so a run that is stopped (a time limit on a lent GPU) keeps the
-p it measured; the finished run's document says ``"complete": true``.
+false``; their energy integrated once the sampler's log reaches past them), so a run that is
+stopped (a time limit on a lent GPU) keeps the p it measured; the same command with
+``--resume`` keeps them and measures the rest (:mod:`phantom_parallel.emulate_resume`). The
+finished run's document says ``"complete": true``.
 
 ``--gemm-table PATH`` also times every GEMM shape of those steps on the device and writes
 them as a hardware profile's ``gemm_table`` (:mod:`phantom_parallel.emulate_gemms`).
@@ -40,7 +42,7 @@ from typing import Any, NoReturn
 
 import torch
 
-from phantom_parallel import __version__, cli, emulate_gemms
+from phantom_parallel import __version__, cli, emulate_gemms, emulate_resume
 from phantom_parallel.emulate_comm import CountOps, StandInComm
 from phantom_parallel.emulate_energy import EnergyMeter
 from phantom_parallel.emulate_step import Step, measure, measure_rounds, round_ratios
@@ -86,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--json", type=Path, default=None,
                     help="write the rows here (into an existing folder; an existing file is "
                          "replaced, atomically)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the p an earlier, stopped run of the same options wrote to "
+                         "--json and measure the rest (emulate_resume)")
     ap.add_argument("--gemm-table", type=Path, default=None,
                     help="also time each GEMM shape of these steps; write them here (YAML) as "
                          "a hardware profile's gemm_table (as --json: existing folder, atomic)")
@@ -132,6 +137,8 @@ def validate(args: argparse.Namespace) -> None:
             except ValueError as err:
                 flag = "--ghosts" if "ghosts" in str(err) else "--ranks"
                 bad(f"{flag}: {err}")
+    if args.resume and args.json is None:
+        bad("--resume needs --json (the file of the run to resume)")
     if None not in (args.json, args.gemm_table) and args.json.resolve() == args.gemm_table.resolve():
         bad(f"--json and --gemm-table name the same file {args.json}")
     msg = (cli.output_error("--json", args.json) or cli.output_error("--gemm-table", args.gemm_table)
@@ -155,19 +162,32 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _host(device: torch.device) -> dict[str, Any]:
+    return {"name": platform.node(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
+
+
+def _versions() -> dict[str, Any]:
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.version.cuda, "phantom_parallel": __version__}
+
+
 def _document(args: argparse.Namespace, argv: list[str] | None, device: torch.device,
-              rows: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
-    """The ``--json`` document: ``rows``, ``round_ratios``, ``host``, ``versions``,
-    ``command`` and ``complete`` (False while ``--ranks`` are still being measured: rows
-    measured so far, their energy still ``pending``, the sampler's log being read at the end)."""
+              done: dict[int, list[dict[str, Any]]], complete: bool) -> dict[str, Any]:
+    """The ``--json`` document of the p measured so far (``done``: p -> rows): ``rows`` (in
+    ``--ranks`` order), ``round_ratios``, ``complete`` (False while ``--ranks`` are still
+    being measured), ``ranks_done``, ``options`` (:func:`emulate_resume.options`), ``host``,
+    ``versions`` and ``command``."""
+    order = [p for p, _ in emulate_resume.groups(args) if p in done]
+    rows = [r for p in order for r in done[p]]
     return {
         "rows": rows,
         "round_ratios": round_ratios(rows) if args.rounds > 1 else [],
         "complete": complete,
-        "host": {"name": platform.node(), "cpu": cpu_model(), "threads": torch.get_num_threads(),
-                 "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "cuda": torch.version.cuda, "phantom_parallel": __version__},
+        "ranks_done": order,
+        "options": emulate_resume.options(args),
+        "host": _host(device),
+        "versions": _versions(),
         "command": ["phantom-emulate", *(sys.argv[1:] if argv is None else argv)],
     }
 
@@ -183,21 +203,31 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda", torch.cuda.current_device()) if args.device == "cuda" \
         else torch.device("cpu")
-    rows: list[dict[str, Any]] = []
+    done: dict[int, list[dict[str, Any]]] = {}
+    if args.resume:
+        done, err = emulate_resume.kept(args, _host(device), _versions())
+        if err:
+            cli.refuse("phantom-emulate", err)
+        if done:
+            print(f"phantom-emulate: --resume keeps p = {', '.join(map(str, done))} of {args.json}")
+    fresh: list[dict[str, Any]] = []  # rows this run measures, in the energy meter's order
     with tempfile.TemporaryDirectory(prefix="phantom-emulate-") as tmp, \
             EnergyMeter(args.power_source, Path(tmp), args.energy_window_s) as meter:
-        for p in args.ranks:
-            here = [s for s in args.strategy if s != "serial" or p == args.ranks[0]]
+        for p, here in emulate_resume.groups(args):
+            if p in done:
+                continue
             if args.rounds > 1:
-                rows += measure_rounds(here, p, args, device, meter)
+                done[p] = measure_rounds(here, p, args, device, meter)
             else:
-                rows += [measure(s, 1 if s == "serial" else p, args, device, meter) for s in here]
-            # an interrupted run keeps every p measured so far (complete: false)
-            if p != args.ranks[-1] and (err := _write_json(args, _document(args, argv, device,
-                                                                            rows, False))):
+                done[p] = [measure(s, 1 if s == "serial" else p, args, device, meter) for s in here]
+            fresh += done[p]
+            # a stopped run keeps every p measured so far, energy included (--resume goes on)
+            meter.settle(fresh)
+            if err := _write_json(args, _document(args, argv, device, done, False)):
                 print(f"phantom-emulate: warning: {err}", file=sys.stderr)
-        meter.resolve(rows)
-    result = _document(args, argv, device, rows, True)
+        meter.resolve(fresh)
+    result = _document(args, argv, device, done, True)
+    rows = result["rows"]
     print(f"phantom-emulate: rank {args.rank}'s share of one step, n={args.width} L={args.layers} "
           f"k={args.ghosts} B={args.batch} {args.dtype} on {args.device}"
           f"{' (CUDA graph replay)' if args.cuda_graph else ''}; collectives are local stand-ins")

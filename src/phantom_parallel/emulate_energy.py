@@ -2,9 +2,10 @@
 
 :class:`EnergyMeter` starts :func:`phantom_parallel.energy.sampler.start_sampler` once for a
 whole ``phantom-emulate`` run, times a window of back-to-back steps per row (host clock, with
-the device synchronised at both ends), and after the sampler has stopped integrates each
-window with :func:`phantom_parallel.energy.integrate.device_energy` (the sensor's energy
-counter when it has one, else the power trapezoid). Devices read: the CUDA device's index on a
+the device synchronised at both ends), and integrates each window with
+:func:`phantom_parallel.energy.integrate.device_energy` (the sensor's energy counter when it has
+one, else the power trapezoid): between the p of a run once the sampler's log reaches past the
+window, and at the end, after the sampler has stopped, every window still pending. Devices read: the CUDA device's index on a
 GPU (the sampler's device numbering, as in the trainer), every zone the log reports on a CPU
 (RAPL packages). A window the samples do not cover (< 95 %) gives null with the reason.
 """
@@ -24,7 +25,8 @@ FIRST_POLL_TIMEOUT_S = 15.0
 
 
 class EnergyMeter:
-    """Context manager; ``measure`` per row, then ``resolve(rows)`` fills the energy fields.
+    """Context manager; ``measure`` per row, ``settle(rows)`` fills the energy fields of the
+    windows the sampler has logged past (a run in progress), ``resolve(rows)`` all the rest.
 
     Args:
         source: a power source name (``none``: every row gets null energy).
@@ -77,19 +79,45 @@ class EnergyMeter:
         self.windows.append((t0, t1, steps, str(device.index) if device.type == "cuda" else None))
         return {"energy_j_per_step": None, "energy_method": "pending"}
 
+    def settle(self, rows: list[dict[str, Any]], wait_s: float | None = None) -> None:
+        """Integrate the windows measured so far into their rows (in order, as
+        :meth:`measure` returned them) while the sampler still runs, once its log reaches past
+        each window's end; waits up to ``wait_s`` (default 10 polls) for that. A window the
+        log does not reach stays ``pending`` for :meth:`resolve`. Used between the p of a run,
+        so that the rows written as it goes carry their energy."""
+        if self.handle is None:
+            return
+        from phantom_parallel.energy.formats import parse
+
+        deadline = time.monotonic() + (10 * self.interval_s if wait_s is None else wait_s)
+        while True:
+            parsed = parse(self.handle.log_path)
+            reached = max((x.t_ns for x in parsed.samples), default=0)
+            ends = [w[1] for w in self.windows if w is not None]
+            if all(t1 < reached for t1 in ends) or time.monotonic() >= deadline:
+                break
+            time.sleep(self.interval_s)
+        self._integrate(rows, parsed, reached)
+
     def resolve(self, rows: list[dict[str, Any]]) -> None:
-        """Stop the sampler and integrate every window into its row (in order)."""
+        """Stop the sampler and integrate every window still pending into its row (in order)."""
         if self.handle is None:
             return
         self.handle.stop()
         from phantom_parallel.energy.formats import parse
+
+        self._integrate(rows, parse(self.handle.log_path), None)
+
+    def _integrate(self, rows: list[dict[str, Any]], parsed: Any, reached: int | None) -> None:
+        """Fill the energy of each pending window that ends before ``reached`` (ns; None:
+        every one) from the parsed sampler log; a filled window is not pending any more."""
         from phantom_parallel.energy.integrate import device_energy
 
-        parsed = parse(self.handle.log_path)
         devices = sorted({s.device for s in parsed.samples})
-        for row, window in zip(rows, self.windows, strict=True):
-            if window is None:
+        for i, (row, window) in enumerate(zip(rows, self.windows, strict=True)):
+            if window is None or (reached is not None and window[1] >= reached):
                 continue
+            self.windows[i] = None
             t0, t1, steps, used = window
             wanted = [used] if used is not None else devices
             parts = [device_energy(d, parsed.samples, t0, t1) for d in wanted]

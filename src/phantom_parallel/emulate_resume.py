@@ -1,0 +1,68 @@
+"""What ``phantom-emulate --resume`` keeps of a stopped run's ``--json``.
+
+A run rewrites its ``--json`` after each p of ``--ranks`` (``"complete": false``), so a run
+stopped by a time limit leaves the p it finished. ``--resume`` keeps those p, each one's rows
+as they were measured (its strategies side by side, their energy integrated), and measures
+only the others, when the file was written by the same measurement: the same options
+(:func:`options`: every flag but ``--json``, ``--gemm-table`` and ``--resume``), the same
+device and the same torch and phantom-parallel versions. A p whose energy was still pending
+when the run stopped is measured again. No file at the path: nothing to keep; a complete
+file: every p is kept (only ``--gemm-table``, if asked for, is measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from phantom_parallel.atomic import read_json
+
+NOT_COMPARED = ("json", "gemm_table", "resume")
+"""Options that do not change what a row measures."""
+
+
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options a document records and a resumed run must repeat (JSON values)."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in NOT_COMPARED}
+
+
+def groups(args: argparse.Namespace) -> list[tuple[int, list[str]]]:
+    """(p, strategies measured at p) in run order: serial only at the first p."""
+    return [(p, [s for s in args.strategy if s != "serial" or p == args.ranks[0]])
+            for p in args.ranks]
+
+
+def kept(args: argparse.Namespace, host: dict[str, Any], versions: dict[str, Any]
+         ) -> tuple[dict[int, list[dict[str, Any]]], str | None]:
+    """The rows of each finished p of ``args.json`` (``{p: rows}``) and None, or ``({}, the
+    one-line error naming --resume)``. ``host``/``versions``: this run's, as the document's."""
+    path: Path = args.json
+    if not path.exists():
+        return {}, None
+    try:
+        doc = read_json(path)
+        rows, done, before = doc["rows"], doc["ranks_done"], doc["options"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return {}, f"--resume: {path} is not a resumable phantom-emulate file ({err})"
+    now = options(args)
+    for key in sorted(set(now) | set(before)):
+        if now.get(key) != before.get(key):
+            return {}, (f"--resume: {path} was measured with --{key.replace('_', '-')} "
+                        f"{before.get(key)}, not {now.get(key)}")
+    for what, old, new in (("device", doc["host"].get("gpu") or doc["host"].get("cpu"),
+                            host.get("gpu") or host.get("cpu")),
+                           ("torch", doc["versions"].get("torch"), versions.get("torch")),
+                           ("phantom-parallel", doc["versions"].get("phantom_parallel"),
+                            versions.get("phantom_parallel"))):
+        if old != new:
+            return {}, f"--resume: {path} was measured with {what} {old}, this run has {new}"
+    out, at = {}, 0
+    for p, strategies in groups(args):
+        if p not in done:
+            break
+        mine = rows[at:at + len(strategies)]
+        at += len(strategies)
+        if all(r["energy_method"] != "pending" for r in mine):
+            out[p] = mine
+    return out, None
