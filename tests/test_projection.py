@@ -244,6 +244,27 @@ def test_h200_validation_refits_on_the_folder_it_reads(tmp_path: Path, capsys) -
     assert (ROOT / "docs" / "method.md").read_text() == doc
 
 
+def test_h200_validation_of_a_stopped_check_names_the_missing_fit_row(tmp_path: Path,
+                                                                     capsys) -> None:  # type: ignore[no-untyped-def]
+    """A check stopped before eager p = 64 (phantom-emulate's "complete": false) lacks the row
+    host_op_s is fitted on: one line says so, not a traceback."""
+    import json
+
+    mod = _validate_h200()
+    for f in mod.FILES:
+        data = json.loads((mod.RESULTS / f).read_text())
+        if f == "emulate_eager.json":
+            data["rows"] = [r for r in data["rows"] if r["p"] != 64]
+            data["complete"] = False
+        (tmp_path / f).write_text(json.dumps(data))
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--results", str(tmp_path), "--markdown"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "emulate_eager.json has no pp p = 64 row, which host_op_s is fitted on" in err
+    assert "was stopped" in err
+
+
 def test_h200_host_constant_is_fitted_on_the_measured_dispatch_time(tmp_path: Path) -> None:
     """A run whose rows carry the host's dispatch time (``host_s``, phantom-emulate) fits
     ``host_op_s`` on it, not on the eager step (which may include device time)."""

@@ -199,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     missing = [f for f in FILES if not (args.results / f).is_file()]
     if missing:
         ap.error(f"--results {args.results}: no {', '.join(missing)} there")
+    have = {(f, r["strategy"], r["p"]) for f, r in rows(args.results)}
+    for key, (file, strategy, p) in FIT_ROWS.items():
+        if (file, strategy, p) not in have:
+            stopped = json.loads((args.results / file).read_text()).get("complete") is False
+            ap.error(f"--results {args.results}: {file} has no {strategy} p = {p} row, which "
+                     f"{key} is fitted on" + ("; the run that wrote it was stopped (check.sh "
+                                              "with CHECK_RESUME=1 goes on)" if stopped else ""))
     tables = sorted(args.results.glob("gemm_table_*.yaml"))
     if args.gemms and not tables:
         ap.error(f"--gemms: no gemm_table_*.yaml in --results {args.results}")
