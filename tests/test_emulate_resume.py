@@ -122,6 +122,11 @@ def test_resume_refuses_a_foreign_file_or_a_missing_file_argument(
     other = tmp_path / "other.json"
     other.write_text('{"rows": []}\n')
     cases.append(([*ARGV, "--json", str(other), "--resume"], "is not a resumable phantom-emulate"))
+    broken = json.loads(out.read_text())
+    broken["host"] = "a string"
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    cases.append(([*ARGV, "--json", str(tmp_path / "broken.json"), "--resume"],
+                  "is not a resumable phantom-emulate"))
     other_device = json.loads(out.read_text())
     other_device.update(complete=False)
     other_device["host"].update(cpu="another CPU", gpu=None)

@@ -33,6 +33,24 @@ def groups(args: argparse.Namespace) -> list[tuple[int, list[str]]]:
             for p in args.ranks]
 
 
+def _device(host: dict[str, Any]) -> Any:
+    return host.get("gpu") or host.get("cpu")
+
+
+def _read(path: Path) -> tuple[list[dict[str, Any]], list[int], dict[str, Any], list[Any]]:
+    """(rows, ranks_done, options, [device, torch, phantom-parallel]) of a document.
+
+    Raises:
+        ValueError, KeyError, TypeError, AttributeError, OSError: not such a document.
+    """
+    doc = read_json(path)
+    rows, done, before = doc["rows"], doc["ranks_done"], dict(doc["options"])
+    if not all(isinstance(r["energy_method"], str) for r in rows):
+        raise TypeError("a row's energy_method is not text")
+    made = [_device(doc["host"]), doc["versions"]["torch"], doc["versions"]["phantom_parallel"]]
+    return rows, [int(p) for p in done], before, made
+
+
 def kept(args: argparse.Namespace, host: dict[str, Any], versions: dict[str, Any]
          ) -> tuple[dict[int, list[dict[str, Any]]], str | None]:
     """The rows of each finished p of ``args.json`` (``{p: rows}``) and None, or ``({}, the
@@ -41,20 +59,16 @@ def kept(args: argparse.Namespace, host: dict[str, Any], versions: dict[str, Any
     if not path.exists():
         return {}, None
     try:
-        doc = read_json(path)
-        rows, done, before = doc["rows"], doc["ranks_done"], doc["options"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return {}, f"--resume: {path} is not a resumable phantom-emulate file ({err})"
+        rows, done, before, made = _read(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return {}, f"--resume: {path} is not a resumable phantom-emulate file ({err!r})"
     now = options(args)
     for key in sorted(set(now) | set(before)):
         if now.get(key) != before.get(key):
             return {}, (f"--resume: {path} was measured with --{key.replace('_', '-')} "
                         f"{before.get(key)}, not {now.get(key)}")
-    for what, old, new in (("device", doc["host"].get("gpu") or doc["host"].get("cpu"),
-                            host.get("gpu") or host.get("cpu")),
-                           ("torch", doc["versions"].get("torch"), versions.get("torch")),
-                           ("phantom-parallel", doc["versions"].get("phantom_parallel"),
-                            versions.get("phantom_parallel"))):
+    this = [_device(host), versions["torch"], versions["phantom_parallel"]]
+    for what, old, new in zip(("device", "torch", "phantom-parallel"), made, this, strict=True):
         if old != new:
             return {}, f"--resume: {path} was measured with {what} {old}, this run has {new}"
     out, at = {}, 0
