@@ -213,14 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     fresh: list[dict[str, Any]] = []  # rows this run measures, in the energy meter's order
     with tempfile.TemporaryDirectory(prefix="phantom-emulate-") as tmp, \
             EnergyMeter(args.power_source, Path(tmp), args.energy_window_s) as meter:
-        for p, here in emulate_resume.groups(args):
-            if p in done:
-                continue
+        todo = [(p, here) for p, here in emulate_resume.groups(args) if p not in done]
+        for p, here in todo:
             if args.rounds > 1:
                 done[p] = measure_rounds(here, p, args, device, meter)
             else:
                 done[p] = [measure(s, 1 if s == "serial" else p, args, device, meter) for s in here]
             fresh += done[p]
+            if p == todo[-1][0]:  # the finished document follows
+                break
             # a stopped run keeps every p measured so far, energy included (--resume goes on)
             meter.settle(fresh)
             if err := _write_json(args, _document(args, argv, device, done, False)):

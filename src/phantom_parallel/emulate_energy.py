@@ -5,9 +5,9 @@ whole ``phantom-emulate`` run, times a window of back-to-back steps per row (hos
 the device synchronised at both ends), and integrates each window with
 :func:`phantom_parallel.energy.integrate.device_energy` (the sensor's energy counter when it has
 one, else the power trapezoid): between the p of a run once the sampler's log reaches past the
-window, and at the end, after the sampler has stopped, every window still pending. Devices read: the CUDA device's index on a
-GPU (the sampler's device numbering, as in the trainer), every zone the log reports on a CPU
-(RAPL packages). A window the samples do not cover (< 95 %) gives null with the reason.
+window, and at the end, after the sampler has stopped, every window still pending. Devices
+read: the CUDA device's index on a GPU (the sampler's device numbering, as in the trainer),
+every zone the log reports on a CPU (RAPL packages). A window the samples do not cover (< 95 %) gives null with the reason.
 """
 
 from __future__ import annotations
