@@ -6,12 +6,14 @@ benchmarks/gpu/check.sh``) and predicts each row's step time and energy per step
 ``nvidia-h200`` profile with ``comm="stand-in"``, the row's mode (eager or CUDA graph) and its
 counted operators (:func:`counted_ops`: those of a steady step and its views).
 
-Three constants of the profile are fitted, each on one row, and marked so in the table:
+Four constants of the profile are fitted, each on one row, and marked so in the table:
 ``gemm_efficiency`` on the serial eager row (not when the profile carries measured GEMMs,
 ``gemm_table``: they set the efficiency), ``host_op_s`` on the pp p = 64 eager row (launch
 bound: its measured host dispatch time ``host_s`` / ops, or step / ops in rows without
-``host_s``) and ``kernel_s`` on the pp p = 64 graph row ((step - busy) / kernels, the
-operators that are not views). All other
+``host_s``), ``kernel_s`` on the pp p = 64 graph row ((step - busy) / kernels, the
+operators that are not views) and ``power_idle_w`` on the pp p = 64 eager row again (its
+measured joules less the modelled busy joules, over its measured step less the busy time:
+the power while the GPU waits on the host; not fitted when that row has no energy). All other
 rows are held out. The table is modelled with the constants fitted on the folder it reads
 (:func:`refitted`, rounded to 3 digits as the profile holds them), so another folder's fit rows
 are its own fits. ``--fit`` prints the fitted values (tests/test_hardware.py checks that the
@@ -46,6 +48,7 @@ FIT_ROWS = {  # constant -> (file, strategy, p) of the one row it is fitted on
     "gemm_efficiency": ("emulate_eager.json", "serial", 1),
     "host_op_s": ("emulate_eager.json", "pp", 64),
     "kernel_s": ("emulate_graph.json", "pp", 64),
+    "power_idle_w": ("emulate_eager.json", "pp", 64),
 }
 
 
@@ -118,6 +121,11 @@ def fit(hw: hardware.Profile, results: Path = RESULTS) -> dict[str, float]:
     busy = model(g, hw.with_values(kernel_s=0.0)).busy_s
     ops, views = counted_ops(g, cost_of(g))
     out["kernel_s"] = (g["step_s"] - busy) / (ops - views)
+    w = _row(results, *FIT_ROWS["power_idle_w"])
+    if w.get("energy_j_per_step") is not None:  # launch-bound: the device mostly waits on the host
+        t = model(w, hw)  # the power that makes its measured joules over its measured step
+        out["power_idle_w"] = ((w["energy_j_per_step"] - t.energy_compute_j)
+                               / max(w["step_s"] - t.busy_s, 1e-12))
     return out
 
 
