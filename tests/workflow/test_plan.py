@@ -1,5 +1,6 @@
-"""plan.csv lists every job that asks for training wall time: the training runs and the
-learning-rate sweep runs (rule lr_sweep_run), so the requested node-hours cover both."""
+"""plan.csv lists every job that asks for training wall time: the training runs, the
+learning-rate sweep runs (rule lr_sweep_run) and the inference jobs (rule infer), so the
+requested node-hours cover them all."""
 
 import csv
 import sys
@@ -17,13 +18,17 @@ def _run(name: str, strategy: str, p: int) -> dict:
             "seed": 0}
 
 
-def test_sweep_runs_are_rows_with_their_nodes_and_hours():
+def test_sweep_and_inference_jobs_are_rows_with_their_nodes_and_hours():
     execution = {"ranks_per_node": 8, "gpus_per_rank": 1}
     rows = plan.plan([_run("tp-p16-n128-k0-s0", "tp", 16)], execution, 120,
-                     [_run("pp-lr0.001-s0", "pp", 2)])
+                     [_run("pp-lr0.001-s0", "pp", 2)], [_run("tp-p32-n128-k0-r0", "tp", 32)])
     assert [(r["run"], r["rule"], r["nodes"], r["devices"]) for r in rows] == [
-        ("tp-p16-n128-k0-s0", "train", 2, 16), ("pp-lr0.001-s0", "lr_sweep_run", 1, 2)]
-    assert sum(r["requested_node_hours"] for r in rows) == (2 + 1) * 120 / 60
+        ("tp-p16-n128-k0-s0", "train", 2, 16), ("pp-lr0.001-s0", "lr_sweep_run", 1, 2),
+        ("tp-p32-n128-k0-r0", "infer", 4, 32)]
+    assert sum(r["requested_node_hours"] for r in rows) == (2 + 1 + 4) * 120 / 60
+    assert plan.summary(rows) == ("3 jobs (1 training runs, 1 learning-rate sweep runs, "
+                                  "1 inference jobs), at most 14.0 node-hours requested")
+    assert plan.summary(rows[:1]) == "1 jobs (1 training runs), at most 4.0 node-hours requested"
 
 
 def test_smoke_plan_lists_every_sweep_run(tmp_path):
@@ -42,7 +47,13 @@ def test_smoke_plan_lists_every_sweep_run(tmp_path):
     assert swept == expected
     trained = [r for r in rows if r["rule"] == "train"]
     assert trained and all("-lr" not in r["run"] for r in trained)
+    inferred = [r for r in rows if r["rule"] == "infer"]
+    assert smoke["inference"]["enabled"] and inferred  # every infer job of the DAG is listed
+    dag = snakemake(["-n", "--profile", "local", "--config", "scale=smoke"], wf, timeout=300)
+    infer_jobs = next(line for line in dag.stdout.splitlines() if line.split()[:1] == ["infer"])
+    assert int(infer_jobs.split()[1]) == len(inferred)
     assert {int(r["runtime_min"]) for r in rows} == {smoke["training"]["runtime_min"]}
     log = (wf / "results" / "smoke" / "logs" / "plan.log")
     text = res.stdout + (log.read_text() if log.exists() else "")
-    assert f"{len(rows)} runs (of them {len(expected)} learning-rate sweep runs)" in text
+    assert (f"{len(rows)} jobs ({len(trained)} training runs, {len(expected)} learning-rate "
+            f"sweep runs, {len(inferred)} inference jobs)") in text

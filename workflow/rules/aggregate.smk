@@ -69,8 +69,8 @@ for _table in DERIVED_TABLES:
 
 
 rule plan:
-    """The run plan of the scale: training and learning-rate sweep runs, ranks, nodes and the
-    requested node-hours (upper bound)."""
+    """The run plan of the scale: training runs, learning-rate sweep runs and inference jobs,
+    ranks, nodes and the requested node-hours (upper bound)."""
     output:
         f"{RES}/plan.csv",
     log:
@@ -82,6 +82,7 @@ rule plan:
     params:
         runs=[RUNS[r] for r in sorted(RUNS)],
         sweep=[LR_SWEEP[s] for s in sorted(LR_SWEEP)],
+        infer=[INFER_RUNS[i] for i in sorted(INFER_RUNS)],
         execution=EXE,
         runtime_min=TRAINING.get("runtime_min", 60),
     script:

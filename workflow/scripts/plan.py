@@ -1,10 +1,11 @@
-"""Run plan of one scale: one row per run with ranks, nodes and requested time.
+"""Run plan of one scale: one row per job that asks for ranks and wall time, with its nodes.
 
-The runs are the training runs (rule ``train``) and, when the scale's ``lr_sweep`` is on, the
-learning-rate sweep runs (rule ``lr_sweep_run``), which ask for the same wall time; the
-``rule`` column tells them apart. The requested node-hours (nodes * runtime_min / 60, summed)
-is an upper bound of the allocation the study asks the scheduler for; docs/frontier.md quotes
-it from this file (`snakemake --profile frontier plan`), never from memory.
+The jobs are the training runs (rule ``train``), when the scale's ``lr_sweep`` is on the
+learning-rate sweep runs (rule ``lr_sweep_run``), and when its ``inference`` is on the
+inference jobs (rule ``infer``); all ask for the same wall time (``training.runtime_min``) and
+the ``rule`` column tells them apart. The requested node-hours (nodes * runtime_min / 60,
+summed) is an upper bound of the allocation the study asks the scheduler for; docs/frontier.md
+quotes it from this file (`snakemake --profile frontier plan`), never from memory.
 """
 
 
@@ -20,10 +21,13 @@ def plan(
     execution: dict[str, Any],
     runtime_min: int,
     sweep: Sequence[dict[str, Any]] = (),
+    infer: Sequence[dict[str, Any]] = (),
 ) -> list[dict]:
-    """One row per run: the training runs ``runs``, then the sweep runs ``sweep`` (each a
-    dict with run, strategy, p, n, k, seed); ``runtime_min``: minutes each job asks for."""
-    jobs = [("train", r) for r in runs] + [("lr_sweep_run", r) for r in sweep]
+    """One row per job: the training runs ``runs``, then the sweep runs ``sweep``, then the
+    inference jobs ``infer`` (each a dict with run, strategy, p, n, k, seed); ``runtime_min``:
+    minutes each job asks for."""
+    jobs = [*(("train", r) for r in runs), *(("lr_sweep_run", r) for r in sweep),
+            *(("infer", r) for r in infer)]
     rows = []
     for rule, r in jobs:
         nodes = math.ceil(r["p"] / execution["ranks_per_node"])
@@ -51,13 +55,25 @@ def write(rows: list[dict], out: Path) -> None:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    print(summary(rows))
+
+
+def summary(rows: list[dict]) -> str:
+    """``N jobs (T training runs, S learning-rate sweep runs, I inference jobs), at most H
+    node-hours requested``."""
     total = sum(r["requested_node_hours"] for r in rows)
-    swept = sum(r["rule"] == "lr_sweep_run" for r in rows)
-    also = f" (of them {swept} learning-rate sweep runs)" if swept else ""
-    print(f"{len(rows)} runs{also}, at most {total:.1f} node-hours requested")
+    kinds = [(sum(r["rule"] == rule for r in rows), what) for rule, what in JOB_KINDS]
+    parts = ", ".join(f"{count} {what}" for count, what in kinds if count)
+    return f"{len(rows)} jobs ({parts}), at most {total:.1f} node-hours requested"
+
+
+JOB_KINDS = (("train", "training runs"), ("lr_sweep_run", "learning-rate sweep runs"),
+             ("infer", "inference jobs"))
+"""The rules of :func:`plan`'s rows and what the summary calls them."""
 
 
 if "snakemake" in globals():
     smk = globals()["snakemake"]
-    rows = plan(smk.params.runs, smk.params.execution, smk.params.runtime_min, smk.params.sweep)
+    rows = plan(smk.params.runs, smk.params.execution, smk.params.runtime_min, smk.params.sweep,
+                smk.params.infer)
     write(rows, Path(smk.output[0]))
