@@ -58,7 +58,8 @@ def test_dry_run_needs_no_account(tmp_path, fake_slurm):
 
 @pytest.mark.slow
 def test_account_retries_and_wall_time_per_attempt(tmp_path, fake_slurm, monkeypatch):
-    """With the account set, sbatch gets -A; only training jobs are retried, with more time."""
+    """With the account set, sbatch gets -A; only training jobs are retried, with more time;
+    an inference job asks once for inference.runtime_min."""
     monkeypatch.setenv("PHANTOM_SLURM_ACCOUNT", "abc123")
     wf = copy_workflow(tmp_path / "wf")
     # the data job fails (sbatch fails) and is not retried
@@ -81,3 +82,16 @@ def test_account_retries_and_wall_time_per_attempt(tmp_path, fake_slurm, monkeyp
     calls = _sbatch_calls(fake_slurm)
     assert all("rule_train" in c and "-A abc123" in c for c in calls), calls
     assert [int(re.search(r" -t (\d+)", c)[1]) for c in calls] == [10, 20, 25]
+    # an inference job: one submission (no retries) of inference.runtime_min
+    (wf / "short.yaml").write_text(yaml.safe_dump({
+        "execution": {"retries": 2, "max_runtime_min": 25},
+        "scales": {"paper": {"training": {"runtime_min": 10}, "inference": {"runtime_min": 7}}},
+    }))
+    fake_slurm.unlink()
+    res = snakemake(["--profile", "frontier", "--configfile", "frontier/workflow-config.yaml",
+                     "short.yaml", "--", "results/paper/inference/tp-p8-n16384-k0-r0.json"], wf,
+                    timeout=300)
+    assert res.returncode != 0
+    calls = _sbatch_calls(fake_slurm)
+    assert len(calls) == 1 and "rule_infer" in calls[0], calls
+    assert int(re.search(r" -t (\d+)", calls[0])[1]) == 7

@@ -29,6 +29,8 @@ def test_sweep_and_inference_jobs_are_rows_with_their_nodes_and_hours():
     assert plan.summary(rows) == ("3 jobs (1 training runs, 1 learning-rate sweep runs, "
                                   "1 inference jobs), at most 14.0 node-hours requested")
     assert plan.summary(rows[:1]) == "1 jobs (1 training runs), at most 4.0 node-hours requested"
+    short = plan.plan([], execution, 120, (), [_run("tp-p32-n128-k0-r0", "tp", 32)], 30)
+    assert [(r["runtime_min"], r["requested_node_hours"]) for r in short] == [(30, 4 * 30 / 60)]
 
 
 def test_smoke_plan_lists_every_sweep_run(tmp_path):

@@ -84,6 +84,7 @@ rule plan:
         sweep=[LR_SWEEP[s] for s in sorted(LR_SWEEP)],
         infer=[INFER_RUNS[i] for i in sorted(INFER_RUNS)],
         execution=EXE,
-        runtime_min=TRAINING.get("runtime_min", 60),
+        runtime_min=train_runtime(None, 1),
+        infer_runtime_min=infer_runtime_min(),
     script:
         "../scripts/plan.py"

@@ -22,7 +22,7 @@ rule infer:
         cpus_per_task=train_cpus_per_task,
         slurm_extra=train_slurm_extra,
         measure=measure_slot,
-        runtime=train_runtime,
+        runtime=infer_runtime_min(),
     params:
         cmd=infer_command,
     shell:

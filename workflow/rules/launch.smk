@@ -52,6 +52,13 @@ def train_runtime(wildcards, attempt):
     return min(runtime, EXE.get("max_runtime_min") or runtime)
 
 
+def infer_runtime_min():
+    """Wall time of an inference job (one attempt): inference.runtime_min, else
+    training.runtime_min, at most execution.max_runtime_min."""
+    runtime = INFERENCE.get("runtime_min") or TRAINING.get("runtime_min", 60)
+    return min(runtime, EXE.get("max_runtime_min") or runtime)
+
+
 def launch_prefix(run, module="phantom_parallel.train"):
     """The command that starts the p ranks of one run (without the program's arguments);
     module: phantom_parallel.train (phantom-train) or phantom_parallel.infer (phantom-infer).

@@ -2,9 +2,11 @@
 
 The jobs are the training runs (rule ``train``), when the scale's ``lr_sweep`` is on the
 learning-rate sweep runs (rule ``lr_sweep_run``), and when its ``inference`` is on the
-inference jobs (rule ``infer``); all ask for the same wall time (``training.runtime_min``) and
-the ``rule`` column tells them apart. The requested node-hours (nodes * runtime_min / 60,
-summed) is an upper bound of the allocation the study asks the scheduler for; docs/frontier.md
+inference jobs (rule ``infer``); the ``rule`` column tells them apart. Training and sweep runs
+ask for their first attempt's wall time (``training.runtime_min``), inference jobs for
+``inference.runtime_min`` (default the same), each at most ``execution.max_runtime_min``.
+The requested node-hours (nodes * runtime_min / 60, summed) is an upper bound of the
+allocation the study asks the scheduler for (retried training attempts aside); docs/frontier.md
 quotes it from this file (`snakemake --profile frontier plan`), never from memory.
 """
 
@@ -22,14 +24,17 @@ def plan(
     runtime_min: int,
     sweep: Sequence[dict[str, Any]] = (),
     infer: Sequence[dict[str, Any]] = (),
+    infer_runtime_min: int | None = None,
 ) -> list[dict]:
     """One row per job: the training runs ``runs``, then the sweep runs ``sweep``, then the
     inference jobs ``infer`` (each a dict with run, strategy, p, n, k, seed); ``runtime_min``:
-    minutes each job asks for."""
-    jobs = [*(("train", r) for r in runs), *(("lr_sweep_run", r) for r in sweep),
-            *(("infer", r) for r in infer)]
+    minutes a training or sweep run asks for (its first attempt), ``infer_runtime_min`` an
+    inference job (``None``: the same)."""
+    jobs = [*(("train", r, runtime_min) for r in runs),
+            *(("lr_sweep_run", r, runtime_min) for r in sweep),
+            *(("infer", r, infer_runtime_min or runtime_min) for r in infer)]
     rows = []
-    for rule, r in jobs:
+    for rule, r, minutes in jobs:
         nodes = math.ceil(r["p"] / execution["ranks_per_node"])
         rows.append(
             {
@@ -42,8 +47,8 @@ def plan(
                 "seed": r["seed"],
                 "nodes": nodes,
                 "devices": r["p"] * max(execution["gpus_per_rank"], 0),
-                "runtime_min": runtime_min,
-                "requested_node_hours": nodes * runtime_min / 60,
+                "runtime_min": minutes,
+                "requested_node_hours": nodes * minutes / 60,
             }
         )
     return rows
@@ -75,5 +80,5 @@ JOB_KINDS = (("train", "training runs"), ("lr_sweep_run", "learning-rate sweep r
 if "snakemake" in globals():
     smk = globals()["snakemake"]
     rows = plan(smk.params.runs, smk.params.execution, smk.params.runtime_min, smk.params.sweep,
-                smk.params.infer)
+                smk.params.infer, smk.params.infer_runtime_min)
     write(rows, Path(smk.output[0]))
