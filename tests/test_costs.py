@@ -438,6 +438,12 @@ def test_cli_json_and_skip(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--ghosts=8 must satisfy 1 <= k <= m = n/p = 256/64 = 4" in out.err
     assert "time_s" not in rows[-1]  # time is the projection's (phantom-costs project)
     assert costs_cli.main([*argv, "--strict"]) == 2
+    assert capsys.readouterr().err.strip() == ("phantom-costs: error: --strict: --ghosts=8 must "
+                                               "satisfy 1 <= k <= m = n/p = 256/64 = 4 for "
+                                               "strategy 'pp'")
+    assert costs_cli.main(["--strategy", "pp", "--width", "256", "--p", "64", "--ghosts", "8"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "phantom-costs: error: no valid grid point (every one was skipped, above)")
 
 
 @pytest.mark.parametrize(("argv", "says"), [

@@ -127,6 +127,14 @@ def test_resume_refuses_a_foreign_file_or_a_missing_file_argument(
     (tmp_path / "broken.json").write_text(json.dumps(broken))
     cases.append(([*ARGV, "--json", str(tmp_path / "broken.json"), "--resume"],
                   "is not a resumable phantom-emulate"))
+    for i, rows in enumerate(([{"energy_method": "none"}], broken["rows"][:1],
+                              broken["rows"][::-1])):  # a row cut, rows missing, out of order
+        damaged = json.loads(out.read_text())
+        damaged["rows"] = rows
+        (tmp_path / f"rows{i}.json").write_text(json.dumps(damaged))
+        cases.append(([*ARGV, "--json", str(tmp_path / f"rows{i}.json"), "--resume"],
+                      "is not a resumable phantom-emulate file (rows[0]" if i != 1 else
+                      "is not a resumable phantom-emulate file (rows[1]"))
     other_device = json.loads(out.read_text())
     other_device.update(complete=False)
     other_device["host"].update(cpu="another CPU", gpu=None)
@@ -139,6 +147,16 @@ def test_resume_refuses_a_foreign_file_or_a_missing_file_argument(
             emulate.main(argv)
         err = capsys.readouterr().err.strip()
         assert exc.value.code == 2 and says in err and len(err.splitlines()) == 1, err
+    assert json.loads((tmp_path / "rows0.json").read_text())["rows"] == [{"energy_method": "none"}]
+
+
+def test_a_measured_row_has_exactly_the_documented_fields(tmp_path: Path) -> None:
+    """``emulate_step.ROW_KEYS`` (what --resume checks a kept row for) is what a run writes."""
+    from phantom_parallel.emulate_step import ROW_KEYS
+
+    out = tmp_path / "e.json"
+    assert emulate.main([*ARGV, "--json", str(out)]) == 0
+    assert all(set(r) == ROW_KEYS for r in json.loads(out.read_text())["rows"])
 
 
 def test_energy_meter_settles_the_windows_its_log_has_passed(tmp_path: Path) -> None:

@@ -62,6 +62,10 @@ def _refused_in_one_line(f: Path, folder: Path, words: list[str]) -> None:
     (lambda c: c.update(warp_drive={"value": 1, "unit": "1", "source": "fiction novel",
                                     "range": [0, 2]}), ["warp_drive", "not in schema"]),
     (lambda c: c["intra_latency"].update(value="fast"), ["intra_latency.value", "fast"]),
+    (lambda c: c["devices_per_node"].update(value=0, range=[0, 8]), ["devices_per_node",
+                                                                      "whole number >= 1"]),
+    (lambda c: c["devices_per_node"].update(value=1.5, range=[1, 8]), ["devices_per_node",
+                                                                        "1.5"]),
 ])
 def test_bad_profile_one_line_naming_file_key_value(tmp_path: Path, mutate, words) -> None:  # type: ignore[no-untyped-def]
     _refused_in_one_line(_write(tmp_path, mutate), tmp_path, words)
@@ -73,6 +77,23 @@ def test_profile_with_a_yaml_syntax_error_names_its_line(tmp_path: Path) -> None
     lines[2] += " : : oops: ["
     f.write_text("\n".join(lines) + "\n")
     _refused_in_one_line(f, tmp_path, ["not valid YAML", "line 3, column"])
+
+
+def test_profile_that_is_not_utf8_text_is_refused_in_one_line(tmp_path: Path) -> None:
+    f = _profile(tmp_path, "bad", lambda data: None)
+    f.write_bytes(b"name: bad\n\xff\xfe x\n")
+    _refused_in_one_line(f, tmp_path, ["not UTF-8 text"])
+    table = tmp_path / "gemm_table_x.yaml"
+    table.write_bytes(b"gemm_table: \xff\n")
+    with pytest.raises(hardware.ProfileError, match=r"gemm_table_x.yaml: cannot read"):
+        hardware.read_gemm_tables([table])
+
+
+def test_profile_path_without_a_yaml_suffix_says_so(tmp_path: Path) -> None:
+    f = tmp_path / "myprofile"
+    f.write_text("name: myprofile\n")
+    with pytest.raises(hardware.ProfileError, match=r"--hardware '.*myprofile'.*ends in \.yaml"):
+        hardware.load(str(f))
 
 
 def test_unknown_profile_names_the_flag_and_known_ones() -> None:

@@ -99,14 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             cost = predict(strategy, shape, optimizer=args.optimizer, activation=args.activation)
         except ValueError as exc:
             if args.strict:
-                print(f"phantom-costs: {strategy}: {cli.layout_error(exc)}", file=sys.stderr)
+                print(f"phantom-costs: error: --strict: {cli.layout_error(exc)}", file=sys.stderr)
                 return 2
             print(f"phantom-costs: skipping {strategy}: {cli.layout_error(exc)}", file=sys.stderr)
             continue
         row = cost.row()
         rows.append(row)
     if not rows:
-        print("phantom-costs: no valid grid point", file=sys.stderr)
+        print("phantom-costs: error: no valid grid point (every one was skipped, above)",
+              file=sys.stderr)
         return 2
     sys.stdout.write(_table(rows, args.format))
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from phantom_parallel.atomic import read_json
+from phantom_parallel.emulate_step import ROW_KEYS
 
 NOT_COMPARED = ("json", "gemm_table", "resume")
 """Options that do not change what a row measures."""
@@ -76,6 +77,14 @@ def kept(args: argparse.Namespace, host: dict[str, Any], versions: dict[str, Any
         if p not in done:
             break
         mine = rows[at:at + len(strategies)]
+        for i, s in enumerate(strategies, start=at):
+            row = rows[i] if i < len(rows) else None
+            if not (isinstance(row, dict) and set(row) >= ROW_KEYS and row["strategy"] == s
+                    and row["p"] == p):
+                missing = sorted(ROW_KEYS - set(row)) if isinstance(row, dict) else []
+                return {}, (f"--resume: {path} is not a resumable phantom-emulate file (rows[{i}]"
+                            f" is not its {s} p = {p} row" + (f": no {', '.join(missing[:3])}"
+                                                            if missing else "") + ")")
         at += len(strategies)
         if all(r["energy_method"] != "pending" for r in mine):
             out[p] = mine

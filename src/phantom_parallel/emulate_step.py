@@ -200,6 +200,14 @@ def _row(strategy: str, p: int, args: argparse.Namespace, device: torch.device, 
     }
 
 
+ROW_KEYS = frozenset({
+    "strategy", "p", "rank", "n", "layers", "k", "batch", "dtype", "device", "cuda_graph",
+    "step_s", "host_s", "fwd_s", "bwd_s", "opt_s", "matmul_flops", "predicted_matmul_flops",
+    "achieved_flop_rate", "ops_per_step", "view_ops_per_step", "peak_memory_bytes",
+    "energy_j_per_step", "energy_method"})
+"""The fields of one row of ``phantom-emulate --json`` (:func:`_row`)."""
+
+
 def measure(strategy: str, p: int, args: argparse.Namespace, device: torch.device,
             meter: EnergyMeter) -> dict[str, Any]:
     """One row: median phase times (s), host dispatch time (:func:`host_dispatch_s`), counted

@@ -152,6 +152,10 @@ def _constant(file: Path, key: str, raw: Any, unit: str) -> Constant:
                            f"got value {value!r} range {rng!r}")
     if unit not in ("1", "device") and key != "node_baseline_w" and lo == 0:
         raise ProfileError(f"{file}: constants.{key}: range {rng!r} must exclude 0")
+    if unit == "device" and not (value == int(value) and lo >= 1 and lo == int(lo)
+                                 and hi == int(hi)):
+        raise ProfileError(f"{file}: constants.{key}: a count of devices must be a whole "
+                           f"number >= 1, got value {value!r} range {rng!r}")
     return Constant(value, unit, source, (lo, hi))
 
 
@@ -199,8 +203,8 @@ def read_gemm_tables(paths: list[Path]) -> tuple[tuple[GemmPoint, ...], str]:
     sources = []
     for path in paths:
         try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as err:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             raise ProfileError(f"{path}: cannot read a gemm_table: {_first_line(err)}") from None
         if not isinstance(data, dict) or "gemm_table" not in data:
             raise ProfileError(f"{path}: gemm_table: missing (expected phantom-emulate "
@@ -221,11 +225,17 @@ def load(name_or_path: str | Path, folder: Path = HARDWARE_DIR) -> Profile:
     """
     text = str(name_or_path)
     file = Path(text) if text.endswith((".yaml", ".yml")) else folder / f"{text}.yaml"
+    if not file.is_file() and Path(text).is_file():
+        raise ProfileError(f"--hardware {text!r}: a profile file's name ends in .yaml or .yml")
     if not file.is_file():
         raise ProfileError(f"--hardware {text!r}: unknown profile (no file {file}); "
                            f"known: {', '.join(available(folder))}")
     try:
-        data = yaml.safe_load(file.read_text())
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ProfileError(f"{file}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ProfileError(f"{file}: not UTF-8 text (byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ProfileError(f"{file}: not valid YAML: {_first_line(err)}") from None
     if not isinstance(data, dict) or not isinstance(data.get("constants"), dict):
