@@ -56,6 +56,11 @@ def test_a_stopped_run_resumes_keeping_the_p_it_finished(tmp_path: Path,
     assert res.returncode == 0, res.stderr
     assert "emulate_eager.json: (stopped before every --ranks was measured" in res.stdout
     shutil.rmtree(check)
+    with pytest.raises(SystemExit) as exc:  # the same command without --resume loses nothing
+        emulate.main([*ARGV, "--json", str(out)])
+    assert exc.value.code == 2 and "holds a stopped run (p = 2 measured): add --resume" in \
+        capsys.readouterr().err
+    assert json.loads(out.read_text()) == partial
     assert emulate.main([*ARGV, "--json", str(out), "--resume"]) == 0
     assert "--resume keeps p = 2 of" in capsys.readouterr().out
     doc = json.loads(out.read_text())

@@ -15,7 +15,8 @@
 # graph replay skipped: tests/test_benchmark_scripts.py runs it so with a stand-in nvidia-smi,
 # so that a lent GPU's minutes are not what finds a broken script.
 # CHECK_RESUME=1: the emulation runs keep the p an earlier, stopped check wrote to the same
-# OUT_DIR (phantom-emulate --resume) and measure the rest.
+# OUT_DIR (phantom-emulate --resume) and measure the rest (without it, phantom-emulate refuses
+# to replace a stopped run's file: use CHECK_RESUME=1 or a new OUT_DIR).
 set -uo pipefail  # not -e: a failed part is reported and the others still run
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$(realpath -m "${1:-$ROOT/benchmarks/results/$(date -u +%Y-%m-%d)-gpu}")

@@ -139,6 +139,9 @@ def validate(args: argparse.Namespace) -> None:
                 bad(f"{flag}: {err}")
     if args.resume and args.json is None:
         bad("--resume needs --json (the file of the run to resume)")
+    if not args.resume and (done := emulate_resume.stopped_ranks(args.json)):
+        bad(f"--json {args.json} holds a stopped run (p = {', '.join(map(str, done))} measured): "
+            "add --resume to keep it and measure the rest, or remove the file to start again")
     if None not in (args.json, args.gemm_table) and args.json.resolve() == args.gemm_table.resolve():
         bad(f"--json and --gemm-table name the same file {args.json}")
     msg = (cli.output_error("--json", args.json) or cli.output_error("--gemm-table", args.gemm_table)

@@ -52,6 +52,18 @@ def _read(path: Path) -> tuple[list[dict[str, Any]], list[int], dict[str, Any], 
     return rows, [int(p) for p in done], before, made
 
 
+def stopped_ranks(path: Path | None) -> list[int]:
+    """The p a stopped run measured into ``path`` (a ``"complete": false`` document), else
+    [] (no file, a finished run's file, or not a phantom-emulate file)."""
+    if path is None or not path.is_file():
+        return []
+    try:
+        doc = read_json(path)
+        return [int(p) for p in doc["ranks_done"]] if doc.get("complete") is False else []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
 def kept(args: argparse.Namespace, host: dict[str, Any], versions: dict[str, Any]
          ) -> tuple[dict[int, list[dict[str, Any]]], str | None]:
     """The rows of each finished p of ``args.json`` (``{p: rows}``) and None, or ``({}, the
