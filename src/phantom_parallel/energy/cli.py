@@ -2,7 +2,7 @@
 
 phantom-energy extract --run-dir RUN [--busy-watts W] [--idle-watts W] [--out DIR]
 phantom-energy from-logs LOGDIR [--format FMT] (--start T --end T | --events FILE)
-                         [--power-interval-ms MS] [--out DIR]
+                         [--glob PATTERN] [--power-interval-ms MS] [--out DIR]
 phantom-energy sample [--source auto] [--power-interval-ms 100] --out DIR -- CMD ...
 phantom-energy formats
 
@@ -21,7 +21,7 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from phantom_parallel import cli
@@ -33,7 +33,7 @@ from .report import LogInput, Work, measure_logs, write_report
 from .run_folder import InputError, extract
 from .sampler import host_name, start_sampler
 from .sources import SOURCES, SourceError
-from .timestamps import parse_time_arg
+from .timestamps import OUT_OF_RANGE, parse_time_arg
 from .windows import EventsError, windows_from_events, windows_from_file
 
 
@@ -41,7 +41,9 @@ def _time_flag(flag: str, text: str) -> int:
     """A CLI time in ns; :class:`InputError` naming ``flag`` when it is not a time."""
     try:
         return parse_time_arg(text)
-    except ValueError:
+    except ValueError as exc:
+        if str(exc) == OUT_OF_RANGE:
+            raise InputError(f"{flag} {text!r}: {OUT_OF_RANGE}") from None
         raise InputError(
             f"{flag} {text!r} is not a time: give ISO 8601 (2025-03-04T10:15:02Z), "
             "epoch seconds (1741101302.5) or <int>ns"
@@ -58,14 +60,36 @@ def _interval_s(args: argparse.Namespace) -> float | None:
     return checks.positive("--power-interval-ms", args.power_interval_ms, "ms") / 1e3
 
 
+def _glob(pattern: str) -> str:
+    """``--glob``: a non-empty pattern of paths inside LOGDIR (not absolute, no ``..``)."""
+    if not pattern.strip():
+        raise InputError(f"--glob {pattern!r}: empty; give a pattern of files in LOGDIR ('*.log')")
+    parts = PurePath(pattern).parts
+    if PurePath(pattern).is_absolute() or PurePath(pattern).drive or ".." in parts:
+        raise InputError(f"--glob {pattern!r}: leaves LOGDIR; give a pattern relative to it")
+    return pattern
+
+
+def _events_file(path: Path) -> Path:
+    """``--events``: an existing file (a missing path or a folder named with the flag)."""
+    if not path.exists():
+        raise InputError(f"--events {path}: no such file")
+    if path.is_dir():
+        raise InputError(f"--events {path}: is a folder, not an events.jsonl file")
+    return path
+
+
 def from_logs(args: argparse.Namespace) -> dict[str, Any]:
     """Energy report of a folder of user-recorded logs over the given window(s)."""
     logdir = Path(args.logdir)
     if not logdir.is_dir():
         raise InputError(f"{logdir}: not a folder")
     interval_s = _interval_s(args)
+    pattern = _glob(args.glob)
+    if args.events and (args.start or args.end):
+        raise InputError("give --events or --start/--end, not both")
     if args.events:
-        windows = windows_from_file(args.events)
+        windows = windows_from_file(_events_file(args.events))
     elif args.start or args.end:
         a = _time_flag("--start", args.start) if args.start else None
         b = _time_flag("--end", args.end) if args.end else None
@@ -79,8 +103,8 @@ def from_logs(args: argparse.Namespace) -> dict[str, Any]:
         )
     else:
         raise InputError("give the window: --start and --end, or --events events.jsonl")
-    skip = (".json", ".csv") if args.glob == "*" else ()
-    paths = [p for p in sorted(logdir.glob(args.glob)) if p.is_file() and not p.name.endswith(skip)]
+    skip = (".json", ".csv") if pattern == "*" else ()
+    paths = [p for p in sorted(logdir.glob(pattern)) if p.is_file() and not p.name.endswith(skip)]
     if not paths:
         raise InputError(f"{logdir}: no log files matching {args.glob!r}")
     logs = [LogInput(p.name.split(".")[0], p, args.format, "", interval_s) for p in paths]
@@ -180,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("logdir", type=Path)
     fl.add_argument("--format", default="auto", choices=["auto", *FORMATS])
     fl.add_argument(
-        "--glob", default="*", help="which files of LOGDIR (default: all but .json/.csv)"
+        "--glob",
+        default="*",
+        help="which files of LOGDIR: a pattern inside it (default: all but .json/.csv)",
     )
     fl.add_argument("--start", help="window start: ISO 8601, epoch seconds or <int>ns")
     fl.add_argument("--end", help="window end")

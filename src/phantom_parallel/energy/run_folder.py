@@ -5,32 +5,20 @@ writes (measured when a log has samples in the window, else the documented power
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from .ranks import used_devices
 from .report import DEFAULT_BUSY_W, LogInput, Work, measure_logs, model_report
+from .run_inputs import InputError, check_manifest, check_sampler_meta, load_json
 from .windows import Windows, windows_from_file
 
-
-class InputError(ValueError):
-    """Bad input to the CLI (the message names the file)."""
+__all__ = ["InputError", "RunLogs", "check_watts", "extract", "run_logs", "work_done"]
 
 
 def _short(host: str) -> str:
     return host.split(".")[0]
-
-
-def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object")
-    return data
 
 
 class RunLogs(NamedTuple):
@@ -49,7 +37,7 @@ def run_logs(power_dir: Path) -> RunLogs:
     notes: list[str] = []
     seen: set[Path] = set()
     for meta_path in sorted(power_dir.glob("*.sampler.json")):
-        meta = _load_json(meta_path)
+        meta = check_sampler_meta(load_json(meta_path), meta_path)
         if not meta.get("log"):
             tried = "; ".join(meta.get("skipped_sources") or [])
             why = f"found no working source: {tried}" if tried else "was told source none"
@@ -157,7 +145,9 @@ def extract(run_dir: Path, busy_w: float | None, idle_w: float | None) -> dict[s
         raise InputError(f"{events}: missing (the run's events file is the energy clock)")
     windows = windows_from_file(events)
     manifest_path = run_dir / "manifest.json"
-    manifest = _load_json(manifest_path) if manifest_path.exists() else {}
+    manifest = (
+        check_manifest(load_json(manifest_path), manifest_path) if manifest_path.exists() else {}
+    )
     cfg = manifest.get("config") or {}
     work = work_done(run_dir, manifest, windows)
     found = run_logs(run_dir / "power") if (run_dir / "power").is_dir() else RunLogs([], {}, [])

@@ -9,8 +9,11 @@ attempt) is closed at the last event of that attempt, with a warning.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .timestamps import OUT_OF_RANGE, check_ns
 
 
 class EventsError(ValueError):
@@ -32,22 +35,60 @@ class Windows:
         return sum(b - a for a, b in self.measured) / 1e9
 
 
-def read_events(path: str | Path) -> list[dict]:
-    """Read events.jsonl; raise :class:`EventsError` naming file and line on bad input."""
+def event_time(value: object) -> int:
+    """An event's ``t_ns`` as int: a JSON number (not a boolean) in ``0 .. MAX_NS``;
+    :class:`ValueError` saying why not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"t_ns {json.dumps(value)[:40]} is not a number of ns")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(OUT_OF_RANGE)
+    return check_ns(int(value))
+
+
+def _event(line: str) -> dict:
+    """One events line as a dict with an int ``t_ns``; :class:`ValueError` (bad ``t_ns``) or
+    ``KeyError``/``TypeError`` (not an event)."""
+    ev = json.loads(line)
+    ev["t_ns"] = event_time(ev["t_ns"])
+    str(ev["event"])
+    epoch = ev.get("epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+        raise TypeError(f"epoch {json.dumps(epoch)[:40]} is not a whole number")
+    return ev
+
+
+def read_events(path: str | Path, warnings: list[str] | None = None) -> list[dict]:
+    """Read events.jsonl; raise :class:`EventsError` naming file and line on bad input.
+
+    A last line without a line end that is no event was cut off by a killed run: it is
+    dropped with a warning naming file and line (appended to ``warnings``), and the complete
+    lines are used (a window whose end it was is closed at the last event, warned about).
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise EventsError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    lines = text.split("\n")
     events = []
-    with open(path, encoding="utf-8") as f:
-        for no, line in enumerate(f, 1):
-            if not line.strip():
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(_event(line))
+            continue
+        except json.JSONDecodeError as exc:
+            if no == len(lines):  # no line end after it: cut off mid-write
+                (warnings if warnings is not None else []).append(
+                    f"{path}:{no}: last line cut off (no line end, as a killed run leaves "
+                    f"it): ignored: {line.strip()[:100]}"
+                )
                 continue
-            try:
-                ev = json.loads(line)
-                int(ev["t_ns"])
-                str(ev["event"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise EventsError(
-                    f"{path}:{no}: not an event ({exc}): {line.strip()[:100]}"
-                ) from exc
-            events.append(ev)
+            why = f"not an event ({exc})"
+        except ValueError as exc:  # its t_ns
+            why = str(exc)
+        except (KeyError, TypeError) as exc:
+            why = f"not an event ({exc})"
+        raise EventsError(f"{path}:{no}: {why}: {line.strip()[:100]}")
     return events
 
 
@@ -96,4 +137,7 @@ def windows_from_events(events: list[dict], source: str = "events") -> Windows:
 
 def windows_from_file(path: str | Path) -> Windows:
     """:func:`windows_from_events` of an events.jsonl file."""
-    return windows_from_events(read_events(path), str(path))
+    notes: list[str] = []
+    w = windows_from_events(read_events(path, notes), str(path))
+    w.warnings[:0] = notes
+    return w

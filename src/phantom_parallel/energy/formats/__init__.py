@@ -54,7 +54,11 @@ def sniff(path: str | Path, max_lines: int = 200) -> str:
             if no > max_lines:
                 break
             s = line.strip()
-            if not s or s.startswith("'CTRL'") or parse_stamp_line(s) is not None:
+            try:
+                stamp = parse_stamp_line(s)
+            except ValueError:  # a stamp out of range: the parser reports it
+                continue
+            if not s or s.startswith("'CTRL'") or stamp is not None:
                 continue
             if is_pm_line(s):
                 return "pm-counters"

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..records import ParseResult, Sample
-from ..units import NS_PER_S, parse_number
+from ..timestamps import seconds_to_ns
+from ..units import parse_number
 from .amd_fields import AMD_ENERGY_KEY, AMD_POWER_KEYS, FieldError, amd_smi_reading
 from .common import missing_parts, note_other, read_lines, reading_status, record_poll, split_polls
 
@@ -36,9 +37,9 @@ def _time(t_ns: int | None, ts: object) -> int | None:
         return t_ns
     try:
         v = parse_number(ts)
-    except ValueError:
+        return None if v is None else seconds_to_ns(v)
+    except ValueError:  # not a number, or out of range: the entry is lost without a time
         return None
-    return None if v is None else int(v) * NS_PER_S
 
 
 class _Acc:
@@ -92,7 +93,7 @@ def parse_json(path: str | Path) -> ParseResult:
     """
     result = ParseResult(str(path), "amd-smi-json")
     decoder = json.JSONDecoder()
-    for poll in split_polls(read_lines(path, result)):
+    for poll in split_polls(read_lines(path, result), result):
         lines = poll.lines
         block = "\n".join(t for _, t in lines)
         starts = [0]
@@ -143,7 +144,7 @@ def parse_csv(path: str | Path) -> ParseResult:
     """Parse amd-smi CSV output(s): header (``gpu,...`` or ``timestamp,gpu,...``) repeated per
     call or watch iteration, CRLF line ends, blank lines between blocks."""
     result = ParseResult(str(path), "amd-smi-csv")
-    for poll in split_polls(read_lines(path, result)):
+    for poll in split_polls(read_lines(path, result), result):
         header: list[str] | None = None
         acc = _Acc(result, poll.t_ns, poll.line)
         blocks = 0

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..records import ParseResult, Sample
-from ..units import NS_PER_S, parse_number
+from ..timestamps import seconds_to_ns
+from ..units import parse_number
 from .amd_fields import FieldError, amd_smi_reading
 from .amd_smi import BANNER
 from .common import (
@@ -123,7 +124,7 @@ def _read(result: ParseResult, b: _Block, full: set[str]) -> tuple[float | None,
 def parse_text(path: str | Path) -> ParseResult:
     """Parse amd-smi metric text: stamped polls, or ``--watch`` output with TIMESTAMP lines."""
     result = ParseResult(str(path), "amd-smi-text")
-    polls = split_polls(read_lines(path, result))
+    polls = split_polls(read_lines(path, result), result)
     per_poll = [(poll, _blocks(result, poll.lines)) for poll in polls]
     full: set[str] = set()
     for _, blocks in per_poll:
@@ -139,9 +140,9 @@ def parse_text(path: str | Path) -> ParseResult:
             if t is None:
                 try:
                     v = parse_number(b.ts)
-                except ValueError:
-                    v = None
-                t = None if v is None else int(v) * NS_PER_S
+                    t = None if v is None else seconds_to_ns(v)
+                except ValueError:  # not a number, or out of range
+                    t = None
             if t is None:
                 result.issue(b.line, "lost", f"GPU {b.gpu}: no time stamp")
                 continue

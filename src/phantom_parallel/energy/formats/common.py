@@ -45,14 +45,24 @@ def read_lines(path: str | Path, result: ParseResult) -> list[tuple[int, str]]:
     return [(no, s) for no, s in out if "\r" not in s]
 
 
-def split_polls(lines: list[tuple[int, str]]) -> list[Poll]:
-    """Split lines at poll-stamp lines (sampler ``#@ t_ns=``, ``date +%s.%N``, ISO 8601)."""
+def split_polls(lines: list[tuple[int, str]], result: ParseResult | None = None) -> list[Poll]:
+    """Split lines at poll-stamp lines (sampler ``#@ t_ns=``, ``date +%s.%N``, ISO 8601).
+
+    A stamp line whose time is out of range or no date (``2025-13-45T...``) is reported in
+    ``result`` as ``garbage`` and starts a poll without a time, so the lines after it are not
+    given the previous poll's time.
+    """
     polls = [Poll(None, 0)]
     for no, text in lines:
         try:
             t = parse_stamp_line(text)
-        except ValueError:
-            t = None
+        except ValueError as exc:
+            if result is None:
+                polls[-1].lines.append((no, text))
+            else:
+                result.issue(no, "garbage", f"{exc}: {text}")
+                polls.append(Poll(None, no))
+            continue
         if t is not None:
             polls.append(Poll(t, no))
         else:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..records import ParseResult, Sample
+from ..timestamps import OUT_OF_RANGE, check_ns, digits_ns
 from ..units import NS_PER_S, NVML_ENERGY_J, NVML_POWER_W, parse_number
 from .common import (
     missing_parts,
@@ -38,7 +39,7 @@ def smi_time_to_ns(text: str, tz: timezone | None = None) -> int:
     y, mo, d, h, mi, s, frac = m.groups()
     dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
     dt = dt.replace(tzinfo=tz) if tz else dt.astimezone()
-    return int(dt.timestamp()) * NS_PER_S + int((frac or "0").ljust(9, "0"))
+    return check_ns(int(dt.timestamp()) * NS_PER_S + int((frac or "0").ljust(9, "0")))
 
 
 def _name(col: str) -> str:
@@ -50,7 +51,7 @@ def parse_smi_csv(path: str | Path, tz: timezone | None = None) -> ParseResult:
     result = ParseResult(str(path), "nvidia-smi-csv")
     header: list[str] | None = None
     unstamped: list[tuple[int, int, str, str, str]] = []
-    for poll in split_polls(read_lines(path, result)):
+    for poll in split_polls(read_lines(path, result), result):
         got = False
         first = len(result.issues)
         status: dict[str, str] = {}
@@ -115,6 +116,9 @@ def _csv_rows(path: str | Path, fmt: str, required: tuple[str, ...]):
             continue
         if header is None or len(row) != len(header) or not row[0].isdigit():
             note_other(result, no, text)
+            continue
+        if digits_ns(row[0]) is None:
+            result.issue(no, "garbage", f"{OUT_OF_RANGE}: {text}")
             continue
         rows.append((no, text, dict(zip(header, row, strict=True))))
     return result, rows

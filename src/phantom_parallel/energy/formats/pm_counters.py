@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 
 from ..records import ParseResult, Sample
-from ..timestamps import ns_to_iso
+from ..timestamps import MAX_NS, OUT_OF_RANGE, digits_ns, ns_to_iso
 from ..units import NS_PER_S
 from .common import note_other, read_lines, record_poll, split_polls
 
@@ -47,7 +47,7 @@ def _rows(result: ParseResult, path: str | Path) -> list[tuple[int | None, int, 
     """(poll stamp ns or None, line, file name, content) of either layout; a new poll key per
     stamp, per sampler ``t_ns``, or (unstamped grep) whenever a file name repeats."""
     out: list[tuple[int | None, int, str, str]] = []
-    for poll in split_polls(read_lines(path, result)):
+    for poll in split_polls(read_lines(path, result), result):
         for no, text in poll.lines:
             s = text.strip()
             if not s or s == CSV_HEADER:
@@ -55,7 +55,10 @@ def _rows(result: ParseResult, path: str | Path) -> list[tuple[int | None, int, 
             if s[0].isdigit() and s.count(",") >= 2:
                 t, name, content = next(csv.reader([s]))[:3]
                 if t.isdigit():
-                    out.append((int(t), no, name, content))
+                    if (t_ns := digits_ns(t)) is None:
+                        result.issue(no, "garbage", f"{OUT_OF_RANGE}: {text}")
+                    else:
+                        out.append((t_ns, no, name, content))
                     continue
             m = GREP_LINE.match(s)
             if m and (m.group(1) in META or _device(m.group(1))):
@@ -94,7 +97,9 @@ def _reading(content: str, kind: str) -> tuple[float, int | None]:
     if len(parts) >= 3:
         if not parts[2].isdigit() or (len(parts) == 4 and parts[3] != "us"):
             raise ValueError(f"malformed time stamp in {content!r}")
-        return value, int(parts[2]) * 1000
+        if (us := digits_ns(parts[2])) is None or us * 1000 > MAX_NS:
+            raise ValueError(f"time stamp out of range in {content!r}")
+        return value, us * 1000
     return value, None
 
 

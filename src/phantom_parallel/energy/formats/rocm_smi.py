@@ -75,7 +75,7 @@ def _emit(
 def parse_text(path: str | Path) -> ParseResult:
     """Parse a log of stamped rocm-smi text outputs (banners, rules, footnotes, errors)."""
     result = ParseResult(str(path), "rocm-smi-text")
-    for poll in split_polls(read_lines(path, result)):
+    for poll in split_polls(read_lines(path, result), result):
         first = len(result.issues)
         devices: dict[str, dict[str, str]] = {}
         for no, text in poll.lines:
@@ -98,7 +98,7 @@ def parse_text(path: str | Path) -> ParseResult:
 def parse_csv(path: str | Path) -> ParseResult:
     """Parse stamped rocm-smi ``--csv`` outputs: header ``device,<keys>`` repeated per call."""
     result = ParseResult(str(path), "rocm-smi-csv")
-    for poll in split_polls(read_lines(path, result)):
+    for poll in split_polls(read_lines(path, result), result):
         first = len(result.issues)
         header: list[str] | None = None
         devices: dict[str, dict[str, str]] = {}
@@ -123,7 +123,7 @@ def parse_csv(path: str | Path) -> ParseResult:
 def parse_json(path: str | Path) -> ParseResult:
     """Parse stamped rocm-smi ``--json`` outputs: one ``{"card0": {...}, ...}`` line per call."""
     result = ParseResult(str(path), "rocm-smi-json")
-    for poll in split_polls(read_lines(path, result)):
+    for poll in split_polls(read_lines(path, result), result):
         first = len(result.issues)
         devices: dict[str, dict[str, str]] = {}
         for no, text in poll.lines:
