@@ -244,6 +244,9 @@ def test_config_validation() -> None:
         SMALL.split_rows("bogus")
     with pytest.raises(ValueError, match="n_test"):
         DataConfig(n_test=-1)
+    with pytest.raises(ValueError, match=re.escape("teacher_rank=9 > min(DataConfig.d_in=8")):
+        DataConfig(d_in=8, teacher_width=32, teacher_rank=9)
+    assert DataConfig(d_in=8, teacher_width=32, teacher_rank=8).teacher_rank == 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -472,11 +475,13 @@ def test_unreadable_manifest_is_refused_not_overwritten(
     before = _files(ds_dir)
     other = ["generate", "--out", str(ds_dir), "--n-train", "64", "--n-val", "16", "--seed", "7",
              "--quiet"]
-    assert data.main(other) == 1
+    assert data.main(other) == 2
     err = _one_error_line(capsys)
     assert f"{ds_dir / name}: not valid JSON" in err and "--overwrite" in err
+    assert ("restore it to keep them, or remove it to generate every shard again" in err) == (
+        name == data.PARTIAL)  # not --overwrite first: it deletes the shards
     assert _files(ds_dir) == before
-    assert data.main(["generate", "--out", str(ds_dir), *SMALL_FLAGS]) == 1  # same config too
+    assert data.main(["generate", "--out", str(ds_dir), *SMALL_FLAGS]) == 2  # same config too
     assert _files(ds_dir) == before
     capsys.readouterr()
     assert data.main([*other, "--overwrite"]) == 0
@@ -498,7 +503,7 @@ def test_info_and_verify_name_a_malformed_manifest(
         text = json.dumps(m)
     (ds_dir / "manifest.json").write_text(text)
     for command in ("info", "verify"):
-        assert data.main([command, str(ds_dir)]) == 1
+        assert data.main([command, str(ds_dir)]) == 2
         assert message in _one_error_line(capsys)
     with pytest.raises(ValueError, match=re.escape(message)):
         ShardedDataset(ds_dir)
@@ -507,7 +512,7 @@ def test_info_and_verify_name_a_malformed_manifest(
 def test_out_below_a_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "notdir").write_text("")
     for out in (tmp_path / "notdir" / "ds", tmp_path / "notdir"):
-        assert data.main(["generate", "--out", str(out), *SMALL_FLAGS]) == 1
+        assert data.main(["generate", "--out", str(out), *SMALL_FLAGS]) == 2
         err = _one_error_line(capsys)
         assert f"cannot create the dataset folder {out}: {tmp_path / 'notdir'} is a file" in err
 
@@ -518,11 +523,30 @@ def test_out_below_a_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture
     (["--teacher-layers", "-1"], "--teacher-layers=-1 must be a non-negative int"),
     (["--noise", "nan"], "--noise=nan must be a finite number >= 0"),
     (["--teacher-gain", "0"], "--teacher-gain=0.0 must be a finite number > 0"),
+    (["--seed", "-1"], "--seed=-1 must be a non-negative int"),
+    (["--device", "foo"], "--device='foo': expected cpu, cuda or cuda:N"),
+    (["--teacher-rank", "100"], "--teacher-rank=100 > min(--d-in=8, --teacher-width=32)"),
+    (["--d-in", "3"], "--teacher-rank=4 > min(--d-in=3, --teacher-width=32)"),
 ])
 def test_bad_generate_flags_are_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
 ) -> None:
     out = tmp_path / "ds"
-    assert data.main(["generate", "--out", str(out), *SMALL_FLAGS, *flags]) == 1
+    assert data.main(["generate", "--out", str(out), *SMALL_FLAGS, *flags]) == 2
     assert message in _one_error_line(capsys)
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_usage_errors_exit_2_and_a_failed_check_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad input is refused with argparse's status 2; verify finding a bad shard is 1."""
+    assert data.main(["generate", "--out", "/proc/x", *SMALL_FLAGS]) == 2
+    assert "cannot create the dataset folder /proc/x" in _one_error_line(capsys)
+    for command in ("info", "verify"):
+        assert data.main([command, str(tmp_path / "none")]) == 2
+        assert f"{tmp_path / 'none' / 'manifest.json'}" in _one_error_line(capsys)
+    with pytest.raises(SystemExit) as exc:
+        data.main(["generate", "--out", str(tmp_path / "ds"), "--n-train", "x"])
+    assert exc.value.code == 2

@@ -59,7 +59,7 @@ def test_unusable_device_is_a_one_line_error_before_anything_is_written(
 ) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     out = tmp_path / "never"
-    assert data.main(["generate", "--out", str(out), "--device", device, "--quiet"]) == 1
+    assert data.main(["generate", "--out", str(out), "--device", device, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
     assert not out.exists()

@@ -57,6 +57,8 @@ def test_two_ranks_report_latency_and_throughput(tmp_path: Path, strategy: str, 
     (("--strategy", "pp"), 1, "--strategy=pp needs --ghosts k"),
     (("--strategy", "serial", "--timeout-s", "0"), 1, "--timeout-s=0.0 must be > 0"),
     (("--strategy", "tp", "--threads", "-1"), 2, "--threads=-1 must be >= 1"),
+    (("--strategy", "serial", "--seed", "-1"), 1, "--seed=-1 must be >= 0"),
+    (("--strategy", "serial", "--ghosts", "-3"), 1, "--ghosts=-3 must be >= 1"),
 ])
 def test_bad_input_is_one_line_naming_the_flag(tmp_path: Path, args, p: int, message: str) -> None:
     out = tmp_path / "infer.json"
@@ -66,6 +68,39 @@ def test_bad_input_is_one_line_naming_the_flag(tmp_path: Path, args, p: int, mes
     assert len(lines) == 1 and message in lines[0], res.stderr  # said once, also on 2 ranks
     assert "phantom_parallel/" not in res.stderr  # no rank's traceback (torchrun has its own)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{bad", "manifest.json: not valid JSON"),
+    ("[1, 2]", "manifest.json: not a JSON object"),
+    ('{"format": "x"}', "manifest.json: format 'x' is not 'phantom-data/1'"),
+])
+def test_a_bad_data_manifest_is_one_line_naming_the_file(tmp_path: Path, text: str,
+                                                         message: str) -> None:
+    """Read as phantom-train reads it (the data package's manifest loader)."""
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "manifest.json").write_text(text)
+    res = run(infer_cmd("--strategy", "serial", "--data", str(tmp_path / "ds"), p=1))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.stderr.startswith(f"phantom-infer: error: --data={tmp_path / 'ds'}: "
+                                 f"{tmp_path / 'ds' / message}")
+
+
+def test_d_in_and_d_out_that_differ_from_the_data_are_refused(tmp_path: Path) -> None:
+    from phantom_parallel.data import DataConfig, generate
+
+    data = tmp_path / "ds"  # d_in 8, d_out 2: as infer_cmd's --d-in/--d-out
+    generate(DataConfig(d_in=8, d_out=2, teacher_width=8, teacher_layers=1, teacher_rank=2,
+                        n_train=32, n_val=8, shard_rows=32), data)
+    res = run(infer_cmd("--strategy", "serial", "--width", "16", "--data", str(data), p=1))
+    assert res.returncode == 0, res.stderr
+    assert (json.loads(res.stdout)["d_in"], json.loads(res.stdout)["d_out"]) == (8, 2)
+    for flag, given, key, theirs in (("--d-in", "10", "d_in", 8), ("--d-out", "3", "d_out", 2)):
+        res = run(infer_cmd("--strategy", "serial", "--data", str(data), flag, given, p=1))
+        assert res.returncode == 2
+        assert res.stderr.strip() == (f"phantom-infer: error: {flag}={given} differs from the "
+                                      f"{key}={theirs} of --data={data} (leave {flag} out to use "
+                                      "the data's)")
 
 
 def test_a_power_source_that_does_not_work_is_refused_naming_the_flag(

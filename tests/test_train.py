@@ -229,6 +229,11 @@ def test_a_finished_run_relaunched_with_other_settings_is_refused(data_dir: Path
     assert other.returncode != 0
     assert "holds a finished run with other settings: lr=0.001 (this launch: 0.01)" in other.stderr
     assert len(other.stderr.strip().splitlines()) == 1
+    manifest = json.loads((run_dir / "manifest.json").read_text())  # a run from before the
+    del manifest["config"]["data_sha256"]  # data's identity was recorded: not compared
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    again = run(cmd)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
 
 
 def test_without_a_progress_bar_rank0_logs_every_n_steps(data_dir: Path, tmp_path: Path) -> None:
@@ -296,15 +301,16 @@ def test_fsdp_follows_serial_and_resumes(data_dir: Path, tmp_path: Path) -> None
 
 
 def test_checkpoint_from_before_pp_init_resumes_as_fan_in(tmp_path: Path) -> None:
-    """Checkpoints that predate --pp-init/--eval-every were fan-in runs validated at epoch ends."""
+    """Checkpoints that predate --pp-init/--eval-every were fan-in runs validated at epoch ends;
+    those that predate the data's identity are not checked for it."""
     from phantom_parallel.checkpoint import Checkpointer, ResumeMismatchError
     from phantom_parallel.train import LEGACY_RESUME
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "latest.json").write_text(json.dumps(
         {"step": 4, "epoch": 0, "step_in_epoch": 4, "world_size": 1, "config": {"seed": 0}}))
-    old = Checkpointer(tmp_path, 0, 1, {"seed": 0, "pp_init": "fan-in", "eval_every": 0},
-                       legacy=LEGACY_RESUME)
+    old = Checkpointer(tmp_path, 0, 1, {"seed": 0, "pp_init": "fan-in", "eval_every": 0,
+                                        "data_sha256": "ab12"}, legacy=LEGACY_RESUME)
     assert old.check_compatible().step == 4
     new = Checkpointer(tmp_path, 0, 1, {"seed": 0, "pp_init": "variance"}, legacy=LEGACY_RESUME)
     with pytest.raises(ResumeMismatchError, match="pp_init='fan-in', this launch has pp_init='variance'"):
@@ -361,6 +367,8 @@ def _rapl_works() -> bool:
     (("--timeout-s", "-5"), 1, "--timeout-s=-5.0 must be > 0"),
     (("--backend", "nccl"), 1, "--backend=nccl: nccl needs --device=cuda"),
     (("--lr", "-1"), 2, "--lr=-1.0 must be >= 0"),
+    (("--seed", "-1"), 1, "--seed=-1 must be >= 0"),
+    (("--ghosts", "-3"), 1, "--ghosts=-3 must be >= 1"),  # tp: unused, still checked
     pytest.param(("--power-source", "rapl"), 1, "rapl: ",
                  marks=pytest.mark.skipif(_rapl_works(), reason="RAPL works here")),
 ])
@@ -428,6 +436,9 @@ def _copy(src: Path, tmp_path: Path) -> Path:
     ("manifest.json", "manifest.json: not valid JSON"),
     ("metrics.csv", "metrics.csv line 5: 'garbage' is not a row of numbers"),
     ("both checkpoints", "checkpoints/step-00000006/rank-00000.pt cannot be loaded"),
+    ("not,a,csv", "metrics.csv: missing columns step, epoch, loss, step_time_s"),
+    ("no step_time_s", "metrics.csv: missing column step_time_s; restore the file"),
+    ("twice metrics.csv", "metrics.csv: a step's row is there twice"),
 ])
 def test_a_bad_resume_is_one_line_and_writes_nothing(data_dir: Path, tmp_path: Path, unfinished,
                                                      damage: str, message: str) -> None:
@@ -443,6 +454,14 @@ def test_a_bad_resume_is_one_line_and_writes_nothing(data_dir: Path, tmp_path: P
             (run_dir / "checkpoints" / f"step-{step:08d}" / "rank-00000.pt").write_bytes(b"x")
     elif damage == "manifest.json":
         (run_dir / "manifest.json").write_text("{bad")
+    elif damage == "not,a,csv":
+        (run_dir / "metrics.csv").write_text("not,a,csv\n")
+    elif damage == "no step_time_s":
+        pd.read_csv(run_dir / "metrics.csv").drop(columns="step_time_s").to_csv(
+            run_dir / "metrics.csv", index=False)
+    elif damage == "twice metrics.csv":
+        lines = (run_dir / "metrics.csv").read_text().splitlines(keepends=True)
+        (run_dir / "metrics.csv").write_text("".join([*lines[:3], lines[2], *lines[3:]]))
     else:
         (run_dir / "checkpoints" / "latest.json").write_text("{bad")
     before = snapshot(run_dir)
@@ -450,6 +469,21 @@ def test_a_bad_resume_is_one_line_and_writes_nothing(data_dir: Path, tmp_path: P
                         strategy="serial"))
     assert message in one_error(res)
     assert snapshot(run_dir) == before
+
+
+def test_metrics_rows_lost_before_the_checkpoint_are_warned_and_the_run_goes_on(
+        data_dir: Path, tmp_path: Path, unfinished) -> None:
+    """Rows of steps 4-6 not on disk (a node failed: the checkpoint is synced, the logs only
+    flushed): the resume says which steps it lacks and trains on to the uninterrupted losses."""
+    run_dir = _copy(unfinished[0], tmp_path)
+    lines = (run_dir / "metrics.csv").read_text().splitlines(keepends=True)
+    (run_dir / "metrics.csv").write_text("".join(lines[:4]))  # header, steps 1 to 3
+    res = run(train_cmd(data_dir, run_dir, "--max-steps", "10", *CKPT, p=1, strategy="serial"))
+    assert res.returncode == 0, res.stderr
+    assert "metrics.csv: no row for 3 steps from 4 to 6 of the 6 the checkpoint has" in \
+        res.stderr
+    full = losses(unfinished[1])
+    assert losses(run_dir) == full[:3] + full[6:]
 
 
 @pytest.mark.parametrize("damage", ["truncated shard", "missing step folder"])
@@ -487,3 +521,80 @@ def test_a_rank_with_a_damaged_shard_takes_every_rank_back(data_dir: Path, tmp_p
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("resuming from the previous one, step 4") == 1
     assert losses(part) == losses(full)
+
+
+# ------------------------------------------------------------------------------------------
+# a run and its data; a finished run going on
+# ------------------------------------------------------------------------------------------
+
+TINY = ("--width", "16", "--max-steps", "2")
+
+
+def _tiny_data(out: Path, noise: float = 0.05) -> Path:
+    generate(DataConfig(d_in=4, d_out=2, teacher_width=8, teacher_layers=1, teacher_rank=2,
+                        n_train=64, n_val=16, shard_rows=32, noise=noise, seed=0), out,
+             overwrite=True)
+    return out
+
+
+def test_a_run_is_not_resumed_on_regenerated_data(tmp_path: Path) -> None:
+    """--data regenerated with another configuration in the same folder: the unfinished run and
+    the finished one are refused naming --data, before anything is written."""
+    data = _tiny_data(tmp_path / "ds")
+    run_dir = tmp_path / "run"
+    cmd = train_cmd(data, run_dir, *TINY, p=1, strategy="serial")
+    assert run(cmd).returncode == 0
+    _tiny_data(data, noise=0.1)
+    for finished in (True, False):
+        if not finished:
+            (run_dir / "summary.json").unlink()
+        before = snapshot(run_dir)
+        line = one_error(run(cmd))
+        assert f"--data={data}: holds other data than the run in --run-dir={run_dir}" in line
+        assert snapshot(run_dir) == before
+    _tiny_data(data)  # the same bytes again: resumes
+    assert run(cmd).returncode == 0
+
+
+def test_a_finished_run_goes_on_with_more_steps(tmp_path: Path) -> None:
+    """A larger --max-steps on a finished run goes on from its final checkpoint to the
+    uninterrupted run's losses and a rewritten summary; the resume's line shows the loss of the
+    last step (not nan), also when no step is left to train."""
+    data = _tiny_data(tmp_path / "ds")
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert run(train_cmd(data, full, "--width", "16", "--max-steps", "3", p=1,
+                         strategy="serial")).returncode == 0
+    cmd = train_cmd(data, part, *TINY, p=1, strategy="serial")
+    assert run(cmd).returncode == 0
+    (part / "summary.json").unlink()  # resumed from the final checkpoint: nothing left to train
+    res = run(cmd)
+    assert res.returncode == 0, res.stderr
+    assert f"final loss {float(losses(part)[-1]):.6g} " in res.stdout
+    import shutil
+
+    bare = Path(shutil.copytree(part, tmp_path / "bare"))
+    shutil.rmtree(bare / "checkpoints")
+    before = snapshot(bare)
+    line = one_error(run(train_cmd(data, bare, "--width", "16", "--max-steps", "3", p=1,
+                                   strategy="serial")))
+    assert f"--run-dir={bare} holds a finished run without a checkpoint to go on from" in line
+    assert snapshot(bare) == before
+    res = run([*cmd, "--max-steps", "3"])
+    assert res.returncode == 0, res.stderr
+    assert "finished at step 2; going on to step 3" in res.stdout
+    assert losses(part) == losses(full)
+    summary = json.loads((part / "summary.json").read_text())
+    assert summary["steps"] == 3
+    assert summary["final_train_loss"] == float(losses(full)[-1])
+    assert "nothing to do" in run([*cmd, "--max-steps", "3"]).stdout
+
+
+def test_an_empty_metrics_csv_without_a_checkpoint_is_a_fresh_start(tmp_path: Path) -> None:
+    data = _tiny_data(tmp_path / "ds")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.csv").write_text("")
+    res = run(train_cmd(data, run_dir, *TINY, p=1, strategy="serial"))
+    assert res.returncode == 0, res.stderr
+    assert len(losses(run_dir)) == 2
+    assert json.loads((run_dir / "summary.json").read_text())["final_train_loss"] > 0

@@ -85,7 +85,7 @@ class Checkpointer:
                  keep: int = 2, legacy: dict[str, Any] | None = None) -> None:
         self.dir = run_dir / "checkpoints"
         self.rank, self.world_size, self.config, self.keep = rank, world_size, config, keep
-        self.legacy = legacy or {}  # the value a setting had before it was recorded
+        self.legacy = legacy or {}  # the value a setting had before it was recorded (None: unknown)
 
     def latest(self) -> dict[str, Any] | None:
         """``latest.json`` (None: no checkpoint yet); :class:`CheckpointError` naming it when
@@ -121,6 +121,8 @@ class Checkpointer:
                 f"{latest['world_size']}, this launch has world size {self.world_size}: "
                 "relaunch with the same number of ranks or use another --run-dir")
         for key, value in self.config.items():
+            if key not in latest["config"] and key in self.legacy and self.legacy[key] is None:
+                continue  # not recorded then, and not known now
             had = latest["config"].get(key, self.legacy.get(key))
             if had != value:
                 raise ResumeMismatchError(

@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 
 from phantom_parallel import cli
+from phantom_parallel.data import load_manifest
 from phantom_parallel.distributed import init_distributed, read_launch_env
 from phantom_parallel.emulate_energy import MIN_COVERAGE, EnergyMeter
 from phantom_parallel.energy.sources import POWER_SOURCES, source_error
@@ -54,17 +55,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--strategy", choices=STRATEGIES, required=True)
     p.add_argument("--width", type=int, required=True, help="hidden width n (divisible by ranks p)")
     p.add_argument("--layers", type=int, default=2, help="number L of hidden n x n layers")
-    p.add_argument("--ghosts", type=int, default=None, help="ghost neurons k per rank (pp)")
+    p.add_argument("--ghosts", type=int, default=None,
+                   help="ghost neurons k per rank (pp; other strategies ignore it, but it must be >= 1)")
     p.add_argument("--pp-init", choices=PP_INITS, default=PP_INITS[0])
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu")
     p.add_argument("--data", type=Path, default=None,
                    help="dataset folder: d_in and d_out from its manifest (else --d-in/--d-out)")
-    p.add_argument("--d-in", type=int, default=64, help="input features")
-    p.add_argument("--d-out", type=int, default=8, help="output features")
+    p.add_argument("--d-in", type=int, default=None,
+                   help="input features (default: 64, or the --data's; given with --data: must match it)")
+    p.add_argument("--d-out", type=int, default=None,
+                   help="output features (default: 8, or the --data's; given with --data: must match it)")
     p.add_argument("--batch-size", type=int, default=256, help="rows per forward (all ranks)")
     p.add_argument("--steps", type=int, default=50, help="measured forwards")
     p.add_argument("--warmup", type=int, default=5, help="unmeasured forwards first")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="init and input batch (>= 0)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--backend", default="auto", help="auto, gloo or nccl")
@@ -80,11 +84,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def validate(args: argparse.Namespace, world_size: int) -> None:
     """Reject bad input before any work starts: one line naming the flag and value (on every
-    rank alike, said once per node: :func:`phantom_parallel.cli.refuse`)."""
+    rank alike, said once per node: :func:`phantom_parallel.cli.refuse`). Sets ``args.d_in``
+    and ``args.d_out`` (from ``--data``'s manifest, else the defaults) when not given."""
     msg = (cli.minimum_error({"--width": args.width, "--d-in": args.d_in, "--d-out": args.d_out,
                               "--batch-size": args.batch_size, "--steps": args.steps,
-                              "--threads": args.threads}, 1)
-           or cli.minimum_error({"--layers": args.layers, "--warmup": args.warmup}, 0)
+                              "--threads": args.threads, "--ghosts": args.ghosts}, 1)
+           or cli.minimum_error({"--layers": args.layers, "--warmup": args.warmup,
+                                 "--seed": args.seed}, 0)
            or cli.minimum_error({"--power-interval-ms": args.power_interval_ms,
                                  "--timeout-s": args.timeout_s}, 0, strict=True)
            or cli.ghosts_error(args.strategy, args.ghosts))
@@ -96,13 +102,34 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
     if msg is None and args.strategy == "fsdp" and args.batch_size % world_size:
         msg = (f"--batch-size={args.batch_size} is not divisible by the number of ranks "
                f"p={world_size} (fsdp splits each batch over the ranks)")
-    if msg is None and args.data is not None and not (args.data / "manifest.json").exists():
-        msg = f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)"
-    msg = (msg or cli.device_error(args.device, args.backend)
+    msg = (msg or _data_shapes(args) or cli.device_error(args.device, args.backend)
            or cli.output_error("--json", args.json, mkdir=True)
            or source_error(args.power_source))
     if msg is not None:
         cli.refuse("phantom-infer", msg)
+
+
+def _data_shapes(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--data`` (its manifest, read as ``phantom-train`` reads it) or with a
+    given ``--d-in``/``--d-out`` that differs from its shapes (None: nothing; then both are set:
+    the data's, or the defaults)."""
+    if args.data is not None:
+        if not (args.data / "manifest.json").exists():
+            return f"--data={args.data}: no manifest.json there (generate it with phantom-data generate)"
+        try:
+            manifest = load_manifest(args.data)
+        except (OSError, ValueError) as err:
+            return f"--data={args.data}: {err}"
+        for key in ("d_in", "d_out"):
+            given, theirs = getattr(args, key), int(manifest[key])
+            if given is not None and given != theirs:
+                flag = f"--{key.replace('_', '-')}"
+                return (f"{flag}={given} differs from the {key}={theirs} of --data={args.data} "
+                        f"(leave {flag} out to use the data's)")
+            setattr(args, key, theirs)
+    args.d_in = 64 if args.d_in is None else args.d_in
+    args.d_out = 8 if args.d_out is None else args.d_out
+    return None
 
 
 def _sync(device: torch.device) -> None:
@@ -169,9 +196,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     comm = init_distributed(env, args.backend, args.device, args.timeout_s)
     rank, world = env.rank, env.world_size
     device = torch.device(args.device if args.device != "cuda" else f"cuda:{torch.cuda.current_device()}")
-    if args.data is not None:  # the model is built for this dataset's shapes
-        meta = json.loads((args.data / "manifest.json").read_text())
-        args.d_in, args.d_out = int(meta["d_in"]), int(meta["d_out"])
     cfg = FFNConfig(args.d_in, args.width, args.layers, args.d_out, args.activation)
     model = build_model(args.strategy, cfg, comm, ghosts=args.ghosts, seed=args.seed,
                         device=device, dtype=DTYPES[args.dtype], pp_init=args.pp_init)

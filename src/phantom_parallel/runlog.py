@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -87,16 +88,39 @@ class RunLog:
     # -------------------------------------------------------------- lifecycle
     def check(self, resume_step: int, resume_epoch: int) -> None:
         """Read and check the logs a resume from ``resume_step``/``resume_epoch`` keeps,
-        writing nothing (:func:`read_rows`'s ValueError names a malformed line); :meth:`open`
-        then writes back what is kept."""
+        writing nothing; :meth:`open` then writes back what is kept.
+
+        ``metrics.csv`` without the rows of some steps up to the checkpoint's (lines not yet on
+        disk when a node failed: the checkpoint is synced, the logs only flushed) is warned
+        about on stderr, naming the file and steps, and the run goes on without them.
+
+        Raises:
+            ValueError: one line naming the file: a malformed line (:func:`read_rows`), a
+                missing column, or a step whose row is there twice.
+        """
         if not self.active:
             return
         self._kept = {}
         for name, column in _KEEP.items():
             header, rows = read_rows(self.path(name))
+            missing = [f for f in CSV_FILES[name] if header and f not in header]
+            if missing:
+                raise ValueError(f"{self.path(name)}: missing column{'s' * (len(missing) > 1)} "
+                                 f"{', '.join(missing)}; restore the file or use another --run-dir")
             limit = resume_step if column == "step" else resume_epoch - 1
             if header:
                 self._kept[name] = (header, [r for r in rows if int(r[column]) <= limit])
+        steps = [int(r["step"]) for r in self._kept.get("metrics.csv", ([], []))[1]]
+        if len(set(steps)) != len(steps):
+            raise ValueError(f"{self.path('metrics.csv')}: a step's row is there twice; restore "
+                             "the file or use another --run-dir")
+        missing = sorted(set(range(1, resume_step + 1)) - set(steps))
+        if missing:
+            span = (f"step {missing[0]}" if len(missing) == 1 else
+                    f"{len(missing)} steps from {missing[0]} to {missing[-1]}")
+            print(f"phantom-train: warning: {self.path('metrics.csv')}: no row for {span} "
+                  f"of the {resume_step} the checkpoint has; the run goes on without them",
+                  file=sys.stderr)
 
     def open(self, resume_step: int | None, resume_epoch: int | None) -> None:
         """Open the logs for appending; on resume drop rows past the checkpoint (checked by
@@ -118,7 +142,8 @@ class RunLog:
         for name, fields in CSV_FILES.items():
             new = not self.path(name).exists() or self.path(name).stat().st_size == 0
             f = self.path(name).open("a", newline="")
-            writer = csv.DictWriter(f, fieldnames=fields)
+            kept = (self._kept or {}).get(name) if resume_step is not None else None
+            writer = csv.DictWriter(f, fieldnames=kept[0] if kept else fields)  # its columns
             if new:
                 writer.writeheader()
                 f.flush()

@@ -4,7 +4,8 @@ Launch with ``torchrun --standalone --nproc-per-node P -m phantom_parallel.train
 or ``srun -n P python -m phantom_parallel.train ...`` under SLURM (ranks and the rendezvous
 address are read from either environment). Rerunning the same command resumes from the run
 folder's last checkpoint and ends with exactly the weights and losses of an uninterrupted run;
-a finished run (``summary.json`` present) is not redone.
+a finished run (``summary.json`` present) is not redone, but a larger ``--max-steps`` or
+``--epochs`` goes on with it from its last checkpoint (its summary is then rewritten).
 """
 
 from __future__ import annotations

@@ -8,16 +8,18 @@ torch dtypes the ``--dtype`` names stand for (:data:`DTYPES`).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 
 from phantom_parallel import cli, constants
-from phantom_parallel.atomic import folder_problem
+from phantom_parallel.atomic import folder_problem, read_json
 from phantom_parallel.comm import TIMINGS
 from phantom_parallel.data import ShardedDataset, load_manifest
 from phantom_parallel.distributed import read_launch_env
@@ -30,10 +32,13 @@ from phantom_parallel.train_record import read_run_manifest
 DTYPES = {name: getattr(torch, name) for name in constants.DTYPES}
 """``--dtype`` name -> torch dtype (the names are :data:`phantom_parallel.constants.DTYPES`)."""
 # Settings that must not change when a run resumes (names as in the CLI).
+# ``data_sha256`` is not a flag: the identity of the data in ``--data`` (:func:`dataset_sha256`),
+# which :func:`validate` adds, so that a regenerated dataset in the same folder is not resumed on.
 RESUME_KEYS = ("strategy", "width", "layers", "ghosts", "batch_size", "optimizer", "lr", "seed",
-               "dtype", "activation", "data", "momentum", "pp_init", "eval_every")
-# What a key meant in checkpoints written before it was recorded (they resume as such).
-LEGACY_RESUME = {"pp_init": "fan-in", "eval_every": 0}
+               "dtype", "activation", "data", "momentum", "pp_init", "eval_every", "data_sha256")
+# What a key meant in checkpoints written before it was recorded (they resume as such); None:
+# not known, not compared.
+LEGACY_RESUME = {"pp_init": "fan-in", "eval_every": 0, "data_sha256": None}
 
 
 def parse_args(argv: list[str] | None, description: str | None) -> argparse.Namespace:
@@ -44,17 +49,21 @@ def parse_args(argv: list[str] | None, description: str | None) -> argparse.Name
     p.add_argument("--strategy", choices=STRATEGIES, required=True)
     p.add_argument("--width", type=int, required=True, help="hidden width n (divisible by ranks p)")
     p.add_argument("--layers", type=int, default=2, help="number L of hidden n x n layers")
-    p.add_argument("--ghosts", type=int, default=None, help="ghost neurons k per rank (pp; 1 <= k <= n/p)")
+    p.add_argument("--ghosts", type=int, default=None,
+                   help="ghost neurons k per rank (pp; 1 <= k <= n/p; other strategies ignore it, "
+                        "but it must be >= 1 and a resume must repeat it)")
     p.add_argument("--pp-init", choices=PP_INITS, default=PP_INITS[0],
                    help="phantom-layer init (pp): variance-preserving (default) or the old fan-in rule")
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="gelu", help="hidden activation")
     p.add_argument("--batch-size", type=int, default=64, help="samples per optimizer step (global)")
     p.add_argument("--epochs", type=int, default=1, help="passes over the training split")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimizer steps (a larger value, or a larger "
+                        "--epochs, goes on with a finished run)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="optimizer")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    p.add_argument("--seed", type=int, default=0, help="init, data order")
+    p.add_argument("--seed", type=int, default=0, help="init, data order (>= 0)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="parameters and activations")
     p.add_argument("--device", default="cpu", help="cpu or cuda (ROCm GPUs are cuda in torch)")
     p.add_argument("--backend", default="auto", help="auto, gloo or nccl (RCCL on ROCm)")
@@ -126,7 +135,8 @@ def _bad(msg: str, scope: str = "job") -> NoReturn:
 def validate(args: argparse.Namespace, world_size: int) -> None:
     """Reject bad input before any work starts (:class:`InputError` naming the flag and value):
     the numbers, the layout, device and backend, the dataset (manifest and shards), the run
-    folder, and a named ``--power-source`` (probed on this host)."""
+    folder, and a named ``--power-source`` (probed on this host). Sets ``args.data_sha256``, the
+    identity of the data (:func:`dataset_sha256`), which a resumed run must share."""
     _check_numbers(args)
     try:
         validate_layout(args.strategy, args.width, world_size, args.ghosts)
@@ -134,7 +144,9 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
         _bad(cli.layout_error(err))
     if (msg := cli.device_error(args.device, args.backend)) is not None:
         _bad(msg)
-    rows = _check_data(args.data)
+    manifest = _check_data(args.data)
+    rows = int(manifest["splits"]["train"]["rows"])
+    args.data_sha256 = dataset_sha256(manifest)
     if args.batch_size > rows:
         _bad(f"--batch-size={args.batch_size} exceeds the {rows} training rows of --data={args.data}")
     if args.strategy == "fsdp" and args.batch_size % world_size:
@@ -145,6 +157,7 @@ def validate(args: argparse.Namespace, world_size: int) -> None:
         _bad(msg)
     if (problem := folder_problem(args.run_dir)) is not None:
         _bad(f"--run-dir={args.run_dir}: {problem}")
+    _refuse_other_data(args)
     _refuse_a_different_finished_run(args, world_size)
     if (msg := source_error(args.power_source)) is not None:
         _bad(msg, "host")  # the sensors of this host
@@ -156,8 +169,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         return {f"--{k.replace('_', '-')}": getattr(args, k) for k in keys}
 
     for msg in (
-        cli.minimum_error(flags("width", "batch_size", "epochs", "max_steps", "threads"), 1),
-        cli.minimum_error(flags("layers", "log_every", "checkpoint_every", "lr"), 0),
+        cli.minimum_error(flags("width", "batch_size", "epochs", "max_steps", "threads", "ghosts"), 1),
+        cli.minimum_error(flags("layers", "log_every", "checkpoint_every", "lr", "seed"), 0),
         cli.minimum_error(flags("momentum") if args.optimizer == "sgd" else {}, 0),
         cli.minimum_error(flags("timeout_s", "power_interval_ms"), 0, strict=True),
         cli.ghosts_error(args.strategy, args.ghosts),
@@ -166,18 +179,40 @@ def _check_numbers(args: argparse.Namespace) -> None:
             _bad(msg)
 
 
-def _check_data(data: Path) -> int:
-    """The training rows of dataset folder ``data`` after checking its manifest and that every
-    shard of its splits opens with the recorded shape (no hashing: ``phantom-data verify``)."""
+def _check_data(data: Path) -> dict[str, Any]:
+    """The manifest of dataset folder ``data``, checked, after checking that every shard of its
+    splits opens with the recorded shape (no hashing: ``phantom-data verify``)."""
     if not (data / "manifest.json").exists():
         _bad(f"--data={data}: no manifest.json there (generate it with phantom-data generate)")
     try:
-        splits = load_manifest(data)["splits"]
-        for split in splits:
+        manifest = load_manifest(data)
+        for split in manifest["splits"]:
             ShardedDataset(data, split)
-        return int(splits["train"]["rows"])
+        return manifest
     except (OSError, ValueError) as err:
         _bad(f"--data={data}: {err}")
+
+
+def dataset_sha256(manifest: dict[str, Any]) -> str:
+    """The identity of a dataset's data: sha256 of its shards' sha256, split by split (equal
+    for the same bytes, whatever the folder; changed by regenerating another configuration)."""
+    shards = {split: [[r["sha256_x"], r["sha256_y"]] for r in info["shards"]]
+              for split, info in sorted(manifest["splits"].items())}
+    return hashlib.sha256(json.dumps(shards, sort_keys=True).encode()).hexdigest()
+
+
+def _refuse_other_data(args: argparse.Namespace) -> None:
+    """A run folder whose checkpoint was trained on other data than ``--data`` now holds (the
+    folder regenerated with another configuration) is not resumed, nor extended. A checkpoint
+    that cannot be read is left to the resume, which names it."""
+    try:
+        had = read_json(args.run_dir / "checkpoints" / "latest.json")["config"].get("data_sha256")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return
+    if had is not None and had != args.data_sha256:
+        _bad(f"--data={args.data}: holds other data than the run in --run-dir={args.run_dir} was "
+             f"trained on (dataset sha256 {args.data_sha256[:12]}, the run's {str(had)[:12]}; "
+             "regenerated?): use the dataset it was trained on or another --run-dir")
 
 
 def _refuse_a_different_finished_run(args: argparse.Namespace, world_size: int) -> None:
@@ -192,8 +227,9 @@ def _refuse_a_different_finished_run(args: argparse.Namespace, world_size: int) 
     if done is None:
         return
     now = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    differ = [f"{k}={done['config'].get(k)!r} (this launch: {now[k]!r})"
-              for k in RESUME_KEYS if done["config"].get(k) != now[k]]
+    had = {k: done["config"].get(k, LEGACY_RESUME.get(k)) for k in RESUME_KEYS
+           if k in done["config"] or LEGACY_RESUME.get(k, k) is not None}  # None: unknown
+    differ = [f"{k}={v!r} (this launch: {now[k]!r})" for k, v in had.items() if v != now[k]]
     if done.get("world_size") != world_size:
         differ.append(f"world size {done.get('world_size')} (this launch: {world_size})")
     if differ:

@@ -19,11 +19,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from phantom_parallel.atomic import read_json
 from phantom_parallel.checkpoint import Checkpointer, CheckpointError, Position, all_ranks
 from phantom_parallel.comm import Comm
 from phantom_parallel.data import ShardedDataset, iterate_batches
 from phantom_parallel.distributed import LaunchEnv
-from phantom_parallel.evals import Evaluations, open_test_split
+from phantom_parallel.evals import Evaluations, open_test_split, steps_per_epoch_of
 from phantom_parallel.models import FFNConfig, build_model
 from phantom_parallel.runlog import RunLog
 from phantom_parallel.train_args import DTYPES, LEGACY_RESUME, RESUME_KEYS, InputError
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
     device = torch.device(args.device if args.device != "cuda" else f"cuda:{torch.cuda.current_device()}")
     dtype = DTYPES[args.dtype]
     run_dir: Path = args.run_dir
-    if (run_dir / "summary.json").exists():
+    finished = (run_dir / "summary.json").exists()
+    if finished and not _goes_on(args, run_dir, rank):
         if rank == 0:
             print(f"phantom-train: {run_dir} is complete (summary.json exists); nothing to do")
         return 0
@@ -65,9 +67,14 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
     ckpt = Checkpointer(run_dir, rank, world, resume_cfg, legacy=LEGACY_RESUME)
     log = RunLog(run_dir, active=rank == 0)
     resume, previous = _read_before_writing(ckpt, log, run_dir, device)
+    if finished and resume is None:  # going on would start afresh over the finished run
+        raise InputError(f"--run-dir={run_dir} holds a finished run without a checkpoint to go on "
+                         "from to this launch's --max-steps/--epochs; use another --run-dir")
     pos = resume[0] if resume else None
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if finished:  # going on: the run is unfinished until its new summary is written
+            (run_dir / "summary.json").unlink()
     if comm is not None:
         dist.barrier()
 
@@ -186,12 +193,39 @@ def run(args: argparse.Namespace, env: LaunchEnv, comm: Comm | None) -> int:
         log.write_json("summary.json", summary)
         if rank == 0:
             print(f"phantom-train: {args.strategy} p={world} n={args.width} steps={step} "
-                  f"final loss {last_loss:.6g} val loss {val_loss:.6g} -> {run_dir}")
+                  f"final loss {summary['final_train_loss']:.6g} val loss {val_loss:.6g} "
+                  f"-> {run_dir}")  # the loss of the last step logged, also on a resume
     finally:
         log.close()
         if sampler is not None:
             sampler.stop()
     return 0
+
+
+def _goes_on(args: argparse.Namespace, run_dir: Path, rank: int) -> bool:
+    """Whether the finished run in ``run_dir`` has steps left under this launch's
+    ``--max-steps``/``--epochs`` (then it goes on from its last checkpoint, as a resume does).
+
+    Raises:
+        InputError: its ``summary.json`` is not a run summary (naming it).
+    """
+    path = run_dir / "summary.json"
+    fix = "restore it, or remove it to resume the run from its checkpoint"
+    try:
+        done = read_json(path)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{err}; {fix}") from None
+    try:
+        step, epoch = int(done["steps"]), int(done["epochs_completed"])
+    except (TypeError, KeyError, ValueError):
+        raise InputError(f"{path}: no integer 'steps' and 'epochs_completed'; {fix}") from None
+    total = steps_per_epoch_of(args.data, args.batch_size) * args.epochs
+    if args.max_steps is not None:
+        total = min(total, args.max_steps)
+    more = step < total and epoch < args.epochs
+    if more and rank == 0:
+        print(f"phantom-train: {run_dir} finished at step {step}; going on to step {total}")
+    return more
 
 
 def _read_before_writing(ckpt: Checkpointer, log: RunLog, run_dir: Path, device: torch.device,

@@ -1,4 +1,8 @@
-"""``phantom-data generate|verify|info``: the command line of :mod:`phantom_parallel.data`."""
+"""``phantom-data generate|verify|info``: the command line of :mod:`phantom_parallel.data`.
+
+Exit status: 0 done; 2 bad input, refused in one line before anything is written (a flag, the
+folder, an unreadable manifest or progress file, a dataset of another configuration); 1 the
+work failed (``verify`` found a missing or corrupt shard, a write failed)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from phantom_parallel.data.shards import generate
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``phantom-data``."""
     ap = cli.parser("phantom-data", __doc__.split("\n\n")[0])
+    ap.epilog = __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "")
     sub = ap.add_subparsers(dest="command", required=True)
     d = DataConfig()
     g = sub.add_parser("generate", formatter_class=ap.formatter_class, help="generate (or resume) a dataset folder")
@@ -29,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--teacher-layers", type=int, default=d.teacher_layers)
     g.add_argument("--activation", choices=ACTIVATIONS, default=d.activation)
     g.add_argument("--teacher-gain", type=float, default=d.teacher_gain)
-    g.add_argument("--teacher-rank", type=int, default=d.teacher_rank, help="0 = full rank")
+    g.add_argument("--teacher-rank", type=int, default=d.teacher_rank,
+                   help="rank of the first layer, <= min(--d-in, --teacher-width); 0 = full rank")
     g.add_argument("--n-train", type=int, default=d.n_train)
     g.add_argument("--n-val", type=int, default=d.n_val)
     g.add_argument("--n-test", type=int, default=None,
@@ -75,12 +81,17 @@ def _config(args: argparse.Namespace) -> DataConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """``phantom-data`` entry point."""
     args = build_parser().parse_args(argv)
+    status = 2  # bad input: refused before any work (argparse's status)
     try:
         if args.command == "generate":
             cfg = _config(args)
             t0 = time.perf_counter()
-            m = generate(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
-                         device=args.device)
+            try:  # its ValueErrors are refusals before anything is written
+                m = generate(cfg, args.out, overwrite=args.overwrite, progress=not args.quiet,
+                             device=args.device)
+            except OSError:
+                status = 1
+                raise
             n = sum(len(s["shards"]) for s in m["splits"].values())
             print(
                 f"{args.out}: train {m['splits']['train']['rows']} rows, "
@@ -89,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({time.perf_counter() - t0:.1f}s)"
             )
         elif args.command == "verify":
+            load_manifest(args.dir)
+            status = 1  # from here on the check failed: a shard is missing or corrupt
             r = verify(args.dir)
             print(f"{args.dir}: OK ({r['files']} files, {r['bytes']} bytes, rows {r['rows']})")
         else:
@@ -104,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(summary, indent=2))
     except (OSError, ValueError) as exc:
         print(f"phantom-data: error: {exc}", file=sys.stderr)
-        return 1
+        return status
     return 0
 
 

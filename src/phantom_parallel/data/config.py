@@ -38,7 +38,7 @@ class DataConfig:
         teacher_gain: hidden weights ``~ N(0, gain^2 / fan_in)``; larger gain = rougher function.
         teacher_rank: rank ``r`` of the teacher's first layer (``W_1 = A B``, ``A`` width x r,
             ``B`` r x d_in): the targets depend on ``x`` only through ``r`` directions (a
-            multi-index model); 0 = full rank.
+            multi-index model); 0 = full rank; at most ``min(d_in, teacher_width)``.
         n_train, n_val: rows per split (at least 1).
         n_test: rows of the held-out test split (``None``: ``n_val``; 0: no test split). Its
             shards are their own streams, so adding it changes no train/val byte.
@@ -77,6 +77,10 @@ class DataConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"DataConfig.{name}={v!r} must be a non-negative int")
+        if self.teacher_rank > min(self.d_in, self.teacher_width):
+            raise ValueError(f"DataConfig.teacher_rank={self.teacher_rank} > min(DataConfig.d_in="
+                             f"{self.d_in}, DataConfig.teacher_width={self.teacher_width}): the "
+                             "first layer's rank cannot exceed either (0: full rank)")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"DataConfig.activation={self.activation!r} is unknown; "
                              f"expected one of {ACTIVATIONS}")

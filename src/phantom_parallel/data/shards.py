@@ -102,12 +102,21 @@ def _existing_state(out: Path) -> dict[str, Any] | None:
     generation (written atomically like the manifest), else None.
 
     Raises:
-        ValueError: that file is not a readable manifest (one line naming it).
+        ValueError: that file is not a readable manifest (one line naming it, and the least
+            destructive way on).
     """
-    for name in (MANIFEST, PARTIAL):
+    fixes = {MANIFEST: "restore it, or use another --out (--overwrite deletes the dataset in "
+                       f"{out} and generates this one)",
+             PARTIAL: "it records the shards an interrupted generation finished: restore it to "
+                      "keep them, or remove it to generate every shard again (--overwrite also "
+                      "deletes them first)"}
+    for name, fix in fixes.items():
         f = out / name
         if f.is_file():
-            return check_manifest(f, read_json(f))
+            try:
+                return check_manifest(f, read_json(f))
+            except ValueError as exc:
+                raise ValueError(f"{exc}; {fix}") from None
     return None
 
 
@@ -210,7 +219,7 @@ def generate(
         have = None if state is None else state.get("config")
     except ValueError as exc:
         if not overwrite:
-            raise ValueError(f"{exc}; use another --out or --overwrite") from None
+            raise
         state, have = {}, f"unreadable: {exc}"
     known: dict[tuple[str, int], dict[str, Any]] = {}
     if state is not None:
