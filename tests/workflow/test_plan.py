@@ -5,6 +5,7 @@ requested node-hours cover them all."""
 import csv
 import sys
 
+import pytest
 import yaml
 
 from .helpers import REPO, copy_workflow, snakemake
@@ -59,3 +60,16 @@ def test_smoke_plan_lists_every_sweep_run(tmp_path):
     text = res.stdout + (log.read_text() if log.exists() else "")
     assert (f"{len(rows)} jobs ({len(trained)} training runs, {len(expected)} learning-rate "
             f"sweep runs, {len(inferred)} inference jobs)") in text
+
+
+@pytest.mark.slow
+def test_docs_quote_the_paper_plan(tmp_path):
+    """docs/frontier.md quotes what `snakemake --profile frontier plan` prints for the committed
+    config (the plan is a local rule: nothing is submitted)."""
+    wf = copy_workflow(tmp_path / "wf")
+    res = snakemake(["--profile", "frontier", "plan"], wf, timeout=600,
+                    extra_env={"PHANTOM_SLURM_ACCOUNT": "test"})
+    assert res.returncode == 0, res.stdout[-3000:]
+    line = next(x for x in res.stdout.splitlines() if "node-hours requested" in x)
+    doc = " ".join((REPO / "docs" / "frontier.md").read_text().split())
+    assert f"`{line.strip()}`" in doc, line
