@@ -486,6 +486,24 @@ def test_metrics_rows_lost_before_the_checkpoint_are_warned_and_the_run_goes_on(
     assert losses(run_dir) == full[:3] + full[6:]
 
 
+def test_an_events_line_cut_off_by_the_kill_is_dropped_on_resume(data_dir: Path, tmp_path: Path,
+                                                                 unfinished) -> None:
+    """The resume's events start on a line of their own: the file reads whole afterwards (as
+    phantom-energy and the study's curves read it), with no cut line left in it."""
+    from phantom_parallel.energy.windows import read_events
+
+    run_dir = _copy(unfinished[0], tmp_path)
+    events = run_dir / "events.jsonl"
+    whole = events.read_text()
+    events.write_text(whole + '{"t_ns": 17965337600')
+    res = run(train_cmd(data_dir, run_dir, "--max-steps", "10", *CKPT, p=1, strategy="serial"))
+    assert res.returncode == 0, res.stderr
+    text = events.read_text()
+    assert text.startswith(whole) and "17965337600{" not in text and text.endswith("\n")
+    warnings: list[str] = []
+    assert [e["event"] for e in read_events(events, warnings)][-1] == "run_end" and not warnings
+
+
 @pytest.mark.parametrize("damage", ["truncated shard", "missing step folder"])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(data_dir: Path, tmp_path: Path,
                                                                 unfinished, damage: str) -> None:

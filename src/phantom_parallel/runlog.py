@@ -136,6 +136,10 @@ class RunLog:
                 writer.writeheader()
                 writer.writerows(rows)
                 write_text_atomic(self.path(name), text.getvalue())
+            events = self.path("events.jsonl")
+            old = events.read_text(errors="replace") if events.exists() else ""
+            if old and not old.endswith("\n"):  # a line cut off by the kill: the resume's
+                write_text_atomic(events, old[:old.rfind("\n") + 1])  # events start anew
         else:
             for name in (*CSV_FILES, "events.jsonl"):
                 self.path(name).unlink(missing_ok=True)

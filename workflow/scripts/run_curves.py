@@ -15,15 +15,17 @@ from typing import Any
 
 import pandas as pd
 
+from phantom_parallel.energy.windows import read_events as read_events_file
+
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The run's events (none without the file), read as ``phantom-energy`` reads them: a last
+    line cut off by a kill is left out."""
+    return read_events_file(path) if path.exists() else []
 
 
 def _overlap_s(a: int, b: int, t: int) -> float:
