@@ -548,10 +548,10 @@ def test_a_rank_with_a_damaged_shard_takes_every_rank_back(data_dir: Path, tmp_p
 TINY = ("--width", "16", "--max-steps", "2")
 
 
-def _tiny_data(out: Path, noise: float = 0.05) -> Path:
+def _tiny_data(out: Path, noise: float = 0.05, n_test: int = 16) -> Path:
     generate(DataConfig(d_in=4, d_out=2, teacher_width=8, teacher_layers=1, teacher_rank=2,
-                        n_train=64, n_val=16, shard_rows=32, noise=noise, seed=0), out,
-             overwrite=True)
+                        n_train=64, n_val=16, n_test=n_test, shard_rows=32, noise=noise, seed=0),
+             out, overwrite=True)
     return out
 
 
@@ -572,6 +572,10 @@ def test_a_run_is_not_resumed_on_regenerated_data(tmp_path: Path) -> None:
         assert snapshot(run_dir) == before
     _tiny_data(data)  # the same bytes again: resumes
     assert run(cmd).returncode == 0
+    _tiny_data(data, n_test=8)  # another test split only: the run's data; it resumes and
+    (run_dir / "summary.json").unlink()  # reports its test loss on the new split
+    assert run(cmd).returncode == 0
+    assert json.loads((run_dir / "summary.json").read_text())["final_test_loss"] is not None
 
 
 def test_a_finished_run_goes_on_with_more_steps(tmp_path: Path) -> None:

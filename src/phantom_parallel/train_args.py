@@ -194,10 +194,13 @@ def _check_data(data: Path) -> dict[str, Any]:
 
 
 def dataset_sha256(manifest: dict[str, Any]) -> str:
-    """The identity of a dataset's data: sha256 of its shards' sha256, split by split (equal
-    for the same bytes, whatever the folder; changed by regenerating another configuration)."""
+    """The identity of the data a run trains and validates on: sha256 of the train and val
+    shards' sha256 (equal for the same bytes, whatever the folder; changed by regenerating
+    another configuration). The test split, drawn from its own random streams and read only
+    after the last step, is not part of it: a run resumes on a dataset regenerated with
+    another ``--n-test`` and reports its test loss on that split."""
     shards = {split: [[r["sha256_x"], r["sha256_y"]] for r in info["shards"]]
-              for split, info in sorted(manifest["splits"].items())}
+              for split, info in sorted(manifest["splits"].items()) if split != "test"}
     return hashlib.sha256(json.dumps(shards, sort_keys=True).encode()).hexdigest()
 
 
