@@ -80,6 +80,21 @@ def _step_of(folder: Path) -> int | None:
         return None
 
 
+def recorded_differences(recorded: dict[str, Any], now: dict[str, Any],
+                         legacy: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, recorded value, this launch's)`` for each key of ``now`` whose value differs
+    from the one a run recorded. A key the record lacks (written before it was recorded) takes
+    its ``legacy`` value; one whose legacy value is None is unknown and not compared."""
+    out = []
+    for key, value in now.items():
+        if key not in recorded and key in legacy and legacy[key] is None:
+            continue  # not recorded then, and not known now
+        had = recorded.get(key, legacy.get(key))
+        if had != value:
+            out.append((key, had, value))
+    return out
+
+
 class Checkpointer:
     def __init__(self, run_dir: Path, rank: int, world_size: int, config: dict[str, Any],
                  keep: int = 2, legacy: dict[str, Any] | None = None) -> None:
@@ -120,14 +135,12 @@ class Checkpointer:
                 f"{self.dir}/latest.json was written by a run with world size "
                 f"{latest['world_size']}, this launch has world size {self.world_size}: "
                 "relaunch with the same number of ranks or use another --run-dir")
-        for key, value in self.config.items():
-            if key not in latest["config"] and key in self.legacy and self.legacy[key] is None:
-                continue  # not recorded then, and not known now
-            had = latest["config"].get(key, self.legacy.get(key))
-            if had != value:
-                raise ResumeMismatchError(
-                    f"{self.dir}/latest.json was written with {key}={had!r}, "
-                    f"this launch has {key}={value!r}: use the same command or another --run-dir")
+        differ = recorded_differences(latest["config"], self.config, self.legacy)
+        if differ:
+            key, had, value = differ[0]
+            raise ResumeMismatchError(
+                f"{self.dir}/latest.json was written with {key}={had!r}, "
+                f"this launch has {key}={value!r}: use the same command or another --run-dir")
         return Position(latest["step"], latest["epoch"], latest["step_in_epoch"])
 
     def resume(self, device: torch.device) -> tuple[Position, dict[str, Any]] | None:

@@ -20,6 +20,7 @@ import torch
 
 from phantom_parallel import cli, constants
 from phantom_parallel.atomic import folder_problem, read_json
+from phantom_parallel.checkpoint import recorded_differences
 from phantom_parallel.comm import TIMINGS
 from phantom_parallel.data import ShardedDataset, load_manifest
 from phantom_parallel.distributed import read_launch_env
@@ -230,9 +231,8 @@ def _refuse_a_different_finished_run(args: argparse.Namespace, world_size: int) 
     if done is None:
         return
     now = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    had = {k: done["config"].get(k, LEGACY_RESUME.get(k)) for k in RESUME_KEYS
-           if k in done["config"] or LEGACY_RESUME.get(k, k) is not None}  # None: unknown
-    differ = [f"{k}={v!r} (this launch: {now[k]!r})" for k, v in had.items() if v != now[k]]
+    differ = [f"{k}={had!r} (this launch: {value!r})" for k, had, value in recorded_differences(
+        done["config"], {k: now[k] for k in RESUME_KEYS}, LEGACY_RESUME)]
     if done.get("world_size") != world_size:
         differ.append(f"world size {done.get('world_size')} (this launch: {world_size})")
     if differ:
